@@ -1,0 +1,92 @@
+//! Command-line interface (clap derive). Parsing only: `run` dispatches.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vmrescue",
+    version,
+    about = "Rescue a Linux VM that panics at boot: find and mount its OS disk from a rescue VM, \
+             diagnose why it does not boot, and apply reversible repairs.",
+    propagate_version = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// More detail on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print one machine-readable JSON object on stdout (versioned schema).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Full debug log [default: /var/log/vmrescue/<run-id>.log, else /tmp].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+    /// Colour in human output (NO_COLOR and a non-terminal stdout turn it off in auto).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List block devices and tell the rescue host's disks from candidate OS disks.
+    Scan(ScanArgs),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Print only the one disk vmrescue would work on; exit 3 when there is
+    /// none or more than one.
+    #[arg(long)]
+    pub pick: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["vmrescue", "scan", "--json", "-vv"]).unwrap();
+        assert!(cli.global.json);
+        assert_eq!(cli.global.verbose, 2);
+    }
+
+    #[test]
+    fn unknown_flag_is_a_usage_error() {
+        let err = Cli::try_parse_from(["vmrescue", "scan", "--bogus"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}

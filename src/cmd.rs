@@ -1,0 +1,531 @@
+//! The one way vmrescue runs an external program.
+//!
+//! Argv only (never `sh -c` strings). Every run is logged with its argv at
+//! debug level, its stdout is captured, the last [`STDERR_TAIL_BYTES`] of its
+//! stderr are kept for the error message, and the time it took is added to a
+//! process-wide counter so benchmarks can split own time from tool time.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How much of a program's stderr is kept for error messages.
+pub const STDERR_TAIL_BYTES: usize = 4096;
+
+static TOOL_NANOS: AtomicU64 = AtomicU64::new(0);
+static TOOL_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// Total wall time spent in external programs by this process, and how many ran.
+pub fn tool_time() -> (Duration, u64) {
+    (
+        Duration::from_nanos(TOOL_NANOS.load(Ordering::Relaxed)),
+        TOOL_RUNS.load(Ordering::Relaxed),
+    )
+}
+
+/// A program that ran and exited non-zero (or was killed, or timed out).
+#[derive(Debug, thiserror::Error)]
+pub struct CommandFailed {
+    pub argv: String,
+    pub status: String,
+    pub stderr_tail: String,
+}
+
+impl fmt::Display for CommandFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` {}", self.argv, self.status)?;
+        let tail = self.stderr_tail.trim();
+        if !tail.is_empty() {
+            write!(f, ": {tail}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a finished program left behind.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    /// The last [`STDERR_TAIL_BYTES`] of stderr, lossily decoded.
+    pub stderr_tail: String,
+    pub elapsed: Duration,
+    pub timed_out: bool,
+}
+
+impl Output {
+    pub fn stdout_string(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn success(&self) -> bool {
+        self.status.success() && !self.timed_out
+    }
+}
+
+/// Where a command runs when it must run inside the target: a private mount
+/// namespace, the listed bind mounts made inside it, then `chroot`.
+/// Nothing mounted here is visible in the host's mount table.
+#[derive(Debug, Clone)]
+pub struct ChrootSpec {
+    pub root: PathBuf,
+    /// (source on the host, destination inside `root`), made in order.
+    pub binds: Vec<(PathBuf, PathBuf)>,
+}
+
+/// A program to run: built up, then run once or more.
+#[derive(Debug, Clone)]
+pub struct Cmd {
+    program: OsString,
+    args: Vec<OsString>,
+    envs: Vec<(OsString, OsString)>,
+    stdin: Option<Vec<u8>>,
+    timeout: Option<Duration>,
+    chroot: Option<ChrootSpec>,
+    current_dir: Option<PathBuf>,
+}
+
+impl Cmd {
+    pub fn new(program: impl AsRef<OsStr>) -> Self {
+        Cmd {
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            envs: Vec::new(),
+            stdin: None,
+            timeout: None,
+            chroot: None,
+            current_dir: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.envs.push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    pub fn stdin_bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.current_dir = Some(dir.into());
+        self
+    }
+
+    /// Run inside the target root, in a private mount namespace.
+    pub fn in_chroot(mut self, spec: ChrootSpec) -> Self {
+        self.chroot = Some(spec);
+        self
+    }
+
+    pub fn program(&self) -> &OsStr {
+        &self.program
+    }
+
+    /// The argv as one line for logs and error messages (not for a shell).
+    pub fn display_argv(&self) -> String {
+        let mut words = Vec::with_capacity(self.args.len() + 1);
+        if let Some(spec) = &self.chroot {
+            words.push(format!("chroot {}", spec.root.display()));
+        }
+        words.push(self.program.to_string_lossy().into_owned());
+        for arg in &self.args {
+            let arg = arg.to_string_lossy();
+            if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+                words.push(format!("{arg:?}"));
+            } else {
+                words.push(arg.into_owned());
+            }
+        }
+        words.join(" ")
+    }
+
+    /// Run and require exit status 0.
+    pub fn run(&self) -> anyhow::Result<Output> {
+        let output = self.run_unchecked()?;
+        if output.success() {
+            Ok(output)
+        } else {
+            Err(self.failure(&output).into())
+        }
+    }
+
+    /// Run and return stdout as a string; non-zero exit is an error.
+    pub fn read(&self) -> anyhow::Result<String> {
+        Ok(self.run()?.stdout_string())
+    }
+
+    /// Run and return whatever happened; only failing to start is an error.
+    pub fn run_unchecked(&self) -> anyhow::Result<Output> {
+        tracing::debug!(argv = %self.display_argv(), "running");
+        let started = Instant::now();
+        let mut command = self.command()?;
+        command
+            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(|e| self.spawn_error(e))?;
+        let result = self.collect(&mut child, started);
+        record_time(started.elapsed());
+        let output = result?;
+        tracing::debug!(
+            argv = %self.display_argv(),
+            status = %describe_status(&output),
+            millis = output.elapsed.as_millis() as u64,
+            "finished"
+        );
+        Ok(output)
+    }
+
+    /// Run with the terminal attached (an interactive shell); returns the exit status.
+    pub fn run_interactive(&self) -> anyhow::Result<ExitStatus> {
+        tracing::debug!(argv = %self.display_argv(), "running interactively");
+        let started = Instant::now();
+        let status = self
+            .command()?
+            .status()
+            .map_err(|e| self.spawn_error(e))?;
+        record_time(started.elapsed());
+        Ok(status)
+    }
+
+    fn command(&self) -> anyhow::Result<Command> {
+        let mut command = Command::new(&self.program);
+        command.args(&self.args);
+        for (key, value) in &self.envs {
+            command.env(key, value);
+        }
+        if let Some(dir) = &self.current_dir {
+            command.current_dir(dir);
+        }
+        if let Some(spec) = &self.chroot {
+            let prepared = PreparedChroot::new(spec)?;
+            // SAFETY: the closure only makes raw syscalls on data prepared
+            // before fork (no allocation, no locks).
+            unsafe {
+                command.pre_exec(move || prepared.enter());
+            }
+        }
+        Ok(command)
+    }
+
+    fn spawn_error(&self, err: io::Error) -> anyhow::Error {
+        if err.kind() == io::ErrorKind::NotFound {
+            anyhow::anyhow!(
+                "cannot run `{}`: program not found (is it installed and on PATH?)",
+                self.display_argv()
+            )
+        } else {
+            anyhow::Error::new(err).context(format!("starting `{}`", self.display_argv()))
+        }
+    }
+
+    fn collect(&self, child: &mut Child, started: Instant) -> anyhow::Result<Output> {
+        let stdin_writer = match (child.stdin.take(), self.stdin.clone()) {
+            (Some(mut pipe), Some(bytes)) => Some(thread::spawn(move || {
+                // A program may exit without reading all of its input.
+                let _ = pipe.write_all(&bytes);
+            })),
+            _ => None,
+        };
+        let mut stdout_pipe = child.stdout.take();
+        let stdout_reader = thread::spawn(move || -> io::Result<Vec<u8>> {
+            let mut buf = Vec::new();
+            if let Some(pipe) = stdout_pipe.as_mut() {
+                pipe.read_to_end(&mut buf)?;
+            }
+            Ok(buf)
+        });
+        let mut stderr_pipe = child.stderr.take();
+        let stderr_reader = thread::spawn(move || -> io::Result<Vec<u8>> {
+            let mut tail = TailBuffer::new(STDERR_TAIL_BYTES);
+            if let Some(pipe) = stderr_pipe.as_mut() {
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let n = pipe.read(&mut chunk)?;
+                    if n == 0 {
+                        break;
+                    }
+                    tail.push(&chunk[..n]);
+                }
+            }
+            Ok(tail.into_bytes())
+        });
+
+        let (status, timed_out) = wait_with_timeout(child, self.timeout)
+            .map_err(|e| anyhow::Error::new(e).context(format!("waiting for `{}`", self.display_argv())))?;
+        if let Some(writer) = stdin_writer {
+            let _ = writer.join();
+        }
+        let stdout = join_reader(stdout_reader)
+            .map_err(|e| anyhow::Error::new(e).context(format!("reading stdout of `{}`", self.display_argv())))?;
+        let stderr = join_reader(stderr_reader)
+            .map_err(|e| anyhow::Error::new(e).context(format!("reading stderr of `{}`", self.display_argv())))?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr_tail: String::from_utf8_lossy(&stderr).into_owned(),
+            elapsed: started.elapsed(),
+            timed_out,
+        })
+    }
+
+    /// The error for a finished run that did not succeed.
+    pub fn failure(&self, output: &Output) -> CommandFailed {
+        CommandFailed {
+            argv: self.display_argv(),
+            status: describe_status(output),
+            stderr_tail: output.stderr_tail.clone(),
+        }
+    }
+}
+
+fn record_time(elapsed: Duration) {
+    TOOL_NANOS.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    TOOL_RUNS.fetch_add(1, Ordering::Relaxed);
+}
+
+fn describe_status(output: &Output) -> String {
+    if output.timed_out {
+        return format!("timed out after {:.1}s", output.elapsed.as_secs_f64());
+    }
+    match (output.status.code(), output.status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        (None, None) => "ended abnormally".to_string(),
+    }
+}
+
+fn join_reader(handle: thread::JoinHandle<io::Result<Vec<u8>>>) -> io::Result<Vec<u8>> {
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("output reader thread panicked")))
+}
+
+fn wait_with_timeout(child: &mut Child, timeout: Option<Duration>) -> io::Result<(ExitStatus, bool)> {
+    let Some(limit) = timeout else {
+        return Ok((child.wait()?, false));
+    };
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok((status, false));
+        }
+        if Instant::now() >= deadline {
+            child.kill()?;
+            return Ok((child.wait()?, true));
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Keeps only the last `limit` bytes pushed into it.
+struct TailBuffer {
+    buf: Vec<u8>,
+    limit: usize,
+}
+
+impl TailBuffer {
+    fn new(limit: usize) -> Self {
+        TailBuffer { buf: Vec::with_capacity(limit * 2), limit }
+    }
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() > self.limit * 2 {
+            let cut = self.buf.len() - self.limit;
+            self.buf.drain(..cut);
+        }
+    }
+    fn into_bytes(mut self) -> Vec<u8> {
+        if self.buf.len() > self.limit {
+            let cut = self.buf.len() - self.limit;
+            self.buf.drain(..cut);
+        }
+        self.buf
+    }
+}
+
+/// C strings for the chroot hook, built before `fork` so the child allocates nothing.
+struct PreparedChroot {
+    root: CString,
+    binds: Vec<(CString, CString)>,
+}
+
+impl PreparedChroot {
+    fn new(spec: &ChrootSpec) -> anyhow::Result<Self> {
+        let c = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| anyhow::anyhow!("path {} contains a NUL byte", p.display()))
+        };
+        let mut binds = Vec::with_capacity(spec.binds.len());
+        for (source, dest_in_root) in &spec.binds {
+            let rel = dest_in_root.strip_prefix("/").unwrap_or(dest_in_root);
+            binds.push((c(source)?, c(&spec.root.join(rel))?));
+        }
+        Ok(PreparedChroot { root: c(&spec.root)?, binds })
+    }
+
+    fn enter(&self) -> io::Result<()> {
+        // SAFETY: plain syscalls on NUL-terminated strings owned by self.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // Keep every mount made from here on out of the host's table.
+            let slash = c"/";
+            if libc::mount(
+                std::ptr::null(),
+                slash.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            for (source, dest) in &self.binds {
+                if libc::mount(
+                    source.as_ptr(),
+                    dest.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND | libc::MS_REC,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if libc::chroot(self.root.as_ptr()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::chdir(slash.as_ptr()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn true_succeeds_with_empty_output() {
+        let out = Cmd::new("true").run().unwrap();
+        assert!(out.success());
+        assert!(out.stdout.is_empty());
+    }
+
+    #[test]
+    fn false_fails_naming_program_and_status() {
+        let err = Cmd::new("false").arg("--flag").run().unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("`false --flag`"), "{msg}");
+        assert!(msg.contains("exited with status 1"), "{msg}");
+        assert!(err.downcast_ref::<CommandFailed>().is_some());
+    }
+
+    #[test]
+    fn stdout_is_captured() {
+        let out = Cmd::new("printf").args(["%s-%s", "a", "b"]).read().unwrap();
+        assert_eq!(out, "a-b");
+    }
+
+    #[test]
+    fn stderr_tail_is_in_the_error() {
+        let err = Cmd::new("ls")
+            .arg("/nonexistent/vmrescue-test-path")
+            .run()
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("/nonexistent/vmrescue-test-path"), "{msg}");
+        assert!(msg.contains("No such file"), "{msg}");
+    }
+
+    #[test]
+    fn stderr_keeps_only_the_tail() {
+        // 20000 bytes of 'a' then a final marker: only the last 4 KiB survive.
+        let script = "head -c 20000 /dev/zero | tr '\\0' a >&2; echo END-MARKER >&2; exit 3";
+        let out = Cmd::new("bash").args(["-c", script]).run_unchecked().unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert!(out.stderr_tail.len() <= STDERR_TAIL_BYTES);
+        assert!(out.stderr_tail.trim_end().ends_with("END-MARKER"));
+    }
+
+    #[test]
+    fn missing_program_is_a_clear_error() {
+        let err = Cmd::new("vmrescue-no-such-program").arg("x").run().unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("vmrescue-no-such-program"), "{msg}");
+        assert!(msg.contains("program not found"), "{msg}");
+    }
+
+    #[test]
+    fn timeout_kills_the_program() {
+        let started = Instant::now();
+        let err = Cmd::new("sleep")
+            .arg("10")
+            .timeout(Duration::from_millis(200))
+            .run()
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(format!("{err:#}").contains("timed out"), "{err:#}");
+    }
+
+    #[test]
+    fn stdin_is_fed() {
+        let out = Cmd::new("cat").stdin_bytes("hello").read().unwrap();
+        assert_eq!(out, "hello");
+    }
+
+    #[test]
+    fn argv_display_quotes_spaces() {
+        let cmd = Cmd::new("grub2-editenv").args(["-", "set", "saved_entry=a b"]);
+        assert_eq!(cmd.display_argv(), "grub2-editenv - set \"saved_entry=a b\"");
+    }
+
+    #[test]
+    fn tool_time_accumulates() {
+        let (_, before) = tool_time();
+        Cmd::new("true").run().unwrap();
+        let (_, after) = tool_time();
+        assert!(after > before);
+    }
+
+    #[test]
+    fn tail_buffer_keeps_last_bytes() {
+        let mut tail = TailBuffer::new(4);
+        tail.push(b"abc");
+        tail.push(b"defgh");
+        assert_eq!(tail.into_bytes(), b"efgh");
+    }
+}

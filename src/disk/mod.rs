@@ -1,0 +1,416 @@
+//! Discovering block devices and telling the rescue host's own disks apart
+//! from the broken OS disk attached to it (invariant 1).
+
+pub mod blkid;
+pub mod lsblk;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::error::Failure;
+pub use lsblk::BlockDevice;
+
+/// Version of the JSON printed by `vmrescue scan --json`.
+pub const SCAN_SCHEMA_VERSION: u32 = 1;
+
+/// Where Azure publishes stable names for data disks by LUN.
+pub const AZURE_LUN_DIR: &str = "/dev/disk/azure/scsi1";
+const BY_PATH_DIR: &str = "/dev/disk/by-path";
+
+/// Filesystems and containers that make a disk look like an OS disk.
+const OS_FSTYPES: &[&str] = &["ext2", "ext3", "ext4", "xfs", "btrfs", "LVM2_member", "crypto_LUKS"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskClass {
+    /// The rescue host's own disk: never touched.
+    Host,
+    /// Looks like an attached OS disk.
+    Candidate,
+    /// Neither (empty, optical, zram…).
+    Other,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScannedDisk {
+    pub name: String,
+    pub path: String,
+    pub kind: String,
+    pub size: Option<u64>,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    pub read_only: bool,
+    pub class: DiskClass,
+    /// Why it got its class, for the operator.
+    pub reason: String,
+    pub encrypted: bool,
+    pub azure_lun: Option<String>,
+    pub by_path: Vec<String>,
+    pub partitions: Vec<ScannedVolume>,
+}
+
+/// A partition, LV or filesystem below a disk.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScannedVolume {
+    pub path: String,
+    pub kind: String,
+    pub size: Option<u64>,
+    pub fstype: Option<String>,
+    pub uuid: Option<String>,
+    pub label: Option<String>,
+    pub partuuid: Option<String>,
+    pub mountpoints: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Scan {
+    pub version: u32,
+    pub disks: Vec<ScannedDisk>,
+}
+
+/// Facts about the running host that lsblk alone does not show.
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    /// Device paths in use as swap (from /proc/swaps).
+    pub swaps: Vec<String>,
+    /// Canonical device path → stable names pointing at it (Azure LUN, by-path).
+    pub azure_luns: BTreeMap<String, String>,
+    pub by_path: BTreeMap<String, Vec<String>>,
+}
+
+impl HostFacts {
+    pub fn gather() -> Result<Self> {
+        let swaps = match std::fs::read_to_string("/proc/swaps") {
+            Ok(text) => parse_proc_swaps(&text),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(err) => return Err(err).context("reading /proc/swaps"),
+        };
+        let lun_dir = std::env::var_os("VMRESCUE_AZURE_LUN_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(AZURE_LUN_DIR));
+        let mut azure_luns = BTreeMap::new();
+        for (link, dev) in links_in(&lun_dir)? {
+            let name = link.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            // lun0-part1 names partitions; only whole disks matter here.
+            if name.starts_with("lun") && !name.contains("-part") {
+                azure_luns.insert(dev, link.display().to_string());
+            }
+        }
+        let mut by_path: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (link, dev) in links_in(Path::new(BY_PATH_DIR))? {
+            by_path.entry(dev).or_default().push(link.display().to_string());
+        }
+        Ok(HostFacts { swaps, azure_luns, by_path })
+    }
+}
+
+/// Symlinks in `dir` and the canonical device each points at; a missing dir is empty.
+fn links_in(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err).with_context(|| format!("listing {}", dir.display())),
+    };
+    let mut links = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        let link = entry.path();
+        if let Ok(dev) = std::fs::canonicalize(&link) {
+            links.push((link, dev.display().to_string()));
+        }
+    }
+    links.sort();
+    Ok(links)
+}
+
+fn parse_proc_swaps(text: &str) -> Vec<String> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Lists the machine's disks and classifies them.
+pub fn scan() -> Result<Scan> {
+    let mut devices = lsblk::list(&[])?;
+    blkid::enrich(&mut devices, &mut blkid::probe)?;
+    let facts = HostFacts::gather()?;
+    Ok(classify(&devices, &facts))
+}
+
+/// Classifies lsblk's top-level devices (pure; used by `scan` and tests).
+pub fn classify(devices: &[BlockDevice], facts: &HostFacts) -> Scan {
+    let disks = devices
+        .iter()
+        .map(|dev| classify_one(dev, facts))
+        .collect();
+    Scan { version: SCAN_SCHEMA_VERSION, disks }
+}
+
+fn classify_one(dev: &BlockDevice, facts: &HostFacts) -> ScannedDisk {
+    let path = dev.dev_path();
+    let nodes = dev.walk();
+    let partitions = nodes
+        .iter()
+        .skip(1)
+        .map(|node| ScannedVolume {
+            path: node.dev_path(),
+            kind: node.kind.clone(),
+            size: node.size,
+            fstype: node.fstype.clone(),
+            uuid: node.uuid.clone(),
+            label: node.label.clone(),
+            partuuid: node.partuuid.clone(),
+            mountpoints: node.mountpoints.clone(),
+        })
+        .collect();
+    let encrypted = nodes.iter().any(|n| n.fstype.as_deref() == Some("crypto_LUKS"));
+    let (class, reason) = decide_class(dev, &nodes, facts);
+    ScannedDisk {
+        name: dev.name.clone(),
+        kind: dev.kind.clone(),
+        size: dev.size,
+        model: dev.model.clone(),
+        serial: dev.serial.clone(),
+        read_only: dev.ro,
+        class,
+        reason,
+        encrypted,
+        azure_lun: facts.azure_luns.get(&path).cloned(),
+        by_path: facts.by_path.get(&path).cloned().unwrap_or_default(),
+        partitions,
+        path,
+    }
+}
+
+fn decide_class(dev: &BlockDevice, nodes: &[&BlockDevice], facts: &HostFacts) -> (DiskClass, String) {
+    if let Some(node) = nodes.iter().find(|n| n.is_mounted()) {
+        let what = if node.mountpoints.iter().any(|m| m == "/") {
+            "holds the running root filesystem".to_string()
+        } else {
+            format!("{} is mounted on {}", node.dev_path(), node.mountpoints.join(", "))
+        };
+        return (DiskClass::Host, what);
+    }
+    if let Some(node) = nodes.iter().find(|n| facts.swaps.contains(&n.dev_path())) {
+        return (DiskClass::Host, format!("{} is in use as swap", node.dev_path()));
+    }
+    if let Some(node) = nodes.iter().find(|n| n.kind == "lvm" || n.kind == "crypt") {
+        return (
+            DiskClass::Host,
+            format!("{} is active on the host ({})", node.dev_path(), node.kind),
+        );
+    }
+    if dev.kind == "rom" || dev.name.starts_with("zram") || dev.size == Some(0) {
+        return (DiskClass::Other, format!("{} device", if dev.kind == "rom" { "optical" } else { "empty or memory" }));
+    }
+    let os_like: Vec<String> = nodes
+        .iter()
+        .filter_map(|n| n.fstype.as_deref().filter(|fs| OS_FSTYPES.contains(fs)))
+        .map(str::to_string)
+        .collect();
+    if os_like.is_empty() {
+        return (DiskClass::Other, "no Linux filesystem or LVM/LUKS volume".to_string());
+    }
+    let partitions = nodes.iter().filter(|n| n.kind == "part").count();
+    (
+        DiskClass::Candidate,
+        format!("unmounted; {partitions} partition(s), holds {}", dedup(os_like).join(", ")),
+    )
+}
+
+fn dedup(mut items: Vec<String>) -> Vec<String> {
+    let mut seen = Vec::new();
+    items.retain(|item| {
+        let new = !seen.contains(item);
+        if new {
+            seen.push(item.clone());
+        }
+        new
+    });
+    items
+}
+
+impl Scan {
+    pub fn candidates(&self) -> Vec<&ScannedDisk> {
+        self.disks.iter().filter(|d| d.class == DiskClass::Candidate).collect()
+    }
+
+    /// The one disk to work on when the operator did not name one: the Azure
+    /// LUN 0 data disk when it is a candidate, else the only candidate.
+    pub fn pick_target(&self) -> Result<&ScannedDisk> {
+        let candidates = self.candidates();
+        if let Some(lun0) = candidates
+            .iter()
+            .find(|d| d.azure_lun.as_deref().is_some_and(|l| l.ends_with("/lun0")))
+        {
+            return Ok(lun0);
+        }
+        match candidates.as_slice() {
+            [one] => Ok(one),
+            [] => Err(Failure::NoTarget(
+                "no candidate disk found: attach the broken VM's OS disk to this rescue VM, or name it with --disk/--image/--root".into(),
+            )
+            .into()),
+            many => {
+                let names: Vec<String> = many.iter().map(|d| d.path.clone()).collect();
+                Err(Failure::NoTarget(format!(
+                    "{} candidate disks ({}): choose one with --disk",
+                    many.len(),
+                    names.join(", ")
+                ))
+                .into())
+            }
+        }
+    }
+
+    /// Human-readable table.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        for disk in &self.disks {
+            let size = disk.size.map(human_size).unwrap_or_else(|| "?".into());
+            let _ = write!(
+                out,
+                "{:<10} {:<14} {:>9}  {}",
+                format!("{:?}", disk.class).to_lowercase(),
+                disk.path,
+                size,
+                disk.reason
+            );
+            if let Some(model) = &disk.model {
+                let _ = write!(out, "  [{model}]");
+            }
+            if let Some(lun) = &disk.azure_lun {
+                let _ = write!(out, "  {lun}");
+            }
+            if disk.encrypted {
+                out.push_str("  (encrypted)");
+            }
+            out.push('\n');
+            for part in &disk.partitions {
+                let _ = writeln!(
+                    out,
+                    "             {:<16} {:>9}  {} {}{}",
+                    part.path,
+                    part.size.map(human_size).unwrap_or_default(),
+                    part.fstype.as_deref().unwrap_or("-"),
+                    part.label.as_deref().map(|l| format!("label={l} ")).unwrap_or_default(),
+                    if part.mountpoints.is_empty() { String::new() } else { format!("on {}", part.mountpoints.join(",")) }
+                );
+            }
+        }
+        if self.disks.is_empty() {
+            out.push_str("no block devices found\n");
+        }
+        out
+    }
+}
+
+/// 1536 → "1.5K", binary units like lsblk.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "K", "M", "G", "T", "P"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.1}{}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A captured `lsblk -J` output, with its captured `blkid -p` output
+    /// (NAME.blkid) applied when there is one, as `scan` does.
+    fn fixture(name: &str) -> Vec<BlockDevice> {
+        let dir = format!("{}/tests/fixtures/lsblk", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{dir}/{name}");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut devices = lsblk::parse(&text).unwrap();
+        let blkid_path = format!("{dir}/{}.blkid", name.trim_end_matches(".json"));
+        if let Ok(export) = std::fs::read_to_string(blkid_path) {
+            let probes = blkid::parse_export(&export);
+            blkid::enrich(&mut devices, &mut |dev| Ok(probes.get(dev).cloned())).unwrap();
+        }
+        devices
+    }
+
+    #[test]
+    fn swaps_are_parsed() {
+        let text = "Filename\tType\tSize\tUsed\tPriority\n/dev/sdb2 partition 1 0 -2\n";
+        assert_eq!(parse_proc_swaps(text), vec!["/dev/sdb2"]);
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_size(512), "512B");
+        assert_eq!(human_size(1536), "1.5K");
+        assert_eq!(human_size(30 * 1024 * 1024 * 1024), "30.0G");
+    }
+
+    #[test]
+    fn this_machine_has_only_host_disks() {
+        let scan = classify(&fixture("dev-machine.json"), &HostFacts::default());
+        let vda = scan.disks.iter().find(|d| d.name == "vda").unwrap();
+        assert_eq!(vda.class, DiskClass::Host);
+        assert!(scan.candidates().is_empty());
+        let err = scan.pick_target().unwrap_err();
+        assert_eq!(crate::exit_code_for(&err), crate::ExitCode::NoTarget);
+    }
+
+    #[test]
+    fn partitioned_loop_image_is_a_candidate() {
+        let scan = classify(&fixture("loop-image.json"), &HostFacts::default());
+        let candidates = scan.candidates();
+        assert_eq!(candidates.len(), 1, "{}", scan.render_text());
+        assert!(candidates[0].path.starts_with("/dev/loop"));
+        assert_eq!(scan.pick_target().unwrap().path, candidates[0].path);
+    }
+
+    #[test]
+    fn azure_layout_prefers_lun0_and_never_picks_os_or_resource_disk() {
+        let mut facts = HostFacts::default();
+        facts.swaps.push("/dev/sdb2".into());
+        facts.azure_luns.insert("/dev/sdc".into(), "/dev/disk/azure/scsi1/lun0".into());
+        let scan = classify(&fixture("azure-rescue.json"), &facts);
+        let class_of = |name: &str| scan.disks.iter().find(|d| d.name == name).unwrap().class;
+        assert_eq!(class_of("sda"), DiskClass::Host);
+        assert_eq!(class_of("sdb"), DiskClass::Host);
+        assert_eq!(class_of("sdc"), DiskClass::Candidate);
+        assert_eq!(scan.pick_target().unwrap().name, "sdc");
+    }
+
+    #[test]
+    fn host_lvm_disk_is_host_even_when_partition_is_not_mounted() {
+        let scan = classify(&fixture("lvm-host.json"), &HostFacts::default());
+        for disk in &scan.disks {
+            if disk.partitions.iter().any(|p| p.kind == "lvm") {
+                assert_eq!(disk.class, DiskClass::Host, "{}", disk.path);
+            }
+        }
+    }
+
+    #[test]
+    fn two_candidates_are_ambiguous() {
+        let mut devs = fixture("loop-image.json");
+        let mut twin = devs.iter().find(|d| d.name.starts_with("loop") && !d.children.is_empty()).unwrap().clone();
+        twin.name = "loop99".into();
+        twin.path = Some("/dev/loop99".into());
+        devs.push(twin);
+        let scan = classify(&devs, &HostFacts::default());
+        let err = scan.pick_target().unwrap_err();
+        assert!(format!("{err}").contains("/dev/loop99"), "{err}");
+        assert_eq!(crate::exit_code_for(&err), crate::ExitCode::NoTarget);
+    }
+}

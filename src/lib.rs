@@ -1,0 +1,15 @@
+//! vmrescue: find, mount, diagnose and repair the broken OS disk of another
+//! Linux VM from a rescue VM. `main.rs` is a thin shell over this library.
+//!
+//! The pipeline runs one way (see DESIGN.md):
+//! `disk` → `target` → `inspect` → `diagnose` → `recipe` (+ `journal`) → `ui`.
+
+pub mod cli;
+pub mod cmd;
+pub mod disk;
+pub mod error;
+pub mod rootfs;
+pub mod run;
+pub mod ui;
+
+pub use error::{exit_code_for, ExitCode, Failure};

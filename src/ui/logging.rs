@@ -1,0 +1,91 @@
+//! tracing set-up: a filtered stderr layer and a full debug log file.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
+
+/// Default directory for full logs on the rescue VM.
+pub const LOG_DIR: &str = "/var/log/vmrescue";
+
+/// A run identifier: UTC time plus the process id, sortable and unique enough
+/// for journals and log names (`20261124-192150-1a2b`).
+pub fn new_run_id() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let format = time::macros::format_description!("[year][month][day]-[hour][minute][second]");
+    let stamp = now.format(&format).unwrap_or_else(|_| now.unix_timestamp().to_string());
+    format!("{stamp}-{:04x}", std::process::id() & 0xffff)
+}
+
+/// Opens the log file: the requested path, else `/var/log/vmrescue/<run-id>.log`,
+/// falling back to `/tmp` when that is not writable.
+pub fn open_log_file(requested: Option<&Path>, run_id: &str) -> Result<(PathBuf, File)> {
+    if let Some(path) = requested {
+        let file = append(path).with_context(|| format!("opening log file {}", path.display()))?;
+        return Ok((path.to_path_buf(), file));
+    }
+    let name = format!("{run_id}.log");
+    let preferred = Path::new(LOG_DIR).join(&name);
+    if std::fs::create_dir_all(LOG_DIR).is_ok() {
+        if let Ok(file) = append(&preferred) {
+            return Ok((preferred, file));
+        }
+    }
+    let fallback = std::env::temp_dir().join(format!("vmrescue-{name}"));
+    let file = append(&fallback).with_context(|| format!("opening log file {}", fallback.display()))?;
+    Ok((fallback, file))
+}
+
+fn append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Installs the global subscriber. `verbosity`: -1 quiet, 0 warn, 1 info, 2 debug, 3+ trace.
+pub fn init(verbosity: i8, log_file: Option<File>) {
+    let stderr_level = match verbosity {
+        i8::MIN..=-1 => LevelFilter::ERROR,
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    let stderr_layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_filter(stderr_level);
+    let file_layer = log_file.map(|file| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(Arc::new(file))
+            .with_ansi(false)
+            .with_filter(LevelFilter::DEBUG)
+    });
+    let _ = tracing_subscriber::registry()
+        .with(stderr_layer)
+        .with(file_layer)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_sort_by_time() {
+        let id = new_run_id();
+        assert_eq!(id.len(), "20261124-192150-1a2b".len(), "{id}");
+        assert!(id.starts_with("20"));
+    }
+
+    #[test]
+    fn requested_log_file_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        let (got, _) = open_log_file(Some(&path), "id").unwrap();
+        assert_eq!(got, path);
+        assert!(path.exists());
+    }
+}
