@@ -6,8 +6,11 @@
 
 pub mod cli;
 pub mod cmd;
+pub mod diagnose;
 pub mod disk;
 pub mod error;
+pub mod inspect;
+pub mod journal;
 pub mod rootfs;
 pub mod run;
 pub mod ui;

@@ -1,0 +1,1 @@
+//! Classifying console logs and vmcore-dmesg into findings with evidence and suggested recipes.

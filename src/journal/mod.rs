@@ -1,0 +1,1 @@
+//! Every write into the target: confined path resolution, backup, atomic replace, undo.
