@@ -50,6 +50,16 @@ pub enum ColorChoice {
 pub enum Command {
     /// List block devices and tell the rescue host's disks from candidate OS disks.
     Scan(ScanArgs),
+    /// Find, assemble and mount the target OS read-only under one directory, and leave it mounted.
+    Mount(TargetArgs),
+    /// Undo everything `vmrescue mount` (or an interrupted run) did: unmount,
+    /// deactivate and rename back VGs, detach loop devices.
+    Umount {
+        /// The target key (see the state files in /run/vmrescue); default: all.
+        key: Option<String>,
+    },
+    /// Run a command (default: a shell) chrooted into the target, in a private mount namespace.
+    Chroot(ChrootArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -57,6 +67,36 @@ pub enum Command {
     },
     /// Print the man page (roff) on stdout.
     Man,
+}
+
+/// Which target to work on. Without any: the target `vmrescue mount` left
+/// mounted, else the single candidate disk.
+#[derive(Debug, Clone, Args, Default)]
+pub struct TargetArgs {
+    /// The broken OS disk (or one of its partitions), e.g. /dev/sdc.
+    #[arg(long, value_name = "DEV", conflicts_with_all = ["image", "root"])]
+    pub disk: Option<PathBuf>,
+    /// A disk image file, attached as a loop device for the run.
+    #[arg(long, value_name = "FILE", conflicts_with = "root")]
+    pub image: Option<PathBuf>,
+    /// An already mounted root directory (e.g. /investigateroot): nothing is mounted.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Where targets are mounted.
+    #[arg(long, value_name = "DIR", default_value = "/mnt/vmrescue")]
+    pub mount_base: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ChrootArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Mount the target read-write (needed to change anything from the shell).
+    #[arg(long)]
+    pub rw: bool,
+    /// The command and its arguments (after `--`); default: the target's shell.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -114,12 +114,14 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
     }
 
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
-        self.envs.push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self.envs
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
         self
     }
 
@@ -157,7 +159,8 @@ impl Cmd {
         words.push(self.program.to_string_lossy().into_owned());
         for arg in &self.args {
             let arg = arg.to_string_lossy();
-            if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+            if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"')
+            {
                 words.push(format!("{arg:?}"));
             } else {
                 words.push(arg.into_owned());
@@ -187,7 +190,11 @@ impl Cmd {
         let started = Instant::now();
         let mut command = self.command()?;
         command
-            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command.spawn().map_err(|e| self.spawn_error(e))?;
@@ -207,10 +214,7 @@ impl Cmd {
     pub fn run_interactive(&self) -> anyhow::Result<ExitStatus> {
         tracing::debug!(argv = %self.display_argv(), "running interactively");
         let started = Instant::now();
-        let status = self
-            .command()?
-            .status()
-            .map_err(|e| self.spawn_error(e))?;
+        let status = self.command()?.status().map_err(|e| self.spawn_error(e))?;
         record_time(started.elapsed());
         Ok(status)
     }
@@ -278,15 +282,18 @@ impl Cmd {
             Ok(tail.into_bytes())
         });
 
-        let (status, timed_out) = wait_with_timeout(child, self.timeout)
-            .map_err(|e| anyhow::Error::new(e).context(format!("waiting for `{}`", self.display_argv())))?;
+        let (status, timed_out) = wait_with_timeout(child, self.timeout).map_err(|e| {
+            anyhow::Error::new(e).context(format!("waiting for `{}`", self.display_argv()))
+        })?;
         if let Some(writer) = stdin_writer {
             let _ = writer.join();
         }
-        let stdout = join_reader(stdout_reader)
-            .map_err(|e| anyhow::Error::new(e).context(format!("reading stdout of `{}`", self.display_argv())))?;
-        let stderr = join_reader(stderr_reader)
-            .map_err(|e| anyhow::Error::new(e).context(format!("reading stderr of `{}`", self.display_argv())))?;
+        let stdout = join_reader(stdout_reader).map_err(|e| {
+            anyhow::Error::new(e).context(format!("reading stdout of `{}`", self.display_argv()))
+        })?;
+        let stderr = join_reader(stderr_reader).map_err(|e| {
+            anyhow::Error::new(e).context(format!("reading stderr of `{}`", self.display_argv()))
+        })?;
         Ok(Output {
             status,
             stdout,
@@ -328,7 +335,10 @@ fn join_reader(handle: thread::JoinHandle<io::Result<Vec<u8>>>) -> io::Result<Ve
         .unwrap_or_else(|_| Err(io::Error::other("output reader thread panicked")))
 }
 
-fn wait_with_timeout(child: &mut Child, timeout: Option<Duration>) -> io::Result<(ExitStatus, bool)> {
+fn wait_with_timeout(
+    child: &mut Child,
+    timeout: Option<Duration>,
+) -> io::Result<(ExitStatus, bool)> {
     let Some(limit) = timeout else {
         return Ok((child.wait()?, false));
     };
@@ -355,7 +365,10 @@ struct TailBuffer {
 
 impl TailBuffer {
     fn new(limit: usize) -> Self {
-        TailBuffer { buf: Vec::with_capacity(limit * 2), limit }
+        TailBuffer {
+            buf: Vec::with_capacity(limit * 2),
+            limit,
+        }
     }
     fn push(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
@@ -390,7 +403,10 @@ impl PreparedChroot {
             let rel = dest_in_root.strip_prefix("/").unwrap_or(dest_in_root);
             binds.push((c(source)?, c(&spec.root.join(rel))?));
         }
-        Ok(PreparedChroot { root: c(&spec.root)?, binds })
+        Ok(PreparedChroot {
+            root: c(&spec.root)?,
+            binds,
+        })
     }
 
     fn enter(&self) -> io::Result<()> {
@@ -475,7 +491,10 @@ mod tests {
     fn stderr_keeps_only_the_tail() {
         // 20000 bytes of 'a' then a final marker: only the last 4 KiB survive.
         let script = "head -c 20000 /dev/zero | tr '\\0' a >&2; echo END-MARKER >&2; exit 3";
-        let out = Cmd::new("bash").args(["-c", script]).run_unchecked().unwrap();
+        let out = Cmd::new("bash")
+            .args(["-c", script])
+            .run_unchecked()
+            .unwrap();
         assert_eq!(out.status.code(), Some(3));
         assert!(out.stderr_tail.len() <= STDERR_TAIL_BYTES);
         assert!(out.stderr_tail.trim_end().ends_with("END-MARKER"));
@@ -483,7 +502,10 @@ mod tests {
 
     #[test]
     fn missing_program_is_a_clear_error() {
-        let err = Cmd::new("vmrescue-no-such-program").arg("x").run().unwrap_err();
+        let err = Cmd::new("vmrescue-no-such-program")
+            .arg("x")
+            .run()
+            .unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("vmrescue-no-such-program"), "{msg}");
         assert!(msg.contains("program not found"), "{msg}");
@@ -510,7 +532,10 @@ mod tests {
     #[test]
     fn argv_display_quotes_spaces() {
         let cmd = Cmd::new("grub2-editenv").args(["-", "set", "saved_entry=a b"]);
-        assert_eq!(cmd.display_argv(), "grub2-editenv - set \"saved_entry=a b\"");
+        assert_eq!(
+            cmd.display_argv(),
+            "grub2-editenv - set \"saved_entry=a b\""
+        );
     }
 
     #[test]

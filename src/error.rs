@@ -6,29 +6,52 @@ use std::fmt;
 
 /// Process exit codes shared by the unattended CLI and the Run Command payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[repr(u8)]
 pub enum ExitCode {
     /// Repaired, or nothing to do.
-    Success = 0,
+    Success,
     /// Any error not listed below.
-    Error = 1,
+    Error,
     /// Bad command-line usage.
-    Usage = 2,
+    Usage,
     /// No target disk found, or more than one and nobody to ask.
-    NoTarget = 3,
+    NoTarget,
     /// The target cannot be handled (encrypted, unknown layout, no root filesystem).
-    Unsupported = 4,
+    Unsupported,
     /// A recipe's preconditions are not met; nothing was changed.
-    Refused = 5,
+    Refused,
     /// Changes were applied but verification failed; `undo` is offered.
-    VerifyFailed = 6,
+    VerifyFailed,
     /// SIGINT/SIGTERM or Ctrl-C at a prompt.
-    Interrupted = 130,
+    Interrupted,
+    /// Passed through from a program the user ran (`vmrescue chroot`).
+    Raw(u8),
 }
 
 impl ExitCode {
     pub fn code(self) -> u8 {
-        self as u8
+        match self {
+            ExitCode::Raw(code) => code,
+            other => other.documented(),
+        }
+    }
+
+    fn documented(self) -> u8 {
+        match self {
+            ExitCode::Success => 0,
+            ExitCode::Error => 1,
+            ExitCode::Usage => 2,
+            ExitCode::NoTarget => 3,
+            ExitCode::Unsupported => 4,
+            ExitCode::Refused => 5,
+            ExitCode::VerifyFailed => 6,
+            ExitCode::Interrupted => 130,
+            ExitCode::Raw(code) => code,
+        }
+    }
+
+    /// The exit status of a command run for the user (`vmrescue chroot -- CMD`).
+    pub fn from_raw(code: u8) -> Self {
+        ExitCode::Raw(code)
     }
 }
 
@@ -116,9 +139,18 @@ mod tests {
     #[test]
     fn each_failure_maps_to_its_code() {
         assert_eq!(Failure::Usage(String::new()).exit_code(), ExitCode::Usage);
-        assert_eq!(Failure::NoTarget(String::new()).exit_code(), ExitCode::NoTarget);
-        assert_eq!(Failure::Refused(String::new()).exit_code(), ExitCode::Refused);
-        assert_eq!(Failure::VerifyFailed(String::new()).exit_code(), ExitCode::VerifyFailed);
+        assert_eq!(
+            Failure::NoTarget(String::new()).exit_code(),
+            ExitCode::NoTarget
+        );
+        assert_eq!(
+            Failure::Refused(String::new()).exit_code(),
+            ExitCode::Refused
+        );
+        assert_eq!(
+            Failure::VerifyFailed(String::new()).exit_code(),
+            ExitCode::VerifyFailed
+        );
         assert_eq!(Failure::Interrupted.exit_code(), ExitCode::Interrupted);
     }
 }

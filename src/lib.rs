@@ -9,10 +9,13 @@ pub mod cmd;
 pub mod diagnose;
 pub mod disk;
 pub mod error;
+pub mod failpoint;
 pub mod inspect;
 pub mod journal;
 pub mod rootfs;
 pub mod run;
+pub mod signals;
+pub mod target;
 pub mod ui;
 
 pub use error::{exit_code_for, ExitCode, Failure};

@@ -52,7 +52,10 @@ impl RootDir {
             .custom_flags(libc::O_DIRECTORY | libc::O_PATH | libc::O_CLOEXEC)
             .open(&path)
             .with_context(|| format!("opening target root {}", path.display()))?;
-        Ok(RootDir { path, dir: OwnedFd::from(file) })
+        Ok(RootDir {
+            path,
+            dir: OwnedFd::from(file),
+        })
     }
 
     /// The host path of the root (for messages and for external tools).
@@ -69,7 +72,12 @@ impl RootDir {
     }
 
     /// Opens a target path with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`.
-    pub fn open_fd(&self, target_path: impl AsRef<Path>, flags: OFlag, mode: Mode) -> io::Result<OwnedFd> {
+    pub fn open_fd(
+        &self,
+        target_path: impl AsRef<Path>,
+        flags: OFlag,
+        mode: Mode,
+    ) -> io::Result<OwnedFd> {
         let how = OpenHow::new()
             .flags(flags | OFlag::O_CLOEXEC)
             .mode(mode)
@@ -97,7 +105,10 @@ impl RootDir {
             .read_to_end(&mut buf)
             .with_context(|| self.describe("reading", target_path))?;
         if buf.len() as u64 > limit {
-            anyhow::bail!("{} is larger than {limit} bytes; refusing to read it", self.display_path(target_path).display());
+            anyhow::bail!(
+                "{} is larger than {limit} bytes; refusing to read it",
+                self.display_path(target_path).display()
+            );
         }
         Ok(buf)
     }
@@ -109,7 +120,10 @@ impl RootDir {
         match String::from_utf8(bytes) {
             Ok(text) => Ok(text),
             Err(err) => {
-                tracing::warn!("{} is not valid UTF-8; reading it lossily", self.display_path(target_path).display());
+                tracing::warn!(
+                    "{} is not valid UTF-8; reading it lossily",
+                    self.display_path(target_path).display()
+                );
                 Ok(String::from_utf8_lossy(err.as_bytes()).into_owned())
             }
         }
@@ -133,7 +147,11 @@ impl RootDir {
 
     /// Metadata of the path itself (a final symlink is not followed).
     pub fn symlink_metadata(&self, target_path: impl AsRef<Path>) -> io::Result<FileStat> {
-        let fd = self.open_fd(target_path, OFlag::O_PATH | OFlag::O_NOFOLLOW, Mode::empty())?;
+        let fd = self.open_fd(
+            target_path,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )?;
         Ok(fstat(fd.as_raw_fd())?)
     }
 
@@ -157,7 +175,11 @@ impl RootDir {
     /// Entries of a directory, sorted by name; a missing directory is empty.
     pub fn list_dir(&self, target_path: impl AsRef<Path>) -> Result<Vec<DirEntry>> {
         let target_path = target_path.as_ref();
-        let fd = match self.open_fd(target_path, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()) {
+        let fd = match self.open_fd(
+            target_path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+            Mode::empty(),
+        ) {
             Err(err) if is_missing(&err) => return Ok(Vec::new()),
             other => other.with_context(|| self.describe("opening directory", target_path))?,
         };
@@ -178,7 +200,10 @@ impl RootDir {
                 Some(nix::dir::Type::Symlink) => EntryKind::Symlink,
                 _ => EntryKind::Other,
             };
-            entries.push(DirEntry { name: name.to_owned(), kind });
+            entries.push(DirEntry {
+                name: name.to_owned(),
+                kind,
+            });
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
@@ -187,7 +212,11 @@ impl RootDir {
     /// The target of a symlink (as stored, not resolved); `None` if not a symlink or missing.
     pub fn read_link(&self, target_path: impl AsRef<Path>) -> Result<Option<PathBuf>> {
         let target_path = target_path.as_ref();
-        let fd = match self.open_fd(target_path, OFlag::O_PATH | OFlag::O_NOFOLLOW, Mode::empty()) {
+        let fd = match self.open_fd(
+            target_path,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        ) {
             Err(err) if is_missing(&err) => return Ok(None),
             other => other.with_context(|| self.describe("opening", target_path))?,
         };
@@ -199,7 +228,11 @@ impl RootDir {
     }
 
     fn describe(&self, what: &str, target_path: &Path) -> String {
-        format!("{what} {} (in target root {})", target_path.display(), self.path.display())
+        format!(
+            "{what} {} (in target root {})",
+            target_path.display(),
+            self.path.display()
+        )
     }
 }
 
@@ -224,8 +257,14 @@ mod tests {
     fn reads_a_file_by_target_path() {
         let dir = tree();
         let root = RootDir::open(dir.path()).unwrap();
-        assert_eq!(root.read_string("/etc/fstab").unwrap(), "UUID=x / ext4 defaults 0 1\n");
-        assert_eq!(root.read_string("etc/fstab").unwrap(), "UUID=x / ext4 defaults 0 1\n");
+        assert_eq!(
+            root.read_string("/etc/fstab").unwrap(),
+            "UUID=x / ext4 defaults 0 1\n"
+        );
+        assert_eq!(
+            root.read_string("etc/fstab").unwrap(),
+            "UUID=x / ext4 defaults 0 1\n"
+        );
     }
 
     #[test]
@@ -236,24 +275,40 @@ mod tests {
         let root = RootDir::open(dir.path()).unwrap();
         assert!(root.read("/etc/default/grub").is_err());
         std::fs::write(dir.path().join("etc/hostname"), "target-host\n").unwrap();
-        assert_eq!(root.read_string("/etc/default/grub").unwrap(), "target-host\n");
+        assert_eq!(
+            root.read_string("/etc/default/grub").unwrap(),
+            "target-host\n"
+        );
     }
 
     #[test]
     fn dotdot_chain_cannot_escape() {
         let dir = tree();
-        symlink("../../../../../../etc/fstab", dir.path().join("etc/default/grub")).unwrap();
+        symlink(
+            "../../../../../../etc/fstab",
+            dir.path().join("etc/default/grub"),
+        )
+        .unwrap();
         let root = RootDir::open(dir.path()).unwrap();
         // `..` at the root stays at the root, so this is the target's own fstab.
-        assert_eq!(root.read_string("/etc/default/grub").unwrap(), "UUID=x / ext4 defaults 0 1\n");
-        assert_eq!(root.read_string("/../../etc/fstab").unwrap(), "UUID=x / ext4 defaults 0 1\n");
+        assert_eq!(
+            root.read_string("/etc/default/grub").unwrap(),
+            "UUID=x / ext4 defaults 0 1\n"
+        );
+        assert_eq!(
+            root.read_string("/../../etc/fstab").unwrap(),
+            "UUID=x / ext4 defaults 0 1\n"
+        );
     }
 
     #[test]
     fn missing_file_is_none_or_error_with_path() {
         let dir = tree();
         let root = RootDir::open(dir.path()).unwrap();
-        assert!(root.read_string_optional("/etc/os-release").unwrap().is_none());
+        assert!(root
+            .read_string_optional("/etc/os-release")
+            .unwrap()
+            .is_none());
         let err = root.read("/etc/os-release").unwrap_err();
         assert!(format!("{err:#}").contains("/etc/os-release"), "{err:#}");
     }
@@ -272,9 +327,17 @@ mod tests {
         let dir = tree();
         symlink("vmlinuz-6.1.0-9-amd64", dir.path().join("etc/vmlinuz")).unwrap();
         let root = RootDir::open(dir.path()).unwrap();
-        let names: Vec<_> = root.list_dir("/etc").unwrap().into_iter().map(|e| e.name).collect();
+        let names: Vec<_> = root
+            .list_dir("/etc")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
         assert_eq!(names, vec!["default", "fstab", "vmlinuz"]);
-        assert_eq!(root.read_link("/etc/vmlinuz").unwrap(), Some(PathBuf::from("vmlinuz-6.1.0-9-amd64")));
+        assert_eq!(
+            root.read_link("/etc/vmlinuz").unwrap(),
+            Some(PathBuf::from("vmlinuz-6.1.0-9-amd64"))
+        );
         assert_eq!(root.read_link("/etc/fstab").unwrap(), None);
         assert!(root.list_dir("/nope").unwrap().is_empty());
         assert!(root.is_dir("/etc") && root.is_file("/etc/fstab"));

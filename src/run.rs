@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{Cli, Command, GlobalArgs, ScanArgs};
+use crate::cli::{ChrootArgs, Cli, Command, GlobalArgs, ScanArgs, TargetArgs};
+use crate::cmd::Cmd;
 use crate::error::{exit_code_for, ExitCode};
+use crate::target::{self, Target, TargetSpec};
 use crate::ui::{logging, Style};
 
 /// What every command gets: how to talk to the user and where the log is.
@@ -57,7 +59,11 @@ fn report_error(err: &anyhow::Error, code: ExitCode, json: bool) {
 
 fn start_session(global: &GlobalArgs, with_log_file: bool) -> Result<Session> {
     let run_id = logging::new_run_id();
-    let verbosity = if global.quiet { -1 } else { global.verbose.min(3) as i8 };
+    let verbosity = if global.quiet {
+        -1
+    } else {
+        global.verbose.min(3) as i8
+    };
     let (log_path, log_file) = if with_log_file {
         let (path, file) = logging::open_log_file(global.log_file.as_deref(), &run_id)?;
         (Some(path), Some(file))
@@ -66,7 +72,12 @@ fn start_session(global: &GlobalArgs, with_log_file: bool) -> Result<Session> {
     };
     logging::init(verbosity, log_file);
     tracing::debug!(run_id = %run_id, argv = ?std::env::args().collect::<Vec<_>>(), "vmrescue {}", env!("CARGO_PKG_VERSION"));
-    Ok(Session { run_id, style: Style::resolve(global.color), json: global.json, log_path })
+    Ok(Session {
+        run_id,
+        style: Style::resolve(global.color),
+        json: global.json,
+        log_path,
+    })
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -91,7 +102,110 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let session = start_session(&cli.global, true)?;
             scan(&session, &args)
         }
+        Command::Mount(args) => {
+            let session = start_session(&cli.global, true)?;
+            mount(&session, &args)
+        }
+        Command::Umount { key } => {
+            let session = start_session(&cli.global, true)?;
+            umount(&session, key.as_deref())
+        }
+        Command::Chroot(args) => {
+            let _session = start_session(&cli.global, true)?;
+            chroot(&args)
+        }
     }
+}
+
+/// The target named on the command line; else the one `vmrescue mount` left
+/// mounted; else the single candidate disk.
+pub fn open_target(args: &TargetArgs) -> Result<Target> {
+    let spec = if let Some(disk) = &args.disk {
+        TargetSpec::Disk(disk.clone())
+    } else if let Some(image) = &args.image {
+        TargetSpec::Image(image.clone())
+    } else if let Some(root) = &args.root {
+        TargetSpec::Root(root.clone())
+    } else {
+        if let Some(target) = target::from_state(None)? {
+            return Ok(target);
+        }
+        TargetSpec::Auto
+    };
+    target::open(&spec, &args.mount_base)
+}
+
+fn mount(session: &Session, args: &TargetArgs) -> Result<ExitCode> {
+    let target = open_target(args)?;
+    let layout = target.keep()?;
+    let mut out = std::io::stdout().lock();
+    if session.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&layout)?)?;
+        return Ok(ExitCode::Success);
+    }
+    for mount in &layout.mounts {
+        eprintln!(
+            "mounted {} ({}) on {}",
+            mount.device,
+            mount.fstype,
+            mount.path.display()
+        );
+    }
+    for note in &layout.unresolved {
+        eprintln!(
+            "{}: /etc/fstab line {}: {} for {} is not on the target disk{}",
+            session.style.yellow("warning"),
+            note.line,
+            note.spec,
+            note.mount_point,
+            if note.nofail {
+                " (nofail)"
+            } else {
+                " and has no nofail: the VM will stop at boot (see the fix-root-fs recipe)"
+            }
+        );
+    }
+    writeln!(out, "{}", layout.root.display())?;
+    Ok(ExitCode::Success)
+}
+
+fn umount(session: &Session, key: Option<&str>) -> Result<ExitCode> {
+    let cleaned = target::umount(key)?;
+    if session.json {
+        println!(
+            "{}",
+            serde_json::json!({"version": 1, "unmounted": cleaned})
+        );
+    } else if cleaned.is_empty() {
+        eprintln!("nothing mounted by vmrescue");
+    } else {
+        for key in cleaned {
+            eprintln!("unmounted {key}");
+        }
+    }
+    Ok(ExitCode::Success)
+}
+
+fn chroot(args: &ChrootArgs) -> Result<ExitCode> {
+    let target = open_target(&args.target)?;
+    if args.rw {
+        target.make_writable()?;
+    }
+    let (program, rest) = match args.command.split_first() {
+        Some((program, rest)) => (program.clone(), rest.to_vec()),
+        None => ("/bin/sh".to_string(), Vec::new()),
+    };
+    let cmd = Cmd::new(&program)
+        .args(&rest)
+        .env("PS1", "(vmrescue chroot) # ")
+        .in_chroot(target.chroot_spec());
+    let status = {
+        let _interactive = crate::signals::InteractiveGuard::new();
+        cmd.run_interactive()?
+    };
+    target.release()?;
+    let code = status.code().unwrap_or(1).clamp(0, 255) as u8;
+    Ok(ExitCode::from_raw(code))
 }
 
 fn scan(session: &Session, args: &ScanArgs) -> Result<ExitCode> {

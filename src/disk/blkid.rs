@@ -31,7 +31,9 @@ pub fn parse_export(text: &str) -> BTreeMap<String, Probe> {
             current = Some(dev.trim().to_string());
             continue;
         }
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         if key == "DEVNAME" {
             current = Some(value.to_string());
         }
@@ -58,19 +60,37 @@ pub fn probe(device: &str) -> Result<Option<Probe>> {
 }
 
 /// Fills in fstype, UUID, label and partition UUID where lsblk left them empty.
-pub fn enrich(devices: &mut [BlockDevice], probe: &mut dyn FnMut(&str) -> Result<Option<Probe>>) -> Result<()> {
+pub fn enrich(
+    devices: &mut [BlockDevice],
+    probe: &mut dyn FnMut(&str) -> Result<Option<Probe>>,
+) -> Result<()> {
     for dev in devices {
         let wants_probe = dev.fstype.is_none()
             && dev.children.is_empty()
-            && matches!(dev.kind.as_str(), "part" | "disk" | "loop" | "lvm" | "crypt")
+            && matches!(
+                dev.kind.as_str(),
+                "part" | "disk" | "loop" | "lvm" | "crypt"
+            )
             && dev.size != Some(0);
         if wants_probe {
             if let Some(found) = probe(&dev.dev_path())? {
                 dev.fstype = found.get("TYPE").map(str::to_string);
-                dev.uuid = dev.uuid.take().or_else(|| found.get("UUID").map(str::to_string));
-                dev.label = dev.label.take().or_else(|| found.get("LABEL").map(str::to_string));
-                dev.partuuid = dev.partuuid.take().or_else(|| found.get("PART_ENTRY_UUID").map(str::to_string));
-                dev.partlabel = dev.partlabel.take().or_else(|| found.get("PART_ENTRY_NAME").map(str::to_string));
+                dev.uuid = dev
+                    .uuid
+                    .take()
+                    .or_else(|| found.get("UUID").map(str::to_string));
+                dev.label = dev
+                    .label
+                    .take()
+                    .or_else(|| found.get("LABEL").map(str::to_string));
+                dev.partuuid = dev
+                    .partuuid
+                    .take()
+                    .or_else(|| found.get("PART_ENTRY_UUID").map(str::to_string));
+                dev.partlabel = dev
+                    .partlabel
+                    .take()
+                    .or_else(|| found.get("PART_ENTRY_NAME").map(str::to_string));
             }
         }
         enrich(&mut dev.children, probe)?;

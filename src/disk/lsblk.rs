@@ -42,7 +42,7 @@ pub struct BlockDevice {
     pub mountpoints: Vec<String>,
     /// Old util-linux name for a single mount point; merged into `mountpoints`.
     #[serde(default, skip_serializing)]
-    mountpoint: Option<String>,
+    pub mountpoint: Option<String>,
     #[serde(default)]
     pub pkname: Option<String>,
     #[serde(default, deserialize_with = "bool_or_string")]
@@ -60,7 +60,9 @@ pub struct BlockDevice {
 impl BlockDevice {
     /// `/dev/NAME` when lsblk did not print a path (old versions).
     pub fn dev_path(&self) -> String {
-        self.path.clone().unwrap_or_else(|| format!("/dev/{}", self.name))
+        self.path
+            .clone()
+            .unwrap_or_else(|| format!("/dev/{}", self.name))
     }
 
     /// This device and every descendant, depth first.

@@ -3,6 +3,7 @@
 
 pub mod blkid;
 pub mod lsblk;
+pub mod partitions;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,7 +23,15 @@ pub const AZURE_LUN_DIR: &str = "/dev/disk/azure/scsi1";
 const BY_PATH_DIR: &str = "/dev/disk/by-path";
 
 /// Filesystems and containers that make a disk look like an OS disk.
-const OS_FSTYPES: &[&str] = &["ext2", "ext3", "ext4", "xfs", "btrfs", "LVM2_member", "crypto_LUKS"];
+const OS_FSTYPES: &[&str] = &[
+    "ext2",
+    "ext3",
+    "ext4",
+    "xfs",
+    "btrfs",
+    "LVM2_member",
+    "crypto_LUKS",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -94,7 +103,10 @@ impl HostFacts {
             .unwrap_or_else(|| PathBuf::from(AZURE_LUN_DIR));
         let mut azure_luns = BTreeMap::new();
         for (link, dev) in links_in(&lun_dir)? {
-            let name = link.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = link
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             // lun0-part1 names partitions; only whole disks matter here.
             if name.starts_with("lun") && !name.contains("-part") {
                 azure_luns.insert(dev, link.display().to_string());
@@ -102,9 +114,16 @@ impl HostFacts {
         }
         let mut by_path: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (link, dev) in links_in(Path::new(BY_PATH_DIR))? {
-            by_path.entry(dev).or_default().push(link.display().to_string());
+            by_path
+                .entry(dev)
+                .or_default()
+                .push(link.display().to_string());
         }
-        Ok(HostFacts { swaps, azure_luns, by_path })
+        Ok(HostFacts {
+            swaps,
+            azure_luns,
+            by_path,
+        })
     }
 }
 
@@ -145,11 +164,11 @@ pub fn scan() -> Result<Scan> {
 
 /// Classifies lsblk's top-level devices (pure; used by `scan` and tests).
 pub fn classify(devices: &[BlockDevice], facts: &HostFacts) -> Scan {
-    let disks = devices
-        .iter()
-        .map(|dev| classify_one(dev, facts))
-        .collect();
-    Scan { version: SCAN_SCHEMA_VERSION, disks }
+    let disks = devices.iter().map(|dev| classify_one(dev, facts)).collect();
+    Scan {
+        version: SCAN_SCHEMA_VERSION,
+        disks,
+    }
 }
 
 fn classify_one(dev: &BlockDevice, facts: &HostFacts) -> ScannedDisk {
@@ -169,7 +188,9 @@ fn classify_one(dev: &BlockDevice, facts: &HostFacts) -> ScannedDisk {
             mountpoints: node.mountpoints.clone(),
         })
         .collect();
-    let encrypted = nodes.iter().any(|n| n.fstype.as_deref() == Some("crypto_LUKS"));
+    let encrypted = nodes
+        .iter()
+        .any(|n| n.fstype.as_deref() == Some("crypto_LUKS"));
     let (class, reason) = decide_class(dev, &nodes, facts);
     ScannedDisk {
         name: dev.name.clone(),
@@ -188,17 +209,28 @@ fn classify_one(dev: &BlockDevice, facts: &HostFacts) -> ScannedDisk {
     }
 }
 
-fn decide_class(dev: &BlockDevice, nodes: &[&BlockDevice], facts: &HostFacts) -> (DiskClass, String) {
+fn decide_class(
+    dev: &BlockDevice,
+    nodes: &[&BlockDevice],
+    facts: &HostFacts,
+) -> (DiskClass, String) {
     if let Some(node) = nodes.iter().find(|n| n.is_mounted()) {
         let what = if node.mountpoints.iter().any(|m| m == "/") {
             "holds the running root filesystem".to_string()
         } else {
-            format!("{} is mounted on {}", node.dev_path(), node.mountpoints.join(", "))
+            format!(
+                "{} is mounted on {}",
+                node.dev_path(),
+                node.mountpoints.join(", ")
+            )
         };
         return (DiskClass::Host, what);
     }
     if let Some(node) = nodes.iter().find(|n| facts.swaps.contains(&n.dev_path())) {
-        return (DiskClass::Host, format!("{} is in use as swap", node.dev_path()));
+        return (
+            DiskClass::Host,
+            format!("{} is in use as swap", node.dev_path()),
+        );
     }
     if let Some(node) = nodes.iter().find(|n| n.kind == "lvm" || n.kind == "crypt") {
         return (
@@ -207,7 +239,17 @@ fn decide_class(dev: &BlockDevice, nodes: &[&BlockDevice], facts: &HostFacts) ->
         );
     }
     if dev.kind == "rom" || dev.name.starts_with("zram") || dev.size == Some(0) {
-        return (DiskClass::Other, format!("{} device", if dev.kind == "rom" { "optical" } else { "empty or memory" }));
+        return (
+            DiskClass::Other,
+            format!(
+                "{} device",
+                if dev.kind == "rom" {
+                    "optical"
+                } else {
+                    "empty or memory"
+                }
+            ),
+        );
     }
     let os_like: Vec<String> = nodes
         .iter()
@@ -215,12 +257,18 @@ fn decide_class(dev: &BlockDevice, nodes: &[&BlockDevice], facts: &HostFacts) ->
         .map(str::to_string)
         .collect();
     if os_like.is_empty() {
-        return (DiskClass::Other, "no Linux filesystem or LVM/LUKS volume".to_string());
+        return (
+            DiskClass::Other,
+            "no Linux filesystem or LVM/LUKS volume".to_string(),
+        );
     }
     let partitions = nodes.iter().filter(|n| n.kind == "part").count();
     (
         DiskClass::Candidate,
-        format!("unmounted; {partitions} partition(s), holds {}", dedup(os_like).join(", ")),
+        format!(
+            "unmounted; {partitions} partition(s), holds {}",
+            dedup(os_like).join(", ")
+        ),
     )
 }
 
@@ -238,7 +286,10 @@ fn dedup(mut items: Vec<String>) -> Vec<String> {
 
 impl Scan {
     pub fn candidates(&self) -> Vec<&ScannedDisk> {
-        self.disks.iter().filter(|d| d.class == DiskClass::Candidate).collect()
+        self.disks
+            .iter()
+            .filter(|d| d.class == DiskClass::Candidate)
+            .collect()
     }
 
     /// The one disk to work on when the operator did not name one: the Azure
@@ -299,8 +350,15 @@ impl Scan {
                     part.path,
                     part.size.map(human_size).unwrap_or_default(),
                     part.fstype.as_deref().unwrap_or("-"),
-                    part.label.as_deref().map(|l| format!("label={l} ")).unwrap_or_default(),
-                    if part.mountpoints.is_empty() { String::new() } else { format!("on {}", part.mountpoints.join(",")) }
+                    part.label
+                        .as_deref()
+                        .map(|l| format!("label={l} "))
+                        .unwrap_or_default(),
+                    if part.mountpoints.is_empty() {
+                        String::new()
+                    } else {
+                        format!("on {}", part.mountpoints.join(","))
+                    }
                 );
             }
         }
@@ -382,7 +440,9 @@ mod tests {
     fn azure_layout_prefers_lun0_and_never_picks_os_or_resource_disk() {
         let mut facts = HostFacts::default();
         facts.swaps.push("/dev/sdb2".into());
-        facts.azure_luns.insert("/dev/sdc".into(), "/dev/disk/azure/scsi1/lun0".into());
+        facts
+            .azure_luns
+            .insert("/dev/sdc".into(), "/dev/disk/azure/scsi1/lun0".into());
         let scan = classify(&fixture("azure-rescue.json"), &facts);
         let class_of = |name: &str| scan.disks.iter().find(|d| d.name == name).unwrap().class;
         assert_eq!(class_of("sda"), DiskClass::Host);
@@ -404,7 +464,11 @@ mod tests {
     #[test]
     fn two_candidates_are_ambiguous() {
         let mut devs = fixture("loop-image.json");
-        let mut twin = devs.iter().find(|d| d.name.starts_with("loop") && !d.children.is_empty()).unwrap().clone();
+        let mut twin = devs
+            .iter()
+            .find(|d| d.name.starts_with("loop") && !d.children.is_empty())
+            .unwrap()
+            .clone();
         twin.name = "loop99".into();
         twin.path = Some("/dev/loop99".into());
         devs.push(twin);

@@ -16,7 +16,9 @@ pub const LOG_DIR: &str = "/var/log/vmrescue";
 pub fn new_run_id() -> String {
     let now = time::OffsetDateTime::now_utc();
     let format = time::macros::format_description!("[year][month][day]-[hour][minute][second]");
-    let stamp = now.format(&format).unwrap_or_else(|_| now.unix_timestamp().to_string());
+    let stamp = now
+        .format(&format)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string());
     format!("{stamp}-{:04x}", std::process::id() & 0xffff)
 }
 
@@ -35,7 +37,8 @@ pub fn open_log_file(requested: Option<&Path>, run_id: &str) -> Result<(PathBuf,
         }
     }
     let fallback = std::env::temp_dir().join(format!("vmrescue-{name}"));
-    let file = append(&fallback).with_context(|| format!("opening log file {}", fallback.display()))?;
+    let file =
+        append(&fallback).with_context(|| format!("opening log file {}", fallback.display()))?;
     Ok((fallback, file))
 }
 

@@ -1,0 +1,55 @@
+//! SIGINT/SIGTERM: undo this process's mounts, loop devices and VG changes
+//! before exiting with 130 (invariant 7).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::sys::signal::{SigSet, Signal};
+
+static INTERACTIVE_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// While an interactive child (a chroot shell) runs, Ctrl-C belongs to it.
+pub struct InteractiveGuard;
+
+impl InteractiveGuard {
+    pub fn new() -> Self {
+        INTERACTIVE_CHILD.store(true, Ordering::SeqCst);
+        InteractiveGuard
+    }
+}
+
+impl Default for InteractiveGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for InteractiveGuard {
+    fn drop(&mut self) {
+        INTERACTIVE_CHILD.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Blocks SIGINT and SIGTERM in this (main) thread and every thread spawned
+/// after it, and handles them on a dedicated thread: clean up what this
+/// process mounted, then call `exit` (which must not return). Child
+/// processes get the default signal mask back from `std::process::Command`.
+pub fn install(exit: fn(i32) -> !) -> anyhow::Result<()> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.thread_block()?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            let Ok(signal) = set.wait() else { continue };
+            if signal == Signal::SIGINT && INTERACTIVE_CHILD.load(Ordering::SeqCst) {
+                continue;
+            }
+            eprintln!("vmrescue: {signal:?} received: cleaning up");
+            if let Err(err) = crate::target::teardown_own() {
+                eprintln!("vmrescue: cleanup incomplete: {err:#} (run `vmrescue umount`)");
+            }
+            exit(130);
+        })?;
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! LVM through its JSON reports. Commands that look at the target never use
+//! the host's devices file (RHEL 9 `system.devices`), and see only the
+//! devices they are given, so the host's VGs are neither seen nor changed.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::cmd::Cmd;
+
+#[derive(Debug, Deserialize)]
+struct Report<T> {
+    report: Vec<ReportSection<T>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
+struct ReportSection<T> {
+    #[serde(default = "Vec::new", alias = "pv", alias = "vg", alias = "lv")]
+    rows: Vec<T>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PhysicalVolume {
+    pub pv_name: String,
+    #[serde(default)]
+    pub vg_name: String,
+    #[serde(default)]
+    pub pv_uuid: String,
+    #[serde(default)]
+    pub vg_uuid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LogicalVolume {
+    pub lv_name: String,
+    pub vg_name: String,
+    #[serde(default)]
+    pub lv_path: String,
+    #[serde(default)]
+    pub lv_dm_path: String,
+}
+
+fn parse_rows<T: for<'de> Deserialize<'de>>(json: &str) -> Result<Vec<T>> {
+    let report: Report<T> = serde_json::from_str(json).context("parsing LVM JSON report")?;
+    Ok(report.report.into_iter().flat_map(|s| s.rows).collect())
+}
+
+pub fn parse_pvs(json: &str) -> Result<Vec<PhysicalVolume>> {
+    parse_rows(json)
+}
+
+pub fn parse_lvs(json: &str) -> Result<Vec<LogicalVolume>> {
+    parse_rows(json)
+}
+
+/// `--config` that limits LVM to `devices` and ignores any devices file.
+fn only_devices_config(devices: &[String]) -> String {
+    let accept: Vec<String> = devices
+        .iter()
+        .map(|d| format!("\"a|^{}$|\"", regex::escape(d)))
+        .collect();
+    format!(
+        "devices {{ use_devicesfile=0 filter=[{}, \"r|.*|\"] global_filter=[{}, \"r|.*|\"] }}",
+        accept.join(", "),
+        accept.join(", ")
+    )
+}
+
+/// An LVM command restricted to the target's devices.
+fn target_lvm(program: &str, devices: &[String]) -> Cmd {
+    Cmd::new("lvm")
+        .arg(program)
+        .args(["--config", &only_devices_config(devices)])
+}
+
+/// An LVM command that sees only the host's devices, as the host configures them.
+fn host_lvm(program: &str) -> Cmd {
+    Cmd::new("lvm").arg(program)
+}
+
+pub fn target_pvs(devices: &[String]) -> Result<Vec<PhysicalVolume>> {
+    let json = target_lvm("pvs", devices)
+        .args([
+            "--reportformat",
+            "json",
+            "-o",
+            "pv_name,vg_name,pv_uuid,vg_uuid",
+        ])
+        .read()
+        .context("listing the target's LVM physical volumes")?;
+    parse_pvs(&json)
+}
+
+pub fn target_lvs(devices: &[String], vg: &str) -> Result<Vec<LogicalVolume>> {
+    let json = target_lvm("lvs", devices)
+        .args([
+            "--reportformat",
+            "json",
+            "-o",
+            "lv_name,vg_name,lv_path,lv_dm_path",
+            vg,
+        ])
+        .read()
+        .with_context(|| format!("listing logical volumes of {vg}"))?;
+    parse_lvs(&json)
+}
+
+/// Names of the VGs the host itself knows (its own configuration and devices file).
+pub fn host_vg_names() -> Result<BTreeSet<String>> {
+    let output = host_lvm("vgs")
+        .args(["--reportformat", "json", "-o", "vg_name"])
+        .run_unchecked()?;
+    if !output.success() {
+        return Ok(BTreeSet::new());
+    }
+    #[derive(Deserialize)]
+    struct Vg {
+        vg_name: String,
+    }
+    let rows: Vec<Vg> = parse_rows(&output.stdout_string())?;
+    Ok(rows.into_iter().map(|v| v.vg_name).collect())
+}
+
+pub fn activate(devices: &[String], vg: &str) -> Result<()> {
+    target_lvm("vgchange", devices)
+        .args(["-ay", vg])
+        .run()
+        .with_context(|| format!("activating volume group {vg}"))?;
+    Ok(())
+}
+
+pub fn deactivate(devices: &[String], vg: &str) -> Result<()> {
+    target_lvm("vgchange", devices)
+        .args(["-an", vg])
+        .run()
+        .with_context(|| format!("deactivating volume group {vg}"))?;
+    Ok(())
+}
+
+/// Gives a cloned VG (same name and UUIDs as the host's) new UUIDs and a temporary name.
+pub fn import_clone(pvs: &[String], temporary: &str) -> Result<()> {
+    Cmd::new("vgimportclone")
+        .args(["--config", &only_devices_config(pvs)])
+        .args(["--basevgname", temporary])
+        .args(pvs)
+        .run()
+        .with_context(|| {
+            format!("renaming the target's volume group to {temporary} (vgimportclone)")
+        })?;
+    Ok(())
+}
+
+pub fn rename(devices: &[String], from: &str, to: &str) -> Result<()> {
+    target_lvm("vgrename", devices)
+        .args([from, to])
+        .run()
+        .with_context(|| format!("renaming volume group {from} back to {to}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Captured from `pvs --reportformat json -o pv_name,vg_name,pv_uuid,vg_uuid` (lvm2 2.03.16).
+    const PVS: &str = r#"  {
+      "report": [
+          {
+              "pv": [
+                  {"pv_name":"/dev/vdb3", "vg_name":"rootvg", "pv_uuid":"3bXkqX-1Xl4-Ew3t-ZxkD-Bv1M-lZ2a-J8tM1q", "vg_uuid":"5ObyA4-uK0d-5sPL-gHk3-OFte-uyOB-mmB8oC"}
+              ]
+          }
+      ]
+  }
+"#;
+
+    #[test]
+    fn parses_pvs_report() {
+        let pvs = parse_pvs(PVS).unwrap();
+        assert_eq!(pvs.len(), 1);
+        assert_eq!(pvs[0].vg_name, "rootvg");
+        assert_eq!(pvs[0].pv_name, "/dev/vdb3");
+    }
+
+    #[test]
+    fn parses_lvs_report() {
+        let json = r#"{"report":[{"lv":[{"lv_name":"rootlv","vg_name":"rootvg","lv_path":"/dev/rootvg/rootlv","lv_dm_path":"/dev/mapper/rootvg-rootlv"}]}]}"#;
+        let lvs = parse_lvs(json).unwrap();
+        assert_eq!(lvs[0].lv_dm_path, "/dev/mapper/rootvg-rootlv");
+    }
+
+    #[test]
+    fn filter_accepts_only_listed_devices() {
+        let config = only_devices_config(&["/dev/vdb3".to_string()]);
+        assert!(config.contains("use_devicesfile=0"));
+        assert!(config.contains(r#""a|^/dev/vdb3$|""#));
+        assert!(config.contains(r#""r|.*|""#));
+    }
+}

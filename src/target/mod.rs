@@ -1,0 +1,762 @@
+//! Mounting the target OS exactly as it boots, without touching the rescue
+//! host's own disks (invariants 1, 2, 7, 8).
+//!
+//! Everything vmrescue does here is recorded in a state file before it is
+//! done; [`Target`] undoes it on drop unless told to keep the mounts, and
+//! `vmrescue umount` undoes it after a crash.
+
+pub mod fstab_mounts;
+pub mod lvm;
+pub mod mountinfo;
+pub mod state;
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use serde::Serialize;
+
+use crate::cmd::ChrootSpec;
+use crate::disk::{self, BlockDevice, DiskClass};
+use crate::error::Failure;
+use crate::failpoint;
+use crate::rootfs::RootDir;
+use fstab_mounts::FstabMount;
+use state::{StateFile, Step};
+
+/// Where targets are mounted unless `--mount-base` says otherwise.
+pub const DEFAULT_MOUNT_BASE: &str = "/mnt/vmrescue";
+pub const LAYOUT_SCHEMA_VERSION: u32 = 1;
+
+/// Which target the operator asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    /// The single candidate disk (Azure LUN 0 first).
+    Auto,
+    /// A disk or partition.
+    Disk(PathBuf),
+    /// A disk image file, attached as a loop device.
+    Image(PathBuf),
+    /// An already mounted root directory: nothing is mounted.
+    Root(PathBuf),
+}
+
+/// How the target ended up mounted (printed by `vmrescue mount --json`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Layout {
+    pub version: u32,
+    pub key: String,
+    pub root: PathBuf,
+    pub disk: Option<String>,
+    pub image: Option<PathBuf>,
+    pub root_device: Option<String>,
+    pub read_only_device: bool,
+    pub mounts: Vec<MountedFs>,
+    /// fstab entries that are not local filesystems (swap, network, tmpfs, bind).
+    pub skipped: Vec<FstabNote>,
+    /// fstab entries whose source is not on the target disk.
+    pub unresolved: Vec<FstabNote>,
+    pub volume_groups: Vec<VolumeGroupUse>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct MountedFs {
+    pub device: String,
+    pub mount_point: String,
+    pub fstype: String,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct FstabNote {
+    pub line: usize,
+    pub spec: String,
+    pub mount_point: String,
+    pub fstype: String,
+    pub nofail: bool,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct VolumeGroupUse {
+    pub name: String,
+    /// Set when the host has a VG of the same name (same-image rescue).
+    pub temporary_name: Option<String>,
+}
+
+/// A mounted target. Dropping it unmounts everything it mounted, unless
+/// [`Target::keep`] was called.
+#[derive(Debug)]
+pub struct Target {
+    layout: Layout,
+    state: Option<StateFile>,
+    keep: bool,
+}
+
+impl Target {
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.layout.root
+    }
+
+    pub fn rootdir(&self) -> Result<RootDir> {
+        RootDir::open(&self.layout.root)
+    }
+
+    /// Leaves everything mounted (for `vmrescue mount`); the state file stays.
+    pub fn keep(mut self) -> Result<Layout> {
+        if let Some(state) = self.state.as_mut() {
+            state.state.kept = true;
+            state.save()?;
+        }
+        self.keep = true;
+        Ok(self.layout.clone())
+    }
+
+    /// Remounts every filesystem vmrescue mounted read-write, after the
+    /// operator confirmed a change (invariant 8).
+    pub fn make_writable(&self) -> Result<()> {
+        if self.layout.read_only_device {
+            return Err(Failure::Refused(format!(
+                "{} is a read-only device: no change can be written to it",
+                self.layout.disk.as_deref().unwrap_or("the target")
+            ))
+            .into());
+        }
+        for mount in &self.layout.mounts {
+            nix::mount::mount(
+                None::<&str>,
+                &mount.path,
+                None::<&str>,
+                nix::mount::MsFlags::MS_REMOUNT,
+                None::<&str>,
+            )
+            .with_context(|| {
+                format!(
+                    "remounting {} ({}) read-write",
+                    mount.path.display(),
+                    mount.device
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The chroot for running the target's own generators (dracut, grub2-mkconfig…).
+    pub fn chroot_spec(&self) -> ChrootSpec {
+        chroot_spec(&self.layout.root)
+    }
+
+    /// Unmounts now what this run mounted, reporting errors (drop does the
+    /// same silently); a target kept by `vmrescue mount` stays mounted.
+    pub fn release(mut self) -> Result<()> {
+        if self.keep {
+            return Ok(());
+        }
+        self.keep = true;
+        match self.state.take() {
+            Some(state) => teardown(state),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        if let Some(state) = self.state.take() {
+            if let Err(err) = teardown(state) {
+                tracing::error!("cleaning up the target mounts: {err:#} (run `vmrescue umount`)");
+            }
+        }
+    }
+}
+
+/// Bind mounts the target needs to run its own tools in a chroot.
+pub fn chroot_spec(root: &Path) -> ChrootSpec {
+    let mut binds: Vec<(PathBuf, PathBuf)> = ["/dev", "/dev/pts", "/proc", "/sys", "/run"]
+        .iter()
+        .map(|p| (PathBuf::from(p), PathBuf::from(p)))
+        .collect();
+    let efivars = Path::new("/sys/firmware/efi/efivars");
+    if efivars.is_dir() {
+        binds.push((efivars.to_path_buf(), efivars.to_path_buf()));
+    }
+    ChrootSpec {
+        root: root.to_path_buf(),
+        binds,
+    }
+}
+
+/// Finds, assembles and mounts the target read-only.
+pub fn open(spec: &TargetSpec, mount_base: &Path) -> Result<Target> {
+    match spec {
+        TargetSpec::Root(dir) => open_root_dir(dir),
+        TargetSpec::Image(image) => open_image(image, mount_base),
+        TargetSpec::Disk(device) => {
+            let scan = disk::scan()?;
+            let disk_path = host_safe_disk(&scan, device)?;
+            open_block_device(&disk_path, None, mount_base, None)
+        }
+        TargetSpec::Auto => {
+            let scan = disk::scan()?;
+            let picked = scan.pick_target()?;
+            open_block_device(&picked.path, None, mount_base, None)
+        }
+    }
+}
+
+fn open_root_dir(dir: &Path) -> Result<Target> {
+    let root = RootDir::open(dir)?;
+    if !has_os(&root) {
+        return Err(Failure::Unsupported(format!(
+            "{} has no /etc/os-release or /etc/fstab: not the root of an installed Linux system",
+            dir.display()
+        ))
+        .into());
+    }
+    let layout = Layout {
+        version: LAYOUT_SCHEMA_VERSION,
+        key: sanitize_key(&dir.display().to_string()),
+        root: dir.to_path_buf(),
+        disk: None,
+        image: None,
+        root_device: None,
+        read_only_device: false,
+        mounts: Vec::new(),
+        skipped: Vec::new(),
+        unresolved: Vec::new(),
+        volume_groups: Vec::new(),
+    };
+    Ok(Target {
+        layout,
+        state: None,
+        keep: false,
+    })
+}
+
+/// Refuses the host's own disks; returns the whole disk for a partition.
+fn host_safe_disk(scan: &disk::Scan, device: &Path) -> Result<String> {
+    let wanted =
+        std::fs::canonicalize(device).with_context(|| format!("resolving {}", device.display()))?;
+    let wanted = wanted.display().to_string();
+    for disk in &scan.disks {
+        let on_disk = disk.path == wanted || disk.partitions.iter().any(|p| p.path == wanted);
+        if !on_disk {
+            continue;
+        }
+        if disk.class == DiskClass::Host {
+            return Err(Failure::NoTarget(format!(
+                "{wanted} is on the rescue host's own disk {} ({}): refusing to touch it",
+                disk.path, disk.reason
+            ))
+            .into());
+        }
+        return Ok(disk.path.clone());
+    }
+    Err(Failure::NoTarget(format!("{wanted} is not a block device listed by lsblk")).into())
+}
+
+fn open_image(image: &Path, mount_base: &Path) -> Result<Target> {
+    let image = std::fs::canonicalize(image)
+        .with_context(|| format!("opening image {}", image.display()))?;
+    let stem = image
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into());
+    let key = sanitize_key(&format!("img-{stem}"));
+    let mount_root = mount_base.join(&key);
+    let mut state = StateFile::create(&key, &mount_root)?;
+    let attached = attach_loop(&image, &mut state);
+    let device = match attached {
+        Ok(device) => device,
+        Err(err) => {
+            let _ = teardown(state);
+            return Err(err);
+        }
+    };
+    open_block_device(
+        &device.display().to_string(),
+        Some(&image),
+        mount_base,
+        Some(state),
+    )
+}
+
+fn attach_loop(image: &Path, state: &mut StateFile) -> Result<PathBuf> {
+    let control = loopdev::LoopControl::open().context("opening /dev/loop-control")?;
+    let device = control.next_free().context("finding a free loop device")?;
+    let path = device.path().context("loop device has no path")?;
+    state.push(Step::LoopAttached {
+        device: path.clone(),
+        image: image.to_path_buf(),
+    })?;
+    device
+        .with()
+        .part_scan(true)
+        .autoclear(true)
+        .attach(image)
+        .with_context(|| format!("attaching {} to {}", image.display(), path.display()))?;
+    // Autoclear detaches the device once nothing holds it (our mounts do), so
+    // a crash before anything is mounted leaves no loop device behind.
+    std::mem::forget(device);
+    failpoint::hit("mount-after-loop");
+    crate::disk::partitions::rescan(&path)?;
+    Ok(path)
+}
+
+fn open_block_device(
+    disk_path: &str,
+    image: Option<&Path>,
+    mount_base: &Path,
+    state: Option<StateFile>,
+) -> Result<Target> {
+    let name = Path::new(disk_path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "disk".into());
+    let mut state = match state {
+        Some(state) => state,
+        None => StateFile::create(&sanitize_key(&name), &mount_base.join(sanitize_key(&name)))?,
+    };
+    let result = assemble_and_mount(disk_path, image, &mut state);
+    match result {
+        Ok(layout) => {
+            state.state.layout = Some(layout.clone());
+            state.save()?;
+            Ok(Target {
+                layout,
+                state: Some(state),
+                keep: false,
+            })
+        }
+        Err(err) => {
+            if let Err(cleanup) = teardown(state) {
+                tracing::error!("cleaning up after a failed mount: {cleanup:#}");
+            }
+            Err(err)
+        }
+    }
+}
+
+fn list_disk(disk_path: &str) -> Result<BlockDevice> {
+    let mut devices = disk::lsblk::list(&[disk_path.to_string()])?;
+    disk::blkid::enrich(&mut devices, &mut disk::blkid::probe)?;
+    devices
+        .into_iter()
+        .next()
+        .with_context(|| format!("lsblk printed nothing for {disk_path}"))
+}
+
+fn assemble_and_mount(
+    disk_path: &str,
+    image: Option<&Path>,
+    state: &mut StateFile,
+) -> Result<Layout> {
+    let mount_root = state.state.mount_root.clone();
+    let mut tree = list_disk(disk_path)?;
+    let read_only_device = tree.ro;
+
+    let volume_groups = assemble_lvm(&tree, state)?;
+    if !volume_groups.is_empty() {
+        tree = list_disk(disk_path)?;
+    }
+    let nodes: Vec<BlockDevice> = tree.walk().into_iter().cloned().collect();
+
+    make_dir(&mount_root, state)?;
+    let root_device = mount_root_fs(&nodes, &mount_root, state)?;
+    let root = RootDir::open(&mount_root)?;
+    let fstab_text = root.read_string_optional("/etc/fstab")?.unwrap_or_default();
+    let plan = fstab_mounts::plan(&fstab_text, &nodes, &volume_groups);
+
+    let mut mounts = vec![MountedFs {
+        device: root_device.dev_path(),
+        mount_point: "/".into(),
+        fstype: root_device.fstype.clone().unwrap_or_default(),
+        path: mount_root.clone(),
+    }];
+    for entry in &plan.mounts {
+        match mount_fstab_entry(&root, entry, state) {
+            Ok(mounted) => mounts.push(mounted),
+            Err(err) => {
+                return Err(err.context(format!(
+                    "mounting {} ({}) on {}",
+                    entry.device,
+                    entry.spec,
+                    root.display_path(&entry.mount_point).display()
+                )))
+            }
+        }
+    }
+    Ok(Layout {
+        version: LAYOUT_SCHEMA_VERSION,
+        key: state.state.key.clone(),
+        root: mount_root,
+        disk: Some(disk_path.to_string()),
+        image: image.map(Path::to_path_buf),
+        root_device: Some(root_device.dev_path()),
+        read_only_device,
+        mounts,
+        skipped: plan.skipped,
+        unresolved: plan.unresolved,
+        volume_groups,
+    })
+}
+
+fn assemble_lvm(tree: &BlockDevice, state: &mut StateFile) -> Result<Vec<VolumeGroupUse>> {
+    let pv_paths: Vec<String> = tree
+        .walk()
+        .into_iter()
+        .filter(|n| n.fstype.as_deref() == Some("LVM2_member"))
+        .map(BlockDevice::dev_path)
+        .collect();
+    if pv_paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pvs = lvm::target_pvs(&pv_paths)?;
+    let host_vgs = lvm::host_vg_names()?;
+    let mut groups: Vec<VolumeGroupUse> = Vec::new();
+    for pv in &pvs {
+        if pv.vg_name.is_empty() || groups.iter().any(|g| g.name == pv.vg_name) {
+            continue;
+        }
+        let members: Vec<String> = pvs
+            .iter()
+            .filter(|p| p.vg_name == pv.vg_name)
+            .map(|p| p.pv_name.clone())
+            .collect();
+        let mut active_name = pv.vg_name.clone();
+        let mut temporary_name = None;
+        if host_vgs.contains(&pv.vg_name) {
+            let temporary = format!("{}_vmrescue", pv.vg_name);
+            state.push(Step::VgRenamed {
+                original: pv.vg_name.clone(),
+                temporary: temporary.clone(),
+                pvs: members.clone(),
+            })?;
+            lvm::import_clone(&members, &temporary)?;
+            active_name = temporary.clone();
+            temporary_name = Some(temporary);
+        }
+        state.push(Step::VgActivated {
+            vg: active_name.clone(),
+            pvs: members.clone(),
+        })?;
+        lvm::activate(&members, &active_name)?;
+        failpoint::hit("mount-after-vg");
+        groups.push(VolumeGroupUse {
+            name: pv.vg_name.clone(),
+            temporary_name,
+        });
+    }
+    Ok(groups)
+}
+
+fn has_os(root: &RootDir) -> bool {
+    (root.is_file("/etc/os-release") || root.is_file("/usr/lib/os-release"))
+        && root.exists("/etc/fstab")
+}
+
+const ROOT_FSTYPES: &[&str] = &["ext4", "ext3", "ext2", "xfs", "btrfs"];
+
+/// Tries the filesystems most likely to be `/` first and keeps the one that
+/// holds an installed OS.
+fn mount_root_fs(
+    nodes: &[BlockDevice],
+    mount_root: &Path,
+    state: &mut StateFile,
+) -> Result<BlockDevice> {
+    let mut candidates: Vec<&BlockDevice> = nodes
+        .iter()
+        .filter(|n| {
+            n.fstype
+                .as_deref()
+                .is_some_and(|f| ROOT_FSTYPES.contains(&f))
+        })
+        .collect();
+    candidates.sort_by_key(|n| {
+        let named_root =
+            n.name.contains("root") || n.label.as_deref().is_some_and(|l| l.contains("root"));
+        (!named_root, std::cmp::Reverse(n.size.unwrap_or(0)))
+    });
+    let encrypted = nodes
+        .iter()
+        .any(|n| n.fstype.as_deref() == Some("crypto_LUKS"));
+    for candidate in candidates {
+        let fstype = candidate.fstype.clone().unwrap_or_default();
+        let device = candidate.dev_path();
+        state.push(Step::Mounted {
+            source: device.clone(),
+            path: mount_root.to_path_buf(),
+        })?;
+        if let Err(err) = mount_read_only(&device, mount_root, &fstype, "") {
+            tracing::info!("{device} cannot be mounted ({err:#}); trying the next filesystem");
+            state.pop()?;
+            continue;
+        }
+        failpoint::hit("mount-after-root");
+        let is_root = RootDir::open(mount_root)
+            .map(|r| has_os(&r))
+            .unwrap_or(false);
+        if is_root {
+            return Ok(candidate.clone());
+        }
+        unmount(mount_root)?;
+        state.pop()?;
+    }
+    if encrypted {
+        return Err(Failure::Unsupported(
+            "the target is encrypted (LUKS / Azure Disk Encryption) and no unlocked root filesystem was found: \
+             unlock it first (e.g. `az vm repair create --unlock-encrypted-vm`) and run vmrescue with --root /investigateroot"
+                .into(),
+        )
+        .into());
+    }
+    Err(Failure::Unsupported(
+        "no root filesystem found on the target (no ext4/XFS/btrfs filesystem or LV holding /etc/os-release and /etc/fstab)".into(),
+    )
+    .into())
+}
+
+fn mount_fstab_entry(
+    root: &RootDir,
+    entry: &FstabMount,
+    state: &mut StateFile,
+) -> Result<MountedFs> {
+    // Resolve the mount point inside the target: a hostile symlink such as
+    // /boot -> /etc must not make us mount over the host's own directories.
+    let dir_fd = root
+        .open_fd(
+            &entry.mount_point,
+            OFlag::O_PATH | OFlag::O_DIRECTORY,
+            Mode::empty(),
+        )
+        .with_context(|| format!("mount point {} is missing in the target", entry.mount_point))?;
+    let fd_path = PathBuf::from(format!("/proc/self/fd/{}", dir_fd.as_raw_fd()));
+    let real_path =
+        std::fs::read_link(&fd_path).with_context(|| format!("resolving {}", fd_path.display()))?;
+    if !real_path.starts_with(root.path()) {
+        anyhow::bail!(
+            "mount point {} resolves outside the target root",
+            entry.mount_point
+        );
+    }
+    state.push(Step::Mounted {
+        source: entry.device.clone(),
+        path: real_path.clone(),
+    })?;
+    mount_read_only(&entry.device, &fd_path, &entry.fstype, &entry.data)?;
+    failpoint::hit("mount-after-fstab-entry");
+    Ok(MountedFs {
+        device: entry.device.clone(),
+        mount_point: entry.mount_point.clone(),
+        fstype: entry.fstype.clone(),
+        path: real_path,
+    })
+}
+
+fn mount_read_only(device: &str, at: &Path, fstype: &str, data: &str) -> Result<()> {
+    let mut options: Vec<&str> = data.split(',').filter(|o| !o.is_empty()).collect();
+    // Same-image rescue: the host may have an XFS with the same UUID mounted.
+    if fstype == "xfs" && !options.contains(&"nouuid") {
+        options.push("nouuid");
+    }
+    let data = options.join(",");
+    sys_mount::Mount::builder()
+        .fstype(fstype)
+        .flags(sys_mount::MountFlags::RDONLY)
+        .data(&data)
+        .mount(device, at)
+        .map_err(|err| explain_mount_error(err, device, fstype))
+        .with_context(|| format!("mounting {device} ({fstype}) read-only on {}", at.display()))?;
+    Ok(())
+}
+
+fn explain_mount_error(err: std::io::Error, device: &str, fstype: &str) -> anyhow::Error {
+    if fstype == "xfs" && err.raw_os_error() == Some(libc::EUCLEAN) {
+        return anyhow::anyhow!(
+            "{err}: the XFS log on {device} is dirty or corrupt; run `vmrescue fsck` to check it, \
+             then `vmrescue fsck --repair` (xfs_repair; -L zeroes the log as a last resort)"
+        );
+    }
+    anyhow::Error::new(err)
+}
+
+fn unmount(path: &Path) -> Result<()> {
+    sys_mount::unmount(path, sys_mount::UnmountFlags::empty())
+        .with_context(|| format!("unmounting {}", path.display()))
+}
+
+fn make_dir(path: &Path, state: &mut StateFile) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    state.push(Step::CreatedDir {
+        path: path.to_path_buf(),
+    })?;
+    std::fs::create_dir_all(path)
+        .with_context(|| format!("creating mount point {}", path.display()))
+}
+
+fn sanitize_key(raw: &str) -> String {
+    let key: String = raw
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if key.is_empty() {
+        "target".into()
+    } else {
+        key
+    }
+}
+
+/// Undoes every recorded step in reverse order, forgetting each once done,
+/// so an interrupted teardown can be resumed.
+pub fn teardown(mut state: StateFile) -> Result<()> {
+    while let Some(step) = state.state.steps.last().cloned() {
+        undo_step(&step).with_context(|| {
+            format!(
+                "undoing {step:?} (state kept in {})",
+                state.path().display()
+            )
+        })?;
+        state.pop()?;
+    }
+    state.remove()
+}
+
+fn undo_step(step: &Step) -> Result<()> {
+    match step {
+        Step::Mounted { path, .. } => {
+            if mountinfo::is_mount_point(path)? {
+                unmount(path)?;
+            }
+        }
+        Step::CreatedDir { path } => {
+            if let Err(err) = std::fs::remove_dir(path) {
+                if err.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!("leaving {}: {err}", path.display());
+                }
+            }
+        }
+        Step::VgActivated { vg, pvs } => {
+            if lvm::target_pvs(pvs)?.iter().any(|p| &p.vg_name == vg) {
+                lvm::deactivate(pvs, vg)?;
+            }
+        }
+        Step::VgRenamed {
+            original,
+            temporary,
+            pvs,
+        } => {
+            if lvm::target_pvs(pvs)?
+                .iter()
+                .any(|p| &p.vg_name == temporary)
+            {
+                lvm::rename(pvs, temporary, original)?;
+            }
+        }
+        Step::LoopAttached { device, image } => detach_loop_if_ours(device, image)?,
+    }
+    Ok(())
+}
+
+fn detach_loop_if_ours(device: &Path, image: &Path) -> Result<()> {
+    let name = device
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let backing =
+        std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file")).unwrap_or_default();
+    if Path::new(backing.trim()) != image {
+        return Ok(()); // already detached (autoclear) or reused by someone else
+    }
+    let loop_device = loopdev::LoopDevice::open(device)
+        .with_context(|| format!("opening {}", device.display()))?;
+    loop_device
+        .detach()
+        .with_context(|| format!("detaching {}", device.display()))
+}
+
+/// Tears down every target this process mounted (signal handler).
+pub fn teardown_own() -> Result<()> {
+    let me = std::process::id();
+    for path in StateFile::list()? {
+        let file = StateFile::load(&path)?;
+        if file.state.pid == me && !file.state.kept {
+            teardown(file)?;
+        }
+    }
+    Ok(())
+}
+
+/// A target mounted earlier by `vmrescue mount` (named by key, or the only one).
+pub fn from_state(key: Option<&str>) -> Result<Option<Target>> {
+    let mut found = Vec::new();
+    for path in StateFile::list()? {
+        let file = StateFile::load(&path)?;
+        if key.is_none_or(|k| k == file.state.key) && file.state.layout.is_some() {
+            found.push(file);
+        }
+    }
+    match found.len() {
+        0 => Ok(None),
+        1 => {
+            let file = found.remove(0);
+            let layout = file
+                .state
+                .layout
+                .clone()
+                .context("state file has no layout")?;
+            // Kept: whoever mounted it with `vmrescue mount` unmounts it with `vmrescue umount`.
+            Ok(Some(Target {
+                layout,
+                state: Some(file),
+                keep: true,
+            }))
+        }
+        _ => {
+            let keys: Vec<String> = found.iter().map(|f| f.state.key.clone()).collect();
+            Err(Failure::NoTarget(format!(
+                "several targets are mounted ({}): name one with --target",
+                keys.join(", ")
+            ))
+            .into())
+        }
+    }
+}
+
+/// `vmrescue umount`: tears down the named target, or every target vmrescue
+/// left mounted. Returns the keys cleaned up.
+pub fn umount(key: Option<&str>) -> Result<Vec<String>> {
+    let mut cleaned = Vec::new();
+    for path in StateFile::list()? {
+        let file = StateFile::load(&path)?;
+        if key.is_some_and(|k| k != file.state.key) {
+            continue;
+        }
+        let name = file.state.key.clone();
+        teardown(file)?;
+        cleaned.push(name);
+    }
+    if let Some(key) = key {
+        if cleaned.is_empty() {
+            tracing::info!("nothing mounted by vmrescue for {key}");
+        }
+    }
+    Ok(cleaned)
+}

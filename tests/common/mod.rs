@@ -1,0 +1,192 @@
+//! Helpers for root-only integration tests on loop-device images built by the test.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+/// Tests that attach disks change what `scan` sees: run them one at a time.
+static DISK_LOCK: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    DISK_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// True when the test may attach loop devices; prints a SKIP line otherwise.
+pub fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        true
+    } else {
+        println!("SKIP {test}: needs root (loop devices and mounts)");
+        false
+    }
+}
+
+pub fn vmrescue() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmrescue"));
+    cmd.env_remove("VMRESCUE_FAILPOINT");
+    cmd
+}
+
+pub fn sh(script: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "script failed: {script}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// What must be the same before and after a test: mounts, loop devices, state files.
+pub fn host_snapshot() -> (Vec<String>, String, Vec<String>) {
+    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (left, right) = l.split_once(" - ").unwrap();
+            let mount_point = left.split(' ').nth(4).unwrap();
+            format!("{mount_point} {right}")
+        })
+        .collect();
+    mounts.sort();
+    let loops = sh("losetup -a | sort");
+    let mut states: Vec<String> = std::fs::read_dir("/run/vmrescue")
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    states.sort();
+    (mounts, loops, states)
+}
+
+/// A disk image file in a temporary directory, with helpers to fill it.
+pub struct TestImage {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl TestImage {
+    /// `sfdisk` script, then one mkfs per partition (`None` leaves it empty).
+    pub fn new(size_mb: u64, sfdisk: &str, filesystems: &[Option<&str>]) -> TestImage {
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        let path = dir.path().join("disk.img");
+        sh(&format!(
+            "truncate -s {size_mb}M {p} && printf '{sfdisk}' | sfdisk -q {p}",
+            p = path.display()
+        ));
+        let image = TestImage { dir, path };
+        image.with_loop(|dev| {
+            for (index, fs) in filesystems.iter().enumerate() {
+                if let Some(mkfs) = fs {
+                    sh(&format!("{mkfs} {dev}p{}", index + 1));
+                }
+            }
+        });
+        image
+    }
+
+    /// Attaches the image, runs `f` with the loop device path, detaches.
+    pub fn with_loop<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+        let dev = sh(&format!("losetup -f --show -P {}", self.path.display()))
+            .trim()
+            .to_string();
+        sh(&format!("partx -u {dev} || true; for i in $(seq 50); do ls {dev}p* >/dev/null 2>&1 && break; sleep 0.1; done"));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&dev)));
+        sh(&format!("losetup -d {dev}"));
+        match result {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Mounts partition `n` on a scratch dir, runs `f` with that dir, unmounts.
+    pub fn with_partition<T>(&self, n: u32, f: impl FnOnce(&Path) -> T) -> T {
+        self.with_loop(|dev| {
+            let mnt = tempfile::tempdir().unwrap();
+            sh(&format!("mount {dev}p{n} {}", mnt.path().display()));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(mnt.path())));
+            sh(&format!("umount {}", mnt.path().display()));
+            match result {
+                Ok(value) => value,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+
+    pub fn uuid(&self, n: u32) -> String {
+        self.with_loop(|dev| {
+            sh(&format!("blkid -p -o value -s UUID {dev}p{n}"))
+                .trim()
+                .to_string()
+        })
+    }
+}
+
+/// Writes a minimal installed-OS skeleton (os-release, fstab, a static shell).
+pub fn write_os_tree(root: &Path, fstab: &str) {
+    for dir in [
+        "etc", "boot", "dev", "proc", "sys", "run", "bin", "tmp", "var",
+    ] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::write(
+        root.join("etc/os-release"),
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/fstab"), fstab).unwrap();
+    if let Ok(busybox) = which("busybox") {
+        std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+        std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    }
+}
+
+fn which(program: &str) -> Result<PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
+
+/// GPT: 100 MiB ext4 /boot + XFS root, fstab by UUID plus a missing nofail
+/// entry and an NFS line.
+pub fn gpt_boot_xfs_root() -> TestImage {
+    let image = TestImage::new(
+        600,
+        "label: gpt\\nsize=100M, type=linux\\nsize=+, type=linux\\n",
+        &[Some("mkfs.ext4 -q -L boot"), Some("mkfs.xfs -q -f -L root")],
+    );
+    let (boot, root) = (image.uuid(1), image.uuid(2));
+    let fstab = format!(
+        "# /etc/fstab\nUUID={root} / xfs defaults 0 0\nUUID={boot} /boot ext4 defaults 0 2\n\
+         UUID=deadbeef-0000-4000-8000-000000000000 /data ext4 defaults,nofail 0 2\n\
+         srv:/export /mnt/nfs nfs defaults 0 0\n"
+    );
+    image.with_partition(2, |dir| {
+        write_os_tree(dir, &fstab);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+    });
+    image.with_partition(1, |dir| {
+        std::fs::write(dir.join("vmlinuz-6.1.0-9-amd64"), "kernel").unwrap()
+    });
+    image
+}

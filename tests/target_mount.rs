@@ -1,0 +1,217 @@
+//! Root-only integration tests of `vmrescue mount/umount/chroot` on loop images.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn gpt_separate_boot_xfs_root_mounts_reports_missing_fstab_source_and_cleans_up() {
+    if !root_or_skip("gpt_separate_boot_xfs_root_mounts") {
+        return;
+    }
+    let _serial = serial();
+    let image = gpt_boot_xfs_root();
+    let before = host_snapshot();
+    let out = vmrescue()
+        .args(["mount", "--json", "--image"])
+        .arg(&image.path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let layout: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let root = layout["root"].as_str().unwrap().to_string();
+    let points: Vec<&str> = layout["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mount_point"].as_str().unwrap())
+        .collect();
+    assert_eq!(points, vec!["/", "/boot"]);
+    assert_eq!(layout["unresolved"][0]["mount_point"], "/data");
+    assert_eq!(layout["unresolved"][0]["nofail"], true);
+    assert_eq!(layout["skipped"][0]["reason"], "network filesystem");
+    assert!(std::path::Path::new(&root)
+        .join("boot/vmlinuz-6.1.0-9-amd64")
+        .exists());
+    // Read-only until a change is confirmed.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root_line = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(root.as_str()))
+        .unwrap();
+    assert!(
+        root_line.split(' ').nth(5).unwrap().starts_with("ro"),
+        "{root_line}"
+    );
+
+    let out = vmrescue().arg("umount").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(host_snapshot(), before);
+}
+
+#[test]
+fn chroot_mounts_stay_out_of_the_host_mount_table_and_exit_status_passes_through() {
+    if !root_or_skip("chroot_mounts_stay_private") {
+        return;
+    }
+    let _serial = serial();
+    let image = gpt_boot_xfs_root();
+    let before = host_snapshot();
+    let mut child = vmrescue()
+        .args(["chroot", "--image"])
+        .arg(&image.path)
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "test -e /proc/self/mountinfo && sleep 2; exit 7",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let during = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !during.contains("/mnt/vmrescue/img-disk/proc"),
+        "chroot binds leaked into the host"
+    );
+    assert!(
+        !during.contains("/mnt/vmrescue/img-disk/dev "),
+        "chroot binds leaked into the host"
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(7));
+    assert_eq!(host_snapshot(), before);
+}
+
+#[test]
+fn btrfs_root_with_subvolumes_mounts_the_fstab_subvolumes() {
+    if !root_or_skip("btrfs_root_with_subvolumes") {
+        return;
+    }
+    let _serial = serial();
+    let image = TestImage::new(400, "label: dos\\ntype=83\\n", &[Some("mkfs.btrfs -q -f")]);
+    let uuid = image.uuid(1);
+    image.with_partition(1, |top| {
+        sh(&format!(
+            "btrfs -q subvolume create {0}/@ && btrfs -q subvolume create {0}/@/home",
+            top.display()
+        ));
+        let id = sh(&format!(
+            "btrfs inspect-internal rootid {}/@",
+            top.display()
+        ));
+        sh(&format!(
+            "btrfs subvolume set-default {} {}",
+            id.trim(),
+            top.display()
+        ));
+        let fstab = format!(
+            "UUID={uuid} / btrfs defaults 0 0\nUUID={uuid} /home btrfs subvol=@/home 0 0\n"
+        );
+        write_os_tree(&top.join("@"), &fstab);
+        std::fs::create_dir_all(top.join("@/home/alice")).unwrap();
+    });
+    let before = host_snapshot();
+    let out = vmrescue()
+        .args(["mount", "--json", "--image"])
+        .arg(&image.path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let layout: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let root = layout["root"].as_str().unwrap();
+    assert!(
+        std::path::Path::new(root).join("home/alice").is_dir(),
+        "{layout}"
+    );
+    assert_eq!(layout["mounts"][1]["mount_point"], "/home");
+    let out = vmrescue().arg("umount").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(host_snapshot(), before);
+}
+
+#[test]
+fn luks_image_is_refused_with_exit_4_and_nothing_left_mounted() {
+    if !root_or_skip("luks_image_is_refused") {
+        return;
+    }
+    let _serial = serial();
+    let image = TestImage::new(64, "label: gpt\\nsize=+, type=linux\\n", &[None]);
+    image.with_loop(|dev| {
+        sh(&format!(
+            "printf secret > {d}/key && cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 \
+             --pbkdf-force-iterations 1000 {dev}p1 {d}/key",
+            d = image.dir.path().display()
+        ))
+    });
+    let before = host_snapshot();
+    let out = vmrescue()
+        .args(["mount", "--image"])
+        .arg(&image.path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("encrypted"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(host_snapshot(), before);
+}
+
+#[test]
+fn the_host_disk_is_refused_and_no_candidate_exits_3() {
+    if !root_or_skip("the_host_disk_is_refused") {
+        return;
+    }
+    let _serial = serial();
+    let root_source = sh("findmnt -n -o SOURCE /").trim().to_string();
+    let out = vmrescue()
+        .args(["mount", "--disk", &root_source])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rescue host's own disk"),
+        "{}",
+        text(&out)
+    );
+    let has_candidate =
+        String::from_utf8_lossy(&vmrescue().args(["scan"]).output().unwrap().stdout)
+            .contains("candidate ");
+    if !has_candidate {
+        let out = vmrescue().args(["scan", "--pick"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    }
+}
+
+#[test]
+fn sigkill_at_each_mount_step_then_umount_restores_the_host_exactly() {
+    if !root_or_skip("sigkill_at_each_mount_step") {
+        return;
+    }
+    let _serial = serial();
+    let image = gpt_boot_xfs_root();
+    let before = host_snapshot();
+    for failpoint in [
+        "mount-after-loop",
+        "mount-after-root",
+        "mount-after-fstab-entry",
+    ] {
+        let out = vmrescue()
+            .env("VMRESCUE_FAILPOINT", failpoint)
+            .args(["mount", "--image"])
+            .arg(&image.path)
+            .output()
+            .unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(9),
+            "{failpoint}: {}",
+            text(&out)
+        );
+        let out = vmrescue().arg("umount").output().unwrap();
+        assert!(out.status.success(), "{failpoint}: {}", text(&out));
+        assert_eq!(host_snapshot(), before, "after a kill at {failpoint}");
+    }
+}
