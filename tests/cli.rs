@@ -1,0 +1,89 @@
+//! The binary's command-line contract: usage errors, missing tools, JSON.
+
+use std::process::Command;
+
+fn vmrescue() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vmrescue"))
+}
+
+#[test]
+fn unknown_flag_exits_2_with_clap_message() {
+    let out = vmrescue()
+        .args(["scan", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+}
+
+#[test]
+fn missing_lsblk_exits_1_naming_the_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = vmrescue()
+        .args(["--log-file"])
+        .arg(dir.path().join("log"))
+        .arg("scan")
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("lsblk") && stderr.contains("program not found"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn failing_lsblk_exits_1_with_its_stderr_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("lsblk");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'lsblk: cannot read /sys: broken' >&2\nexit 32\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = vmrescue()
+        .args(["--log-file"])
+        .arg(dir.path().join("log"))
+        .arg("scan")
+        .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("exited with status 32") && stderr.contains("cannot read /sys: broken"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn scan_json_is_valid_and_versioned() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = vmrescue()
+        .args(["--log-file"])
+        .arg(dir.path().join("log"))
+        .args(["scan", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(scan["version"], 1);
+    assert!(scan["disks"].is_array());
+}
+
+#[test]
+fn completions_and_man_page_render() {
+    let out = vmrescue().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("vmrescue"));
+    let out = vmrescue().arg("man").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(".TH vmrescue"));
+}
