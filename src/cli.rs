@@ -60,6 +60,8 @@ pub enum Command {
     },
     /// Run a command (default: a shell) chrooted into the target, in a private mount namespace.
     Chroot(ChrootArgs),
+    /// Check the target's filesystems (read-only unless --repair).
+    Fsck(FsckArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -97,6 +99,18 @@ pub struct ChrootArgs {
     /// The command and its arguments (after `--`); default: the target's shell.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Repair what the check finds (e2fsck -y, xfs_repair) after confirmation.
+    #[arg(long)]
+    pub repair: bool,
+    /// Confirm without asking (unattended).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{ChrootArgs, Cli, Command, GlobalArgs, ScanArgs, TargetArgs};
+use crate::cli::{ChrootArgs, Cli, Command, FsckArgs, GlobalArgs, ScanArgs, TargetArgs};
 use crate::cmd::Cmd;
 use crate::error::{exit_code_for, ExitCode};
 use crate::target::{self, Target, TargetSpec};
@@ -110,6 +110,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let session = start_session(&cli.global, true)?;
             umount(&session, key.as_deref())
         }
+        Command::Fsck(args) => {
+            let session = start_session(&cli.global, true)?;
+            fsck(&session, &args)
+        }
         Command::Chroot(args) => {
             let _session = start_session(&cli.global, true)?;
             chroot(&args)
@@ -120,18 +124,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// The target named on the command line; else the one `vmrescue mount` left
 /// mounted; else the single candidate disk.
 pub fn open_target(args: &TargetArgs) -> Result<Target> {
-    let spec = if let Some(disk) = &args.disk {
-        TargetSpec::Disk(disk.clone())
-    } else if let Some(image) = &args.image {
-        TargetSpec::Image(image.clone())
-    } else if let Some(root) = &args.root {
-        TargetSpec::Root(root.clone())
-    } else {
+    let spec = target_spec(args);
+    if spec == TargetSpec::Auto {
         if let Some(target) = target::from_state(None)? {
             return Ok(target);
         }
-        TargetSpec::Auto
-    };
+    }
     target::open(&spec, &args.mount_base)
 }
 
@@ -167,6 +165,64 @@ fn mount(session: &Session, args: &TargetArgs) -> Result<ExitCode> {
     }
     writeln!(out, "{}", layout.root.display())?;
     Ok(ExitCode::Success)
+}
+
+fn target_spec(args: &TargetArgs) -> TargetSpec {
+    if let Some(disk) = &args.disk {
+        TargetSpec::Disk(disk.clone())
+    } else if let Some(image) = &args.image {
+        TargetSpec::Image(image.clone())
+    } else if let Some(root) = &args.root {
+        TargetSpec::Root(root.clone())
+    } else {
+        TargetSpec::Auto
+    }
+}
+
+fn fsck(session: &Session, args: &FsckArgs) -> Result<ExitCode> {
+    if !target::state::StateFile::list()?.is_empty() {
+        return Err(crate::Failure::Refused(
+            "a target is mounted by vmrescue: run `vmrescue umount` before checking filesystems"
+                .into(),
+        )
+        .into());
+    }
+    if args.repair && !args.yes && !crate::ui::confirm("Repair the target's filesystems now?")? {
+        return Err(crate::Failure::Refused("repair not confirmed".into()).into());
+    }
+    let assembly = target::assemble(&target_spec(&args.target), &args.target.mount_base)?;
+    let results = target::fsck::check_all(&assembly.nodes(), args.repair);
+    assembly.teardown()?;
+    let results = results?;
+    if session.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"version": 1, "filesystems": results})
+            )?
+        );
+    } else {
+        for result in &results {
+            println!(
+                "{:<20} {:<6} {:?}  ({})",
+                result.device, result.fstype, result.verdict, result.command
+            );
+            if let Some(advice) = &result.advice {
+                println!("    {advice}");
+            }
+        }
+    }
+    let bad = results.iter().any(|r| {
+        matches!(
+            r.verdict,
+            target::fsck::FsckVerdict::Errors | target::fsck::FsckVerdict::CheckFailed
+        )
+    });
+    Ok(if bad {
+        ExitCode::Error
+    } else {
+        ExitCode::Success
+    })
 }
 
 fn umount(session: &Session, key: Option<&str>) -> Result<ExitCode> {

@@ -215,3 +215,53 @@ fn sigkill_at_each_mount_step_then_umount_restores_the_host_exactly() {
         assert_eq!(host_snapshot(), before, "after a kill at {failpoint}");
     }
 }
+
+#[test]
+fn fsck_is_read_only_by_default_and_reports_planted_ext4_damage() {
+    if !root_or_skip("fsck_is_read_only_by_default") {
+        return;
+    }
+    let _serial = serial();
+    let image = TestImage::new(64, "label: dos\\ntype=83\\n", &[Some("mkfs.ext4 -q")]);
+    image.with_loop(|dev| sh(&format!("debugfs -w -R 'clri <11>' {dev}p1 2>/dev/null")));
+    let checksum = || sh(&format!("sha256sum {}", image.path.display()));
+    let before = checksum();
+    let out = vmrescue()
+        .args(["fsck", "--json", "--image"])
+        .arg(&image.path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["filesystems"][0]["verdict"], "errors", "{report}");
+    assert_eq!(checksum(), before, "a read-only check changed the disk");
+
+    let out = vmrescue()
+        .args(["fsck", "--repair", "--image"])
+        .arg(&image.path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "unconfirmed repair must be refused: {}",
+        text(&out)
+    );
+    assert_eq!(checksum(), before);
+    let out = vmrescue()
+        .args(["fsck", "--repair", "--yes", "--json", "--image"])
+        .arg(&image.path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = vmrescue()
+        .args(["fsck", "--json", "--image"])
+        .arg(&image.path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "after repair the check is clean: {}",
+        text(&out)
+    );
+}

@@ -5,6 +5,7 @@
 //! done; [`Target`] undoes it on drop unless told to keep the mounts, and
 //! `vmrescue umount` undoes it after a crash.
 
+pub mod fsck;
 pub mod fstab_mounts;
 pub mod lvm;
 pub mod mountinfo;
@@ -197,20 +198,121 @@ pub fn chroot_spec(root: &Path) -> ChrootSpec {
 
 /// Finds, assembles and mounts the target read-only.
 pub fn open(spec: &TargetSpec, mount_base: &Path) -> Result<Target> {
-    match spec {
-        TargetSpec::Root(dir) => open_root_dir(dir),
-        TargetSpec::Image(image) => open_image(image, mount_base),
-        TargetSpec::Disk(device) => {
-            let scan = disk::scan()?;
-            let disk_path = host_safe_disk(&scan, device)?;
-            open_block_device(&disk_path, None, mount_base, None)
+    if let TargetSpec::Root(dir) = spec {
+        return open_root_dir(dir);
+    }
+    let mut assembly = assemble(spec, mount_base)?;
+    match mount_assembly(&mut assembly) {
+        Ok(layout) => {
+            let mut state = assembly.state;
+            state.state.layout = Some(layout.clone());
+            state.save()?;
+            Ok(Target {
+                layout,
+                state: Some(state),
+                keep: false,
+            })
         }
-        TargetSpec::Auto => {
-            let scan = disk::scan()?;
-            let picked = scan.pick_target()?;
-            open_block_device(&picked.path, None, mount_base, None)
+        Err(err) => {
+            if let Err(cleanup) = assembly.teardown() {
+                tracing::error!("cleaning up after a failed mount: {cleanup:#}");
+            }
+            Err(err)
         }
     }
+}
+
+/// The target disk made ready to mount: loop device attached, VGs active.
+/// Nothing is mounted yet; [`Assembly::teardown`] undoes it.
+#[derive(Debug)]
+pub struct Assembly {
+    pub state: StateFile,
+    pub disk_path: String,
+    pub image: Option<PathBuf>,
+    /// The disk's lsblk tree after LVM activation.
+    pub tree: BlockDevice,
+    pub volume_groups: Vec<VolumeGroupUse>,
+}
+
+impl Assembly {
+    /// Every device below the disk, the disk first.
+    pub fn nodes(&self) -> Vec<BlockDevice> {
+        self.tree.walk().into_iter().cloned().collect()
+    }
+
+    pub fn teardown(self) -> Result<()> {
+        teardown(self.state)
+    }
+}
+
+/// Attaches and activates the target disk (a disk, an image or the single candidate).
+pub fn assemble(spec: &TargetSpec, mount_base: &Path) -> Result<Assembly> {
+    let (disk_path, image, mut state) = match spec {
+        TargetSpec::Root(dir) => anyhow::bail!(
+            "{} is a mounted directory, not a disk: name the disk with --disk or --image",
+            dir.display()
+        ),
+        TargetSpec::Image(image) => {
+            let image = std::fs::canonicalize(image)
+                .with_context(|| format!("opening image {}", image.display()))?;
+            let stem = image
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "image".into());
+            let key = sanitize_key(&format!("img-{stem}"));
+            let mut state = StateFile::create(&key, &mount_base.join(&key))?;
+            match attach_loop(&image, &mut state) {
+                Ok(device) => (device.display().to_string(), Some(image), state),
+                Err(err) => {
+                    let _ = teardown(state);
+                    return Err(err);
+                }
+            }
+        }
+        TargetSpec::Disk(device) => {
+            let disk_path = host_safe_disk(&disk::scan()?, device)?;
+            let state = state_for_disk(&disk_path, mount_base)?;
+            (disk_path, None, state)
+        }
+        TargetSpec::Auto => {
+            let disk_path = disk::scan()?.pick_target()?.path.clone();
+            let state = state_for_disk(&disk_path, mount_base)?;
+            (disk_path, None, state)
+        }
+    };
+    let activated = list_disk(&disk_path).and_then(|tree| {
+        let volume_groups = assemble_lvm(&tree, &mut state)?;
+        let tree = if volume_groups.is_empty() {
+            tree
+        } else {
+            list_disk(&disk_path)?
+        };
+        Ok((tree, volume_groups))
+    });
+    match activated {
+        Ok((tree, volume_groups)) => Ok(Assembly {
+            state,
+            disk_path,
+            image,
+            tree,
+            volume_groups,
+        }),
+        Err(err) => {
+            if let Err(cleanup) = teardown(state) {
+                tracing::error!("cleaning up after a failed assembly: {cleanup:#}");
+            }
+            Err(err)
+        }
+    }
+}
+
+fn state_for_disk(disk_path: &str, mount_base: &Path) -> Result<StateFile> {
+    let name = Path::new(disk_path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "disk".into());
+    let key = sanitize_key(&name);
+    StateFile::create(&key, &mount_base.join(&key))
 }
 
 fn open_root_dir(dir: &Path) -> Result<Target> {
@@ -264,32 +366,6 @@ fn host_safe_disk(scan: &disk::Scan, device: &Path) -> Result<String> {
     Err(Failure::NoTarget(format!("{wanted} is not a block device listed by lsblk")).into())
 }
 
-fn open_image(image: &Path, mount_base: &Path) -> Result<Target> {
-    let image = std::fs::canonicalize(image)
-        .with_context(|| format!("opening image {}", image.display()))?;
-    let stem = image
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image".into());
-    let key = sanitize_key(&format!("img-{stem}"));
-    let mount_root = mount_base.join(&key);
-    let mut state = StateFile::create(&key, &mount_root)?;
-    let attached = attach_loop(&image, &mut state);
-    let device = match attached {
-        Ok(device) => device,
-        Err(err) => {
-            let _ = teardown(state);
-            return Err(err);
-        }
-    };
-    open_block_device(
-        &device.display().to_string(),
-        Some(&image),
-        mount_base,
-        Some(state),
-    )
-}
-
 fn attach_loop(image: &Path, state: &mut StateFile) -> Result<PathBuf> {
     let control = loopdev::LoopControl::open().context("opening /dev/loop-control")?;
     let device = control.next_free().context("finding a free loop device")?;
@@ -312,40 +388,6 @@ fn attach_loop(image: &Path, state: &mut StateFile) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn open_block_device(
-    disk_path: &str,
-    image: Option<&Path>,
-    mount_base: &Path,
-    state: Option<StateFile>,
-) -> Result<Target> {
-    let name = Path::new(disk_path)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "disk".into());
-    let mut state = match state {
-        Some(state) => state,
-        None => StateFile::create(&sanitize_key(&name), &mount_base.join(sanitize_key(&name)))?,
-    };
-    let result = assemble_and_mount(disk_path, image, &mut state);
-    match result {
-        Ok(layout) => {
-            state.state.layout = Some(layout.clone());
-            state.save()?;
-            Ok(Target {
-                layout,
-                state: Some(state),
-                keep: false,
-            })
-        }
-        Err(err) => {
-            if let Err(cleanup) = teardown(state) {
-                tracing::error!("cleaning up after a failed mount: {cleanup:#}");
-            }
-            Err(err)
-        }
-    }
-}
-
 fn list_disk(disk_path: &str) -> Result<BlockDevice> {
     let mut devices = disk::lsblk::list(&[disk_path.to_string()])?;
     disk::blkid::enrich(&mut devices, &mut disk::blkid::probe)?;
@@ -355,26 +397,15 @@ fn list_disk(disk_path: &str) -> Result<BlockDevice> {
         .with_context(|| format!("lsblk printed nothing for {disk_path}"))
 }
 
-fn assemble_and_mount(
-    disk_path: &str,
-    image: Option<&Path>,
-    state: &mut StateFile,
-) -> Result<Layout> {
+fn mount_assembly(assembly: &mut Assembly) -> Result<Layout> {
+    let nodes = assembly.nodes();
+    let state = &mut assembly.state;
     let mount_root = state.state.mount_root.clone();
-    let mut tree = list_disk(disk_path)?;
-    let read_only_device = tree.ro;
-
-    let volume_groups = assemble_lvm(&tree, state)?;
-    if !volume_groups.is_empty() {
-        tree = list_disk(disk_path)?;
-    }
-    let nodes: Vec<BlockDevice> = tree.walk().into_iter().cloned().collect();
-
     make_dir(&mount_root, state)?;
     let root_device = mount_root_fs(&nodes, &mount_root, state)?;
     let root = RootDir::open(&mount_root)?;
     let fstab_text = root.read_string_optional("/etc/fstab")?.unwrap_or_default();
-    let plan = fstab_mounts::plan(&fstab_text, &nodes, &volume_groups);
+    let mut plan = fstab_mounts::plan(&fstab_text, &nodes, &assembly.volume_groups);
 
     let mut mounts = vec![MountedFs {
         device: root_device.dev_path(),
@@ -385,6 +416,17 @@ fn assemble_and_mount(
     for entry in &plan.mounts {
         match mount_fstab_entry(&root, entry, state) {
             Ok(mounted) => mounts.push(mounted),
+            Err(err) if is_unsupported_fstype(&err) => {
+                tracing::warn!("{}: {:#}", entry.mount_point, err);
+                plan.skipped.push(FstabNote {
+                    line: entry.line,
+                    spec: entry.spec.clone(),
+                    mount_point: entry.mount_point.clone(),
+                    fstype: entry.fstype.clone(),
+                    nofail: false,
+                    reason: format!("this kernel cannot mount {} filesystems", entry.fstype),
+                });
+            }
             Err(err) => {
                 return Err(err.context(format!(
                     "mounting {} ({}) on {}",
@@ -399,15 +441,23 @@ fn assemble_and_mount(
         version: LAYOUT_SCHEMA_VERSION,
         key: state.state.key.clone(),
         root: mount_root,
-        disk: Some(disk_path.to_string()),
-        image: image.map(Path::to_path_buf),
+        disk: Some(assembly.disk_path.clone()),
+        image: assembly.image.clone(),
         root_device: Some(root_device.dev_path()),
-        read_only_device,
+        read_only_device: assembly.tree.ro,
         mounts,
         skipped: plan.skipped,
         unresolved: plan.unresolved,
-        volume_groups,
+        volume_groups: assembly.volume_groups.clone(),
     })
+}
+
+/// ENODEV from mount(2): the running kernel lacks the filesystem (vfat on
+/// some minimal kernels). Such an entry is reported, not fatal.
+fn is_unsupported_fstype(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|e| e.raw_os_error() == Some(libc::ENODEV))
 }
 
 fn assemble_lvm(tree: &BlockDevice, state: &mut StateFile) -> Result<Vec<VolumeGroupUse>> {
@@ -552,7 +602,10 @@ fn mount_fstab_entry(
         source: entry.device.clone(),
         path: real_path.clone(),
     })?;
-    mount_read_only(&entry.device, &fd_path, &entry.fstype, &entry.data)?;
+    if let Err(err) = mount_read_only(&entry.device, &fd_path, &entry.fstype, &entry.data) {
+        state.pop()?;
+        return Err(err);
+    }
     failpoint::hit("mount-after-fstab-entry");
     Ok(MountedFs {
         device: entry.device.clone(),

@@ -48,6 +48,24 @@ impl Style {
     }
 }
 
+/// Asks a yes/no question on the terminal; without a terminal the answer is
+/// no (unattended runs must say `--yes`).
+pub fn confirm(question: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Ok(false);
+    }
+    dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .interact()
+        .map_err(|err| match err {
+            dialoguer::Error::IO(io) if io.kind() == std::io::ErrorKind::Interrupted => {
+                anyhow::Error::new(crate::Failure::Interrupted)
+            }
+            other => anyhow::Error::new(other).context("asking for confirmation"),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
