@@ -12,6 +12,7 @@ pub mod error;
 pub mod failpoint;
 pub mod inspect;
 pub mod journal;
+pub mod recipe;
 pub mod rootfs;
 pub mod run;
 pub mod signals;

@@ -1,0 +1,140 @@
+//! Repair recipes: loading the catalog, planning, applying through the
+//! journal, verifying by inspecting again.
+
+pub mod spec;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::error::Failure;
+pub use spec::RecipeSpec;
+
+/// The recipes shipped inside the binary (so the static binary is self-contained).
+const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "older-kernel.toml",
+        include_str!("../../recipes/older-kernel.toml"),
+    ),
+    (
+        "rebuild-initramfs.toml",
+        include_str!("../../recipes/rebuild-initramfs.toml"),
+    ),
+    (
+        "fix-root-fs.toml",
+        include_str!("../../recipes/fix-root-fs.toml"),
+    ),
+    (
+        "cgroup-nokmem.toml",
+        include_str!("../../recipes/cgroup-nokmem.toml"),
+    ),
+    (
+        "remove-faulty-modules.toml",
+        include_str!("../../recipes/remove-faulty-modules.toml"),
+    ),
+];
+
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub spec: RecipeSpec,
+    /// `embedded:NAME` or the file path it came from.
+    pub source: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub recipes: Vec<Recipe>,
+}
+
+impl Catalog {
+    /// The embedded recipes, plus (overriding by id) those in `extra_dir`.
+    pub fn load(extra_dir: Option<&Path>) -> Result<Catalog> {
+        let mut recipes = Vec::new();
+        for (name, text) in EMBEDDED {
+            let source = format!("embedded:recipes/{name}");
+            recipes.push(Recipe {
+                spec: spec::parse(&source, text)?,
+                source,
+            });
+        }
+        if let Some(dir) = extra_dir {
+            let mut paths: Vec<_> = std::fs::read_dir(dir)
+                .with_context(|| format!("listing recipes directory {}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect();
+            paths.sort();
+            for path in paths {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let source = path.display().to_string();
+                let recipe = Recipe {
+                    spec: spec::parse(&source, &text)?,
+                    source,
+                };
+                recipes.retain(|r| r.spec.id != recipe.spec.id);
+                recipes.push(recipe);
+            }
+        }
+        recipes.sort_by(|a, b| (a.spec.order, &a.spec.id).cmp(&(b.spec.order, &b.spec.id)));
+        Ok(Catalog { recipes })
+    }
+
+    pub fn get(&self, id: &str) -> Result<&Recipe> {
+        self.recipes
+            .iter()
+            .find(|r| r.spec.id == id)
+            .ok_or_else(|| {
+                let ids: Vec<&str> = self.recipes.iter().map(|r| r.spec.id.as_str()).collect();
+                Failure::Usage(format!("no recipe `{id}` (known: {})", ids.join(", "))).into()
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_recipes_all_load() {
+        let catalog = Catalog::load(None).unwrap();
+        let ids: Vec<&str> = catalog.recipes.iter().map(|r| r.spec.id.as_str()).collect();
+        for id in [
+            "older-kernel",
+            "rebuild-initramfs",
+            "fix-root-fs",
+            "cgroup-nokmem",
+            "remove-faulty-modules",
+        ] {
+            assert!(ids.contains(&id), "{id} missing from {ids:?}");
+        }
+    }
+
+    #[test]
+    fn recipes_dir_overrides_by_id_and_bad_files_name_themselves() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = EMBEDDED[3].1.replace(
+            "title = \"Add cgroup.memory=nokmem",
+            "title = \"Custom nokmem",
+        );
+        std::fs::write(dir.path().join("mine.toml"), text).unwrap();
+        let catalog = Catalog::load(Some(dir.path())).unwrap();
+        assert!(catalog
+            .get("cgroup-nokmem")
+            .unwrap()
+            .spec
+            .title
+            .starts_with("Custom"));
+        std::fs::write(dir.path().join("zz-bad.toml"), "id = \"x\"\nbogus = 1\n").unwrap();
+        let err = format!("{:#}", Catalog::load(Some(dir.path())).unwrap_err());
+        assert!(err.contains("zz-bad.toml") && err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn unknown_recipe_is_a_usage_error_listing_the_known_ones() {
+        let catalog = Catalog::load(None).unwrap();
+        let err = catalog.get("nope").unwrap_err();
+        assert_eq!(crate::exit_code_for(&err), crate::ExitCode::Usage);
+        assert!(format!("{err}").contains("older-kernel"));
+    }
+}

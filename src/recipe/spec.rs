@@ -1,0 +1,318 @@
+//! The recipe file format (`recipes/*.toml`): what a repair does and why.
+//! Recipes are data; the actions they name are typed Rust (`actions`).
+//! Unknown keys, actions or parameters are load errors naming file and line.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipeSpec {
+    pub id: String,
+    pub title: String,
+    /// What and why, for the wizard and `recipes show`.
+    pub summary: String,
+    /// Console-log signatures that suggest this recipe (shown to the operator).
+    #[serde(default)]
+    pub symptoms: Vec<String>,
+    /// OS families it applies to (`rhel`, `debian`, `suse`, `amazon`, `azurelinux`).
+    pub families: Vec<String>,
+    /// Safe for `repair auto` (applied when diagnosis suggests it).
+    #[serde(default)]
+    pub auto: bool,
+    /// Order among recipes applied together (lower first).
+    #[serde(default = "default_order")]
+    pub order: u32,
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamSpec>,
+    pub steps: Vec<StepSpec>,
+    #[serde(default)]
+    pub verify: Vec<VerifySpec>,
+}
+
+fn default_order() -> u32 {
+    50
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamSpec {
+    pub description: String,
+    /// How the default is chosen from the inspected OS.
+    #[serde(default)]
+    pub default: ParamDefault,
+    /// A fixed default value (with `default = "value"`).
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// Rules for a parameter's default value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParamDefault {
+    /// No default: the operator must give it.
+    #[default]
+    Required,
+    /// The fixed `value`.
+    Value,
+    /// The newest installed kernel older than the effective default, with
+    /// modules and a non-empty initramfs.
+    PreviousKernel,
+    /// The kernel the boot configuration selects now.
+    DefaultKernel,
+    /// The culprit module named by the diagnosis.
+    DiagnosedModule,
+}
+
+/// One typed action of a recipe. `{param}` in strings is replaced by the
+/// parameter's value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum StepSpec {
+    /// Make a kernel the default boot entry the way the family does it.
+    SetDefaultKernel {
+        kernel: String,
+        /// Boot it once only (grubenv `next_entry`), then fall back.
+        #[serde(default)]
+        once: Option<String>,
+    },
+    /// Add (or replace the value of) a kernel argument everywhere the command line lives.
+    AddKernelArg { arg: String },
+    /// Remove a kernel argument everywhere.
+    RemoveKernelArg { arg: String },
+    /// Regenerate grub.cfg with the target's own generator, when an earlier step changed its inputs.
+    RegenerateGrubConfig {
+        #[serde(default)]
+        always: bool,
+    },
+    /// Regenerate the initramfs for an explicit kernel version with the target's own generator.
+    RebuildInitramfs {
+        /// `default`, `all`, or a version.
+        kernel: String,
+        /// Make sure the platform's storage drivers are forced in.
+        #[serde(default)]
+        ensure_platform_drivers: bool,
+        /// Rebuild even when the initramfs looks complete.
+        #[serde(default)]
+        always: bool,
+    },
+    /// Keep a module from loading: modprobe.d blacklist + install /bin/false,
+    /// kernel arguments, the `.ko` quarantined in the journal.
+    BlacklistModule { module: String },
+    /// Point `root=` and fstab's root at the filesystem really on the disk.
+    FixRootReferences {},
+    /// Add `nofail` to non-essential fstab entries whose source is missing.
+    FstabNofail {},
+    /// Set a sysctl in a vmrescue drop-in, commenting out conflicting settings.
+    SetSysctl { key: String, value: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "check", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum VerifySpec {
+    DefaultKernelIs { kernel: String },
+    KernelArgPresent { arg: String },
+    KernelArgAbsent { arg: String },
+    InitramfsComplete { kernel: String },
+    ModuleNotLoadable { module: String },
+    RootResolves {},
+    SysctlIs { key: String, value: String },
+}
+
+impl StepSpec {
+    pub fn action_name(&self) -> &'static str {
+        match self {
+            StepSpec::SetDefaultKernel { .. } => "set-default-kernel",
+            StepSpec::AddKernelArg { .. } => "add-kernel-arg",
+            StepSpec::RemoveKernelArg { .. } => "remove-kernel-arg",
+            StepSpec::RegenerateGrubConfig { .. } => "regenerate-grub-config",
+            StepSpec::RebuildInitramfs { .. } => "rebuild-initramfs",
+            StepSpec::BlacklistModule { .. } => "blacklist-module",
+            StepSpec::FixRootReferences {} => "fix-root-references",
+            StepSpec::FstabNofail {} => "fstab-nofail",
+            StepSpec::SetSysctl { .. } => "set-sysctl",
+        }
+    }
+
+    /// Every string field, for parameter checks.
+    fn strings(&self) -> Vec<&str> {
+        match self {
+            StepSpec::SetDefaultKernel { kernel, once } => {
+                let mut v = vec![kernel.as_str()];
+                v.extend(once.as_deref());
+                v
+            }
+            StepSpec::AddKernelArg { arg } | StepSpec::RemoveKernelArg { arg } => vec![arg],
+            StepSpec::RebuildInitramfs { kernel, .. } => vec![kernel],
+            StepSpec::BlacklistModule { module } => vec![module],
+            StepSpec::SetSysctl { key, value } => vec![key, value],
+            StepSpec::RegenerateGrubConfig { .. }
+            | StepSpec::FixRootReferences {}
+            | StepSpec::FstabNofail {} => {
+                vec![]
+            }
+        }
+    }
+}
+
+impl VerifySpec {
+    fn strings(&self) -> Vec<&str> {
+        match self {
+            VerifySpec::DefaultKernelIs { kernel } | VerifySpec::InitramfsComplete { kernel } => {
+                vec![kernel]
+            }
+            VerifySpec::KernelArgPresent { arg } | VerifySpec::KernelArgAbsent { arg } => vec![arg],
+            VerifySpec::ModuleNotLoadable { module } => vec![module],
+            VerifySpec::SysctlIs { key, value } => vec![key, value],
+            VerifySpec::RootResolves {} => vec![],
+        }
+    }
+}
+
+pub const FAMILIES: &[&str] = &["rhel", "debian", "suse", "amazon", "azurelinux"];
+
+/// `{name}` references in a string.
+pub fn param_refs(text: &str) -> Vec<&str> {
+    let mut refs = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('{') {
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
+        refs.push(&rest[start + 1..start + len]);
+        rest = &rest[start + len + 1..];
+    }
+    refs
+}
+
+/// Replaces `{name}` with parameter values.
+pub fn substitute(text: &str, params: &BTreeMap<String, String>) -> Result<String> {
+    let mut out = text.to_string();
+    for name in param_refs(text) {
+        let value = params
+            .get(name)
+            .ok_or_else(|| anyhow::anyhow!("parameter `{name}` has no value"))?;
+        out = out.replace(&format!("{{{name}}}"), value);
+    }
+    Ok(out)
+}
+
+/// Parses one recipe file; errors name the file and (from toml) the line.
+pub fn parse(file_name: &str, text: &str) -> Result<RecipeSpec> {
+    let spec: RecipeSpec =
+        toml::from_str(text).map_err(|err| anyhow::anyhow!("{file_name}: {err}"))?;
+    validate(&spec).map_err(|err| anyhow::anyhow!("{file_name}: {err:#}"))?;
+    Ok(spec)
+}
+
+fn validate(spec: &RecipeSpec) -> Result<()> {
+    if spec.id.is_empty()
+        || !spec
+            .id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        bail!("id `{}` must be lowercase kebab-case", spec.id);
+    }
+    for family in &spec.families {
+        if !FAMILIES.contains(&family.as_str()) {
+            bail!("unknown family `{family}` (known: {})", FAMILIES.join(", "));
+        }
+    }
+    if spec.steps.is_empty() {
+        bail!("a recipe needs at least one step");
+    }
+    for (name, param) in &spec.params {
+        if param.default == ParamDefault::Value && param.value.is_none() {
+            bail!("parameter `{name}`: default = \"value\" needs a `value`");
+        }
+    }
+    let strings = spec
+        .steps
+        .iter()
+        .flat_map(StepSpec::strings)
+        .chain(spec.verify.iter().flat_map(VerifySpec::strings));
+    for text in strings {
+        for name in param_refs(text) {
+            if !spec.params.contains_key(name) {
+                bail!("`{{{name}}}` names no parameter of this recipe");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+id = "cgroup-nokmem"
+title = "t"
+summary = "s"
+families = ["rhel"]
+[[steps]]
+action = "add-kernel-arg"
+arg = "cgroup.memory=nokmem"
+"#;
+
+    #[test]
+    fn parses_a_minimal_recipe() {
+        let spec = parse("x.toml", MINIMAL).unwrap();
+        assert_eq!(
+            spec.steps[0],
+            StepSpec::AddKernelArg {
+                arg: "cgroup.memory=nokmem".into()
+            }
+        );
+        assert_eq!(spec.order, 50);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_file_and_line() {
+        let text = MINIMAL.replace("summary = \"s\"", "summary = \"s\"\ncolour = \"red\"");
+        let err = format!("{:#}", parse("x.toml", &text).unwrap_err());
+        assert!(
+            err.contains("x.toml") && err.contains("line 5") && err.contains("colour"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_action_is_an_error_with_file_and_line() {
+        let text = MINIMAL.replace("add-kernel-arg", "format-disk");
+        let err = format!("{:#}", parse("x.toml", &text).unwrap_err());
+        assert!(
+            err.contains("x.toml") && err.contains("line 7") && err.contains("format-disk"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_field_in_a_step_is_an_error() {
+        let text = MINIMAL.replace(
+            "arg = \"cgroup.memory=nokmem\"",
+            "arg = \"x\"\nforce = true",
+        );
+        assert!(parse("x.toml", &text).is_err());
+    }
+
+    #[test]
+    fn undeclared_parameter_reference_is_an_error() {
+        let text = MINIMAL.replace("cgroup.memory=nokmem", "{value}");
+        let err = format!("{:#}", parse("x.toml", &text).unwrap_err());
+        assert!(err.contains("{value}"), "{err}");
+    }
+
+    #[test]
+    fn substitution_replaces_every_reference() {
+        let params = BTreeMap::from([("kernel".to_string(), "6.1.0-9-amd64".to_string())]);
+        assert_eq!(
+            substitute("vmlinuz-{kernel}", &params).unwrap(),
+            "vmlinuz-6.1.0-9-amd64"
+        );
+        assert!(substitute("{nope}", &params).is_err());
+    }
+}
