@@ -1,6 +1,7 @@
 //! Repair recipes: loading the catalog, planning, applying through the
 //! journal, verifying by inspecting again.
 
+pub mod plan;
 pub mod spec;
 
 use std::path::Path;

@@ -1,0 +1,221 @@
+//! A plan: the exact file changes (as unified diffs) and chroot commands a
+//! recipe would make, computed without changing anything (invariant 5).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::rootfs::RootDir;
+
+/// Files as the plan would leave them: the target's contents with the
+/// planned edits of earlier steps applied, so later steps build on them.
+#[derive(Debug)]
+pub struct Workspace<'a> {
+    root: &'a RootDir,
+    pending: BTreeMap<PathBuf, Option<String>>,
+}
+
+impl<'a> Workspace<'a> {
+    pub fn new(root: &'a RootDir) -> Self {
+        Workspace {
+            root,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    pub fn root(&self) -> &RootDir {
+        self.root
+    }
+
+    /// The file's text as the plan stands; `None` when it does not exist.
+    pub fn read(&self, path: impl AsRef<Path>) -> Result<Option<String>> {
+        let path = path.as_ref();
+        match self.pending.get(path) {
+            Some(content) => Ok(content.clone()),
+            None => self.root.read_string_optional(path),
+        }
+    }
+
+    pub fn exists(&self, path: impl AsRef<Path>) -> bool {
+        match self.pending.get(path.as_ref()) {
+            Some(content) => content.is_some(),
+            None => self.root.exists(path),
+        }
+    }
+
+    /// Records a planned write and returns the change, or `None` when the
+    /// file already has exactly that content (idempotence).
+    pub fn write(
+        &mut self,
+        path: impl AsRef<Path>,
+        content: String,
+        why: &str,
+    ) -> Result<Option<PlannedChange>> {
+        let path = path.as_ref();
+        let before = self.read(path)?;
+        if before.as_deref() == Some(content.as_str()) {
+            return Ok(None);
+        }
+        self.pending
+            .insert(path.to_path_buf(), Some(content.clone()));
+        Ok(Some(PlannedChange::Write {
+            path: path.to_path_buf(),
+            before,
+            after: content,
+            why: why.to_string(),
+        }))
+    }
+
+    pub fn mark_removed(&mut self, path: impl AsRef<Path>) {
+        self.pending.insert(path.as_ref().to_path_buf(), None);
+    }
+}
+
+/// One change the plan makes.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum PlannedChange {
+    /// Replace (or create) a file inside the target.
+    Write {
+        path: PathBuf,
+        #[serde(skip)]
+        before: Option<String>,
+        #[serde(skip)]
+        after: String,
+        why: String,
+    },
+    /// Move a file into the journal (restorable by undo).
+    Quarantine { path: PathBuf, why: String },
+    /// Run one of the target's own programs in a chroot.
+    Command {
+        argv: Vec<String>,
+        /// Files it rewrites (backed up first so undo restores them).
+        rewrites: Vec<PathBuf>,
+        /// Kernel version it works for, when it matters (never the host's).
+        kernel: Option<String>,
+        why: String,
+    },
+}
+
+impl PlannedChange {
+    /// Unified diff for writes, a one-line description otherwise.
+    pub fn render(&self) -> String {
+        match self {
+            PlannedChange::Write {
+                path,
+                before,
+                after,
+                why,
+            } => {
+                let old = before.as_deref().unwrap_or("");
+                let label = path.display().to_string();
+                let old_label = if before.is_some() {
+                    format!("a{label}")
+                } else {
+                    "/dev/null".to_string()
+                };
+                let diff = similar::TextDiff::from_lines(old, after.as_str())
+                    .unified_diff()
+                    .context_radius(2)
+                    .header(&old_label, &format!("b{label}"))
+                    .to_string();
+                format!("# {why}\n{diff}")
+            }
+            PlannedChange::Quarantine { path, why } => {
+                format!(
+                    "# {why}\nquarantine {} (moved into the journal)\n",
+                    path.display()
+                )
+            }
+            PlannedChange::Command { argv, why, .. } => {
+                format!("# {why}\nchroot$ {}\n", argv.join(" "))
+            }
+        }
+    }
+
+    pub fn touched_paths(&self) -> Vec<PathBuf> {
+        match self {
+            PlannedChange::Write { path, .. } | PlannedChange::Quarantine { path, .. } => {
+                vec![path.clone()]
+            }
+            PlannedChange::Command { rewrites, .. } => rewrites.clone(),
+        }
+    }
+}
+
+/// Everything a recipe run would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub recipe: String,
+    pub params: BTreeMap<String, String>,
+    pub changes: Vec<PlannedChange>,
+    /// Why steps did nothing, and other things the operator should know.
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    pub fn is_noop(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        out.push_str(&format!("plan for {} {}\n", self.recipe, params.join(" ")));
+        for note in &self.notes {
+            out.push_str(&format!("note: {note}\n"));
+        }
+        if self.changes.is_empty() {
+            out.push_str("nothing to do: the target already has these changes\n");
+        }
+        for change in &self.changes {
+            out.push_str(&change.render());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_build_on_earlier_writes_and_identical_content_is_a_noop() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/x.conf"), "a\n").unwrap();
+        let root = RootDir::open(dir.path()).unwrap();
+        let mut ws = Workspace::new(&root);
+        assert!(ws
+            .write("/etc/x.conf", "a\n".into(), "same")
+            .unwrap()
+            .is_none());
+        let change = ws
+            .write("/etc/x.conf", "a\nb\n".into(), "add b")
+            .unwrap()
+            .unwrap();
+        assert_eq!(ws.read("/etc/x.conf").unwrap().as_deref(), Some("a\nb\n"));
+        let rendered = change.render();
+        assert!(
+            rendered.contains("--- a/etc/x.conf") && rendered.contains("+b"),
+            "{rendered}"
+        );
+        let created = ws
+            .write("/etc/new.conf", "n\n".into(), "create")
+            .unwrap()
+            .unwrap();
+        assert!(created.render().contains("--- /dev/null"));
+        // Nothing was written to the target.
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("etc/x.conf")).unwrap(),
+            "a\n"
+        );
+        assert!(!dir.path().join("etc/new.conf").exists());
+    }
+}
