@@ -62,6 +62,8 @@ pub enum Command {
     Chroot(ChrootArgs),
     /// Check the target's filesystems (read-only unless --repair).
     Fsck(FsckArgs),
+    /// List the repair recipes, or show one in full.
+    Recipes(RecipesArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -111,6 +113,21 @@ pub struct FsckArgs {
     /// Confirm without asking (unattended).
     #[arg(long, short = 'y')]
     pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RecipesArgs {
+    #[command(subcommand)]
+    pub show: Option<RecipesCommand>,
+    /// Extra recipes (TOML) that add to or override the built-in ones.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub recipes_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecipesCommand {
+    /// Everything about one recipe: summary, symptoms, parameters, steps, checks.
+    Show { id: String },
 }
 
 #[derive(Debug, Args)]

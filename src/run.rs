@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{ChrootArgs, Cli, Command, FsckArgs, GlobalArgs, ScanArgs, TargetArgs};
+use crate::cli::{
+    ChrootArgs, Cli, Command, FsckArgs, GlobalArgs, RecipesArgs, RecipesCommand, ScanArgs,
+    TargetArgs,
+};
 use crate::cmd::Cmd;
 use crate::error::{exit_code_for, ExitCode};
 use crate::target::{self, Target, TargetSpec};
@@ -109,6 +112,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Umount { key } => {
             let session = start_session(&cli.global, true)?;
             umount(&session, key.as_deref())
+        }
+        Command::Recipes(args) => {
+            let session = start_session(&cli.global, false)?;
+            recipes(&session, &args)
         }
         Command::Fsck(args) => {
             let session = start_session(&cli.global, true)?;
@@ -223,6 +230,37 @@ fn fsck(session: &Session, args: &FsckArgs) -> Result<ExitCode> {
     } else {
         ExitCode::Success
     })
+}
+
+fn recipes(session: &Session, args: &RecipesArgs) -> Result<ExitCode> {
+    let catalog = crate::recipe::Catalog::load(args.recipes_dir.as_deref())?;
+    match &args.show {
+        None => {
+            if session.json {
+                let specs: Vec<_> = catalog.recipes.iter().map(|r| &r.spec).collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"version": 1, "recipes": specs})
+                    )?
+                );
+            } else {
+                for recipe in &catalog.recipes {
+                    let auto = if recipe.spec.auto { " (auto)" } else { "" };
+                    println!("{:<24} {}{auto}", recipe.spec.id, recipe.spec.title);
+                }
+            }
+        }
+        Some(RecipesCommand::Show { id }) => {
+            let recipe = catalog.get(id)?;
+            if session.json {
+                println!("{}", serde_json::to_string_pretty(&recipe.spec)?);
+            } else {
+                print!("{}", crate::ui::render_recipe(recipe, session.style));
+            }
+        }
+    }
+    Ok(ExitCode::Success)
 }
 
 fn umount(session: &Session, key: Option<&str>) -> Result<ExitCode> {

@@ -48,6 +48,46 @@ impl Style {
     }
 }
 
+/// `vmrescue recipes show ID`.
+pub fn render_recipe(recipe: &crate::recipe::Recipe, style: Style) -> String {
+    use std::fmt::Write as _;
+    let spec = &recipe.spec;
+    let mut out = String::new();
+    let _ = writeln!(out, "{} — {}", style.bold(&spec.id), spec.title);
+    let _ = writeln!(out, "\n{}\n", spec.summary.trim());
+    let _ = writeln!(out, "families: {}", spec.families.join(", "));
+    let _ = writeln!(
+        out,
+        "unattended (repair auto): {}",
+        if spec.auto { "yes" } else { "no" }
+    );
+    if !spec.symptoms.is_empty() {
+        let _ = writeln!(out, "symptoms:");
+        for symptom in &spec.symptoms {
+            let _ = writeln!(out, "  - {symptom}");
+        }
+    }
+    if !spec.params.is_empty() {
+        let _ = writeln!(out, "parameters:");
+        for (name, param) in &spec.params {
+            let default = match (&param.default, &param.value) {
+                (crate::recipe::spec::ParamDefault::Value, Some(value)) => value.clone(),
+                (rule, _) => serde_json::to_value(rule)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+            };
+            let _ = writeln!(out, "  {name}: {} [default: {default}]", param.description);
+        }
+    }
+    let _ = writeln!(out, "steps:");
+    for step in &spec.steps {
+        let _ = writeln!(out, "  - {}", step.action_name());
+    }
+    let _ = writeln!(out, "source: {}", recipe.source);
+    out
+}
+
 /// Asks a yes/no question on the terminal; without a terminal the answer is
 /// no (unattended runs must say `--yes`).
 pub fn confirm(question: &str) -> anyhow::Result<bool> {
