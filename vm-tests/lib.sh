@@ -180,6 +180,12 @@ chroot_block_services() {
 }
 chroot_allow_services() { rm -f "$1/usr/sbin/policy-rc.d"; }
 
+# Prints TEXT with extended-regex metacharacters escaped (kernel versions
+# such as 6.12.95+deb12-amd64 contain "+" and ".").
+regex_quote() {
+  printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|/]/\\&/g'
+}
+
 # --- QEMU -------------------------------------------------------------------------
 
 # Prints the QEMU accelerator arguments: KVM only when a probe boot of a kernel
