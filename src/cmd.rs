@@ -88,6 +88,7 @@ pub struct Cmd {
     stdin: Option<Vec<u8>>,
     timeout: Option<Duration>,
     chroot: Option<ChrootSpec>,
+    private_dev: Option<Vec<PathBuf>>,
     current_dir: Option<PathBuf>,
 }
 
@@ -100,6 +101,7 @@ impl Cmd {
             stdin: None,
             timeout: None,
             chroot: None,
+            private_dev: None,
             current_dir: None,
         }
     }
@@ -143,6 +145,15 @@ impl Cmd {
     /// Run inside the target root, in a private mount namespace.
     pub fn in_chroot(mut self, spec: ChrootSpec) -> Self {
         self.chroot = Some(spec);
+        self
+    }
+
+    /// Run in a private mount namespace whose `/dev` holds only these device
+    /// nodes (plus /dev/null and /dev/mapper/control). LVM then cannot see the
+    /// host's `/dev/<vg>` directories, e.g. when renaming a target VG back to a
+    /// name the host also uses.
+    pub fn with_private_dev(mut self, nodes: Vec<PathBuf>) -> Self {
+        self.private_dev = Some(nodes);
         self
     }
 
@@ -228,8 +239,9 @@ impl Cmd {
         if let Some(dir) = &self.current_dir {
             command.current_dir(dir);
         }
-        if let Some(spec) = &self.chroot {
-            let prepared = PreparedChroot::new(spec)?;
+        if self.chroot.is_some() || self.private_dev.is_some() {
+            let prepared =
+                PreparedNamespace::new(self.chroot.as_ref(), self.private_dev.as_deref())?;
             // SAFETY: the closure only makes raw syscalls on data prepared
             // before fork (no allocation, no locks).
             unsafe {
@@ -386,64 +398,112 @@ impl TailBuffer {
     }
 }
 
-/// C strings for the chroot hook, built before `fork` so the child allocates nothing.
-struct PreparedChroot {
-    root: CString,
-    binds: Vec<(CString, CString)>,
+/// A device node to recreate in a private `/dev`.
+struct DevNode {
+    path: CString,
+    mode: libc::mode_t,
+    rdev: libc::dev_t,
 }
 
-impl PreparedChroot {
-    fn new(spec: &ChrootSpec) -> anyhow::Result<Self> {
-        let c = |p: &Path| {
-            CString::new(p.as_os_str().as_bytes())
-                .map_err(|_| anyhow::anyhow!("path {} contains a NUL byte", p.display()))
-        };
-        let mut binds = Vec::with_capacity(spec.binds.len());
-        for (source, dest_in_root) in &spec.binds {
-            let rel = dest_in_root.strip_prefix("/").unwrap_or(dest_in_root);
-            binds.push((c(source)?, c(&spec.root.join(rel))?));
+/// What the child does before exec, prepared before `fork` so the child
+/// allocates nothing: a private mount namespace, optionally a private `/dev`,
+/// bind mounts and a chroot.
+struct PreparedNamespace {
+    root: Option<CString>,
+    binds: Vec<(CString, CString)>,
+    private_dev: Option<Vec<DevNode>>,
+}
+
+fn c_path(p: &Path) -> anyhow::Result<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| anyhow::anyhow!("path {} contains a NUL byte", p.display()))
+}
+
+impl PreparedNamespace {
+    fn new(chroot: Option<&ChrootSpec>, private_dev: Option<&[PathBuf]>) -> anyhow::Result<Self> {
+        let mut binds = Vec::new();
+        let mut root = None;
+        if let Some(spec) = chroot {
+            for (source, dest_in_root) in &spec.binds {
+                let rel = dest_in_root.strip_prefix("/").unwrap_or(dest_in_root);
+                binds.push((c_path(source)?, c_path(&spec.root.join(rel))?));
+            }
+            root = Some(c_path(&spec.root)?);
         }
-        Ok(PreparedChroot {
-            root: c(&spec.root)?,
+        let private_dev = match private_dev {
+            None => None,
+            Some(nodes) => {
+                let mut wanted: Vec<PathBuf> = vec![
+                    PathBuf::from("/dev/null"),
+                    PathBuf::from("/dev/mapper/control"),
+                ];
+                wanted.extend(nodes.iter().cloned());
+                let mut prepared = Vec::new();
+                for path in wanted {
+                    let meta = std::fs::metadata(&path)
+                        .map_err(|e| anyhow::anyhow!("device node {}: {e}", path.display()))?;
+                    use std::os::unix::fs::MetadataExt;
+                    prepared.push(DevNode {
+                        path: c_path(&path)?,
+                        mode: meta.mode(),
+                        rdev: meta.rdev(),
+                    });
+                }
+                Some(prepared)
+            }
+        };
+        Ok(PreparedNamespace {
+            root,
             binds,
+            private_dev,
         })
     }
 
     fn enter(&self) -> io::Result<()> {
+        fn check(ret: libc::c_int) -> io::Result<()> {
+            if ret == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        }
+        let null = std::ptr::null::<libc::c_char>();
         // SAFETY: plain syscalls on NUL-terminated strings owned by self.
         unsafe {
-            if libc::unshare(libc::CLONE_NEWNS) != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            check(libc::unshare(libc::CLONE_NEWNS))?;
             // Keep every mount made from here on out of the host's table.
-            let slash = c"/";
-            if libc::mount(
-                std::ptr::null(),
-                slash.as_ptr(),
-                std::ptr::null(),
+            check(libc::mount(
+                null,
+                c"/".as_ptr(),
+                null,
                 libc::MS_REC | libc::MS_PRIVATE,
                 std::ptr::null(),
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            for (source, dest) in &self.binds {
-                if libc::mount(
-                    source.as_ptr(),
-                    dest.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND | libc::MS_REC,
-                    std::ptr::null(),
-                ) != 0
-                {
-                    return Err(io::Error::last_os_error());
+            ))?;
+            if let Some(nodes) = &self.private_dev {
+                check(libc::mount(
+                    c"tmpfs".as_ptr(),
+                    c"/dev".as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    0,
+                    c"mode=755".as_ptr().cast(),
+                ))?;
+                check(libc::mkdir(c"/dev/mapper".as_ptr(), 0o755))?;
+                for node in nodes {
+                    check(libc::mknod(node.path.as_ptr(), node.mode, node.rdev))?;
                 }
             }
-            if libc::chroot(self.root.as_ptr()) != 0 {
-                return Err(io::Error::last_os_error());
+            for (source, dest) in &self.binds {
+                check(libc::mount(
+                    source.as_ptr(),
+                    dest.as_ptr(),
+                    null,
+                    libc::MS_BIND | libc::MS_REC,
+                    std::ptr::null(),
+                ))?;
             }
-            if libc::chdir(slash.as_ptr()) != 0 {
-                return Err(io::Error::last_os_error());
+            if let Some(root) = &self.root {
+                check(libc::chroot(root.as_ptr()))?;
+                check(libc::chdir(c"/".as_ptr()))?;
             }
         }
         Ok(())

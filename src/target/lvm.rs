@@ -3,6 +3,7 @@
 //! devices they are given, so the host's VGs are neither seen nor changed.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -152,8 +153,12 @@ pub fn import_clone(pvs: &[String], temporary: &str) -> Result<()> {
     Ok(())
 }
 
+/// Renames a deactivated target VG. Runs with a private `/dev` holding only
+/// the VG's PVs: vgrename refuses a name whose `/dev/<name>` exists, and in
+/// the same-image case the host's own VG of that name is active.
 pub fn rename(devices: &[String], from: &str, to: &str) -> Result<()> {
     target_lvm("vgrename", devices)
+        .with_private_dev(devices.iter().map(PathBuf::from).collect())
         .args([from, to])
         .run()
         .with_context(|| format!("renaming volume group {from} back to {to}"))?;
