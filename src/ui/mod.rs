@@ -1,6 +1,7 @@
 //! Presentation: output style, logging set-up, report rendering. No business logic.
 
 pub mod logging;
+pub mod runcommand;
 
 use std::io::IsTerminal;
 
