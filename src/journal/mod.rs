@@ -1,1 +1,510 @@
-//! Every write into the target: confined path resolution, backup, atomic replace, undo.
+//! Every write into the target goes through here (invariants 2, 3, 4).
+//!
+//! Paths are resolved inside the target root with `openat2(RESOLVE_IN_ROOT)`
+//! (an absolute symlink such as `/etc/default/grub -> /etc/shadow` resolves
+//! to the *target's* `/etc/shadow`, and the file actually written is recorded).
+//! Before a file changes, an intent record is appended to the run's manifest
+//! and fsynced, and the old file is copied (contents, owner, mode, xattrs
+//! including `security.selinux`) into `/var/lib/vmrescue/journal/<run-id>/`
+//! on the target. The new contents go to a temp file in the same directory,
+//! which is fsynced, given the old metadata and renamed over the original, so
+//! a crash leaves each file either old or new. [`undo`] restores in reverse
+//! order and works after a crash mid-run.
+
+mod fsops;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use serde::{Deserialize, Serialize};
+
+use crate::failpoint;
+use crate::rootfs::RootDir;
+pub use fsops::FileMeta;
+
+/// Where runs are journaled, inside the target.
+pub const JOURNAL_DIR: &str = "/var/lib/vmrescue/journal";
+const MANIFEST: &str = "manifest.jsonl";
+
+/// What a change did to one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Op {
+    /// An existing file got new contents.
+    Replace,
+    /// A file that did not exist was created.
+    Create,
+    /// A file was removed (kept in the journal).
+    Remove,
+    /// A file was moved into the journal (e.g. a faulty `.ko`).
+    Quarantine,
+    /// A directory was created.
+    CreateDir,
+    /// A symlink was created.
+    Symlink,
+    /// A program run in the chroot may rewrite this file; backed up before.
+    CommandRewrite,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "kebab-case")]
+enum Record {
+    Begin {
+        run_id: String,
+        recipe: String,
+        time: String,
+        version: String,
+    },
+    Intent {
+        seq: u32,
+        op: Op,
+        /// The target path as resolved inside the root (symlinks followed).
+        path: PathBuf,
+        /// The path the recipe asked for, when a symlink led elsewhere.
+        requested: Option<PathBuf>,
+        /// Did the path exist before? (`CommandRewrite` of a missing file.)
+        existed: bool,
+        meta: Option<FileMeta>,
+    },
+    Done {
+        seq: u32,
+    },
+    Command {
+        argv: String,
+    },
+    Finish {
+        outcome: String,
+    },
+    Undone {
+        time: String,
+        restored: usize,
+    },
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Change {
+    /// The file already had these contents: nothing written.
+    Unchanged,
+    Written {
+        path: PathBuf,
+        op: Op,
+    },
+}
+
+/// An open journal for one run of one recipe.
+#[derive(Debug)]
+pub struct Journal {
+    root: RootDir,
+    run_id: String,
+    dir: PathBuf,
+    manifest: File,
+    next_seq: u32,
+    changed: Vec<PathBuf>,
+}
+
+fn now() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl Journal {
+    /// Starts the journal of a run inside the target root (mounted read-write).
+    pub fn begin(target_root: &Path, run_id: &str, recipe: &str) -> Result<Journal> {
+        let root = RootDir::open(target_root)?;
+        let dir = Path::new(JOURNAL_DIR).join(run_id);
+        fsops::create_dirs(&root, &dir.join("backups"))
+            .with_context(|| format!("creating the journal {} in the target", dir.display()))?;
+        let manifest_fd = root
+            .open_fd(
+                dir.join(MANIFEST),
+                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_APPEND | OFlag::O_NOFOLLOW,
+                Mode::from_bits_truncate(0o600),
+            )
+            .with_context(|| format!("opening {}/{MANIFEST} in the target", dir.display()))?;
+        let mut journal = Journal {
+            root,
+            run_id: run_id.to_string(),
+            dir,
+            manifest: File::from(manifest_fd),
+            next_seq: 0,
+            changed: Vec::new(),
+        };
+        journal.append(&Record::Begin {
+            run_id: run_id.to_string(),
+            recipe: recipe.to_string(),
+            time: now(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        })?;
+        Ok(journal)
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Target paths changed so far, in order.
+    pub fn changed(&self) -> &[PathBuf] {
+        &self.changed
+    }
+
+    fn append(&mut self, record: &Record) -> Result<()> {
+        let mut line = serde_json::to_vec(record).context("serialising a journal record")?;
+        line.push(b'\n');
+        self.manifest
+            .write_all(&line)
+            .and_then(|()| self.manifest.sync_all())
+            .with_context(|| format!("writing the journal manifest in {}", self.dir.display()))
+    }
+
+    fn backup_name(&self, seq: u32) -> PathBuf {
+        self.dir.join("backups").join(seq.to_string())
+    }
+
+    /// Records the intent to change `path`, backing up its current version.
+    fn intend(&mut self, op: Op, requested: &Path) -> Result<(u32, fsops::Resolved)> {
+        let resolved = fsops::resolve(&self.root, requested)?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let meta = if resolved.exists {
+            Some(fsops::read_meta(&self.root, &resolved.path)?)
+        } else {
+            None
+        };
+        self.append(&Record::Intent {
+            seq,
+            op,
+            path: resolved.path.clone(),
+            requested: (resolved.path != requested).then(|| requested.to_path_buf()),
+            existed: resolved.exists,
+            meta,
+        })?;
+        failpoint::hit("journal-after-intent");
+        if resolved.exists && op != Op::CreateDir {
+            fsops::copy_file(&self.root, &resolved.path, &self.backup_name(seq)).with_context(
+                || format!("backing up {} into the journal", resolved.path.display()),
+            )?;
+            failpoint::hit("journal-after-backup");
+        }
+        Ok((seq, resolved))
+    }
+
+    /// Replaces (or creates) a file atomically; unchanged contents write nothing.
+    pub fn write_file(&mut self, path: &Path, contents: &[u8], mode_if_new: u32) -> Result<Change> {
+        let resolved = fsops::resolve(&self.root, path)?;
+        if resolved.exists && fsops::read_all(&self.root, &resolved.path)? == contents {
+            return Ok(Change::Unchanged);
+        }
+        let op = if resolved.exists {
+            Op::Replace
+        } else {
+            Op::Create
+        };
+        if !resolved.exists {
+            if let Some(parent) = resolved.path.parent() {
+                self.create_dirs(parent)?;
+            }
+        }
+        let (seq, resolved) = self.intend(op, path)?;
+        let meta = if resolved.exists {
+            Some(fsops::read_meta(&self.root, &resolved.path)?)
+        } else {
+            None
+        };
+        fsops::atomic_write(
+            "write",
+            &self.root,
+            &resolved.path,
+            contents,
+            meta.as_ref(),
+            mode_if_new,
+        )
+        .with_context(|| {
+            format!(
+                "writing {}",
+                self.root.display_path(&resolved.path).display()
+            )
+        })?;
+        failpoint::hit("journal-before-done");
+        self.append(&Record::Done { seq })?;
+        self.changed.push(resolved.path.clone());
+        Ok(Change::Written {
+            path: resolved.path,
+            op,
+        })
+    }
+
+    /// Creates missing directories (each recorded so undo removes them).
+    pub fn create_dirs(&mut self, dir: &Path) -> Result<()> {
+        let mut missing = Vec::new();
+        let mut current = Some(dir);
+        while let Some(path) = current {
+            if path.as_os_str().is_empty() || path == Path::new("/") || self.root.exists(path) {
+                break;
+            }
+            missing.push(path.to_path_buf());
+            current = path.parent();
+        }
+        for path in missing.into_iter().rev() {
+            let (seq, resolved) = self.intend(Op::CreateDir, &path)?;
+            fsops::mkdir(&self.root, &resolved.path)?;
+            self.append(&Record::Done { seq })?;
+        }
+        Ok(())
+    }
+
+    /// Creates a symlink (e.g. a systemd wants link); an identical one is left alone.
+    pub fn create_symlink(&mut self, path: &Path, link_target: &Path) -> Result<Change> {
+        if self.root.read_link(path)?.as_deref() == Some(link_target) {
+            return Ok(Change::Unchanged);
+        }
+        if self.root.symlink_metadata(path).is_ok() {
+            anyhow::bail!(
+                "{} exists and is not the symlink to {}",
+                path.display(),
+                link_target.display()
+            );
+        }
+        if let Some(parent) = path.parent() {
+            self.create_dirs(parent)?;
+        }
+        let (seq, resolved) = self.intend(Op::Symlink, path)?;
+        fsops::symlink(&self.root, link_target, &resolved.path)?;
+        self.append(&Record::Done { seq })?;
+        self.changed.push(resolved.path.clone());
+        Ok(Change::Written {
+            path: resolved.path,
+            op: Op::Symlink,
+        })
+    }
+
+    /// Removes a file, keeping it in the journal.
+    pub fn remove_file(&mut self, path: &Path) -> Result<Change> {
+        self.take_away(path, Op::Remove)
+    }
+
+    /// Moves a file (a faulty `.ko`) into the journal, restorable by undo.
+    pub fn quarantine(&mut self, path: &Path) -> Result<Change> {
+        self.take_away(path, Op::Quarantine)
+    }
+
+    fn take_away(&mut self, path: &Path, op: Op) -> Result<Change> {
+        if self.root.symlink_metadata(path).is_err() {
+            return Ok(Change::Unchanged);
+        }
+        let (seq, resolved) = self.intend(op, path)?;
+        fsops::unlink(&self.root, &resolved.path)?;
+        self.append(&Record::Done { seq })?;
+        self.changed.push(resolved.path.clone());
+        Ok(Change::Written {
+            path: resolved.path,
+            op,
+        })
+    }
+
+    /// Backs up files a chroot command is about to rewrite (an initramfs,
+    /// grub.cfg), so undo restores them (or removes them if they were new).
+    pub fn before_command(&mut self, argv: &str, rewrites: &[PathBuf]) -> Result<()> {
+        self.append(&Record::Command {
+            argv: argv.to_string(),
+        })?;
+        for path in rewrites {
+            let (seq, resolved) = self.intend(Op::CommandRewrite, path)?;
+            self.append(&Record::Done { seq })?;
+            self.changed.push(resolved.path);
+        }
+        Ok(())
+    }
+
+    /// Closes the run with an outcome line (`applied`, `verify-failed`…).
+    pub fn finish(mut self, outcome: &str) -> Result<()> {
+        self.append(&Record::Finish {
+            outcome: outcome.to_string(),
+        })
+    }
+}
+
+/// One run in the target's journal.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub recipe: String,
+    pub time: String,
+    pub files: Vec<PathBuf>,
+    pub outcome: Option<String>,
+    pub undone: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UndoReport {
+    pub run_id: String,
+    pub restored: Vec<PathBuf>,
+    pub removed: Vec<PathBuf>,
+    pub already_undone: bool,
+}
+
+fn read_records(root: &RootDir, run_id: &str) -> Result<Vec<Record>> {
+    let path = Path::new(JOURNAL_DIR).join(run_id).join(MANIFEST);
+    let fd = root
+        .open_fd(&path, OFlag::O_RDONLY | OFlag::O_NOFOLLOW, Mode::empty())
+        .with_context(|| format!("opening journal {run_id} in the target"))?;
+    let mut records = Vec::new();
+    for (number, line) in BufReader::new(File::from(fd)).lines().enumerate() {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        // A crash can leave a torn last line: everything before it is whole.
+        match serde_json::from_str(&line) {
+            Ok(record) => records.push(record),
+            Err(err) => {
+                tracing::warn!("{} line {}: {err}; ignoring it", path.display(), number + 1)
+            }
+        }
+    }
+    Ok(records)
+}
+
+fn run_ids(root: &RootDir) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = root
+        .list_dir(JOURNAL_DIR)?
+        .into_iter()
+        .map(|e| e.name.to_string_lossy().into_owned())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// The runs journaled in the target, oldest first.
+pub fn history(target_root: &Path) -> Result<Vec<RunSummary>> {
+    let root = RootDir::open(target_root)?;
+    let mut runs = Vec::new();
+    for run_id in run_ids(&root)? {
+        let records = read_records(&root, &run_id)?;
+        let mut summary = RunSummary {
+            run_id: run_id.clone(),
+            recipe: String::new(),
+            time: String::new(),
+            files: Vec::new(),
+            outcome: None,
+            undone: false,
+        };
+        for record in records {
+            match record {
+                Record::Begin { recipe, time, .. } => {
+                    summary.recipe = recipe;
+                    summary.time = time;
+                }
+                Record::Intent { path, op, .. } if op != Op::CreateDir => summary.files.push(path),
+                Record::Finish { outcome } => summary.outcome = Some(outcome),
+                Record::Undone { .. } => summary.undone = true,
+                _ => {}
+            }
+        }
+        runs.push(summary);
+    }
+    Ok(runs)
+}
+
+/// Restores what a run changed (the newest run not yet undone when `run_id`
+/// is `None`), in reverse order. Undoing an undone run changes nothing.
+pub fn undo(target_root: &Path, run_id: Option<&str>) -> Result<UndoReport> {
+    let root = RootDir::open(target_root)?;
+    let run_id = match run_id {
+        Some(id) => id.to_string(),
+        None => {
+            let runs = history(target_root)?;
+            runs.iter()
+                .rev()
+                .find(|r| !r.undone)
+                .map(|r| r.run_id.clone())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("no journaled run to undo in {}", target_root.display())
+                })?
+        }
+    };
+    let records = read_records(&root, &run_id)?;
+    let mut report = UndoReport {
+        run_id: run_id.clone(),
+        restored: Vec::new(),
+        removed: Vec::new(),
+        already_undone: false,
+    };
+    if records.iter().any(|r| matches!(r, Record::Undone { .. })) {
+        report.already_undone = true;
+        return Ok(report);
+    }
+    let dir = Path::new(JOURNAL_DIR).join(&run_id);
+    let intents: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Intent {
+                seq,
+                op,
+                path,
+                existed,
+                meta,
+                ..
+            } => Some((*seq, *op, path.clone(), *existed, meta.clone())),
+            _ => None,
+        })
+        .collect();
+    for (seq, op, path, existed, meta) in intents.into_iter().rev() {
+        let backup = dir.join("backups").join(seq.to_string());
+        let have_backup = root.is_file(&backup);
+        match op {
+            Op::CreateDir => {
+                fsops::rmdir_if_empty(&root, &path)?;
+            }
+            Op::Create | Op::Symlink => {
+                if fsops::unlink_if_exists(&root, &path)? {
+                    report.removed.push(path);
+                }
+            }
+            Op::CommandRewrite if !existed => {
+                if fsops::unlink_if_exists(&root, &path)? {
+                    report.removed.push(path);
+                }
+            }
+            Op::Replace | Op::Remove | Op::Quarantine | Op::CommandRewrite => {
+                // No backup means the crash came before the original was touched.
+                if have_backup {
+                    let contents = fsops::read_all(&root, &backup)?;
+                    fsops::atomic_write("undo", &root, &path, &contents, meta.as_ref(), 0o644)
+                        .with_context(|| {
+                            format!("restoring {}", root.display_path(&path).display())
+                        })?;
+                    report.restored.push(path);
+                }
+            }
+        }
+    }
+    let manifest_fd: OwnedFd = root
+        .open_fd(
+            dir.join(MANIFEST),
+            OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening the manifest of {run_id}"))?;
+    let mut manifest = File::from(manifest_fd);
+    let mut line = serde_json::to_vec(&Record::Undone {
+        time: now(),
+        restored: report.restored.len(),
+    })?;
+    line.push(b'\n');
+    manifest
+        .write_all(&line)
+        .and_then(|()| manifest.sync_all())
+        .context("marking the run undone")?;
+    let _ = manifest.as_raw_fd();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests;
