@@ -62,6 +62,10 @@ pub enum Command {
     Chroot(ChrootArgs),
     /// Check the target's filesystems (read-only unless --repair).
     Fsck(FsckArgs),
+    /// Restore what a repair run changed (default: the newest run not yet undone).
+    Undo(UndoArgs),
+    /// List the repair runs journaled on the target.
+    History(TargetArgs),
     /// List the repair recipes, or show one in full.
     Recipes(RecipesArgs),
     /// Print a shell completion script.
@@ -110,6 +114,17 @@ pub struct FsckArgs {
     /// Repair what the check finds (e2fsck -y, xfs_repair) after confirmation.
     #[arg(long)]
     pub repair: bool,
+    /// Confirm without asking (unattended).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UndoArgs {
+    /// The run to undo (see `vmrescue history`).
+    pub run_id: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Confirm without asking (unattended).
     #[arg(long, short = 'y')]
     pub yes: bool,

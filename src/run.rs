@@ -9,7 +9,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::cli::{
     ChrootArgs, Cli, Command, FsckArgs, GlobalArgs, RecipesArgs, RecipesCommand, ScanArgs,
-    TargetArgs,
+    TargetArgs, UndoArgs,
 };
 use crate::cmd::Cmd;
 use crate::error::{exit_code_for, ExitCode};
@@ -112,6 +112,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Umount { key } => {
             let session = start_session(&cli.global, true)?;
             umount(&session, key.as_deref())
+        }
+        Command::Undo(args) => {
+            let session = start_session(&cli.global, true)?;
+            undo(&session, &args)
+        }
+        Command::History(args) => {
+            let session = start_session(&cli.global, true)?;
+            history(&session, &args)
         }
         Command::Recipes(args) => {
             let session = start_session(&cli.global, false)?;
@@ -230,6 +238,92 @@ fn fsck(session: &Session, args: &FsckArgs) -> Result<ExitCode> {
     } else {
         ExitCode::Success
     })
+}
+
+fn undo(session: &Session, args: &UndoArgs) -> Result<ExitCode> {
+    let target = open_target(&args.target)?;
+    let runs = crate::journal::history(target.root())?;
+    let run = match &args.run_id {
+        Some(id) => runs.iter().find(|r| &r.run_id == id),
+        None => runs.iter().rev().find(|r| !r.undone),
+    };
+    let Some(run) = run else {
+        let what = args
+            .run_id
+            .as_deref()
+            .map(|id| format!("no run {id}"))
+            .unwrap_or_else(|| "no run to undo".into());
+        return Err(crate::Failure::Refused(format!(
+            "{what} in the target's journal (see `vmrescue history`)"
+        ))
+        .into());
+    };
+    if !run.undone {
+        let question = format!(
+            "Undo run {} ({}: {} file(s))?",
+            run.run_id,
+            run.recipe,
+            run.files.len()
+        );
+        if !args.yes && !crate::ui::confirm(&question)? {
+            return Err(crate::Failure::Refused(
+                "undo not confirmed (use --yes when unattended)".into(),
+            )
+            .into());
+        }
+        target.make_writable()?;
+    }
+    let report = crate::journal::undo(target.root(), Some(&run.run_id))?;
+    target.release()?;
+    if session.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"version": 1, "undo": report}))?
+        );
+    } else if report.already_undone {
+        println!("run {} was already undone: nothing changed", report.run_id);
+    } else {
+        println!(
+            "undid run {}: restored {} file(s), removed {} created file(s)",
+            report.run_id,
+            report.restored.len(),
+            report.removed.len()
+        );
+        for path in report.restored.iter().chain(&report.removed) {
+            println!("  {}", path.display());
+        }
+    }
+    Ok(ExitCode::Success)
+}
+
+fn history(session: &Session, args: &TargetArgs) -> Result<ExitCode> {
+    let target = open_target(args)?;
+    let runs = crate::journal::history(target.root())?;
+    target.release()?;
+    if session.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"version": 1, "runs": runs}))?
+        );
+    } else if runs.is_empty() {
+        println!("no repair runs journaled on this target");
+    } else {
+        for run in &runs {
+            let state = if run.undone {
+                "undone".to_string()
+            } else {
+                run.outcome.clone().unwrap_or_else(|| "interrupted".into())
+            };
+            println!(
+                "{:<22} {:<22} {:<14} {} file(s)",
+                run.run_id,
+                run.recipe,
+                state,
+                run.files.len()
+            );
+        }
+    }
+    Ok(ExitCode::Success)
 }
 
 fn recipes(session: &Session, args: &RecipesArgs) -> Result<ExitCode> {
