@@ -315,7 +315,14 @@ boot_until() {
     fi
     for pattern in "${VMT_FAILURE_PATTERNS[@]}"; do
       if line=$(grep -a -m 1 -E -e "$pattern" "$serial_log"); then
-        BOOT_RESULT=failure BOOT_LINE=$line
+        # The console may be mid-line: let it finish before ruling out EXPECT
+        # (an expected panic line also matches "Kernel panic").
+        sleep 1
+        if line=$(grep -a -m 1 -E -e "$expect" "$serial_log"); then
+          BOOT_RESULT=expected BOOT_LINE=$line
+        else
+          BOOT_RESULT=failure BOOT_LINE=$(grep -a -m 1 -E -e "$pattern" "$serial_log")
+        fi
         break 2
       fi
     done
