@@ -93,11 +93,15 @@ run_exit_hooks() {
   VMT_EXIT_HOOKS=()
   return $status
 }
+install_traps() {
+  trap run_exit_hooks EXIT
+  trap 'exit 130' INT TERM
+  on_exit stop_qemu
+}
 make_workdir() {
   mkdir -p "$VMT_CACHE/work"
   VMT_WORK=$(mktemp -d "$VMT_CACHE/work/$1.XXXXXX")
-  trap run_exit_hooks EXIT
-  trap 'exit 130' INT TERM
+  install_traps
   on_exit remove_workdir
 }
 remove_workdir() {
@@ -273,6 +277,16 @@ probe_kernel() {
   echo "$kernel"
 }
 
+# Stops a QEMU that boot_until left running (the script was interrupted).
+VMT_QEMU_PID=""
+stop_qemu() {
+  if [ -n "$VMT_QEMU_PID" ] && kill -0 "$VMT_QEMU_PID" 2>/dev/null; then
+    kill "$VMT_QEMU_PID"
+    wait "$VMT_QEMU_PID" 2>/dev/null || true
+  fi
+  VMT_QEMU_PID=""
+}
+
 # Boots QEMU until EXPECT (an extended regex) or a failure pattern shows up on
 # the serial console, QEMU exits, or TIMEOUT seconds pass.
 #   boot_until LOG TIMEOUT EXPECT QEMU_ARGS...
@@ -292,6 +306,7 @@ boot_until() {
     -serial "file:$serial_log" -no-reboot -nic none "$@" \
     >"$serial_log.qemu" 2>&1 </dev/null &
   pid=$!
+  VMT_QEMU_PID=$pid
   BOOT_RESULT="" BOOT_LINE=""
   while :; do
     if line=$(grep -a -m 1 -E -e "$expect" "$serial_log"); then
@@ -300,7 +315,14 @@ boot_until() {
     fi
     for pattern in "${VMT_FAILURE_PATTERNS[@]}"; do
       if line=$(grep -a -m 1 -E -e "$pattern" "$serial_log"); then
-        BOOT_RESULT=failure BOOT_LINE=$line
+        # The console may be mid-line: let it finish before ruling out EXPECT
+        # (an expected panic line also matches "Kernel panic").
+        sleep 1
+        if line=$(grep -a -m 1 -E -e "$expect" "$serial_log"); then
+          BOOT_RESULT=expected BOOT_LINE=$line
+        else
+          BOOT_RESULT=failure BOOT_LINE=$(grep -a -m 1 -E -e "$pattern" "$serial_log")
+        fi
         break 2
       fi
     done
@@ -323,7 +345,27 @@ boot_until() {
     kill "$pid" 2>/dev/null || true
   fi
   wait "$pid" 2>/dev/null || true
+  VMT_QEMU_PID=""
   BOOT_LINE=$(printf '%s' "$BOOT_LINE" | tr -d '\r')
   log "boot: $BOOT_RESULT after $BOOT_SECONDS s: $BOOT_LINE"
   [ "$BOOT_RESULT" = expected ]
+}
+
+# Sets DISK_BOOT_ARGS to boot the raw DISK without modifying it (snapshot=on)
+# with FIRMWARE bios (SeaBIOS) or uefi (OVMF, with a fresh copy of its
+# variable store at VARS_COPY).
+DISK_BOOT_ARGS=()
+disk_boot_args() {
+  local disk=$1 firmware=$2 vars_copy=$3
+  DISK_BOOT_ARGS=(-drive "file=$disk,format=raw,if=virtio,snapshot=on")
+  case "$firmware" in
+    bios) ;;
+    uefi)
+      [ -r /usr/share/OVMF/OVMF_CODE_4M.fd ] || die "OVMF is not installed (scripts/install-deps --vm)"
+      cp /usr/share/OVMF/OVMF_VARS_4M.fd "$vars_copy"
+      DISK_BOOT_ARGS=(-drive "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
+        -drive "if=pflash,format=raw,file=$vars_copy" "${DISK_BOOT_ARGS[@]}")
+      ;;
+    *) die "unknown firmware $firmware" ;;
+  esac
 }
