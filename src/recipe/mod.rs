@@ -1,6 +1,8 @@
 //! Repair recipes: loading the catalog, planning, applying through the
 //! journal, verifying by inspecting again.
 
+pub mod cmdline_edit;
+pub mod facts;
 pub mod plan;
 pub mod spec;
 

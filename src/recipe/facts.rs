@@ -1,0 +1,212 @@
+//! What the recipe actions need to know about the target OS, gathered once
+//! from the mounted root (read-only). Data flows one way: inspect → facts →
+//! plan.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::rootfs::RootDir;
+
+/// The distribution family, which decides the tools and file layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Rhel,
+    Debian,
+    Suse,
+    Amazon,
+    AzureLinux,
+}
+
+impl Family {
+    pub fn id(self) -> &'static str {
+        match self {
+            Family::Rhel => "rhel",
+            Family::Debian => "debian",
+            Family::Suse => "suse",
+            Family::Amazon => "amazon",
+            Family::AzureLinux => "azurelinux",
+        }
+    }
+}
+
+/// One installed kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KernelFacts {
+    pub version: String,
+    pub image: PathBuf,
+    pub initramfs: PathBuf,
+    pub initramfs_present: bool,
+    pub has_modules: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Facts {
+    pub family: Family,
+    pub os_id: String,
+    pub version_id: String,
+    /// grub.cfg files present (BIOS and UEFI).
+    pub grub_cfgs: Vec<PathBuf>,
+    pub grubenv: Option<PathBuf>,
+    /// BLS entries drive the menu (RHEL 8+, Fedora, AL2023).
+    pub uses_bls: bool,
+    pub kernels: Vec<KernelFacts>,
+}
+
+/// Where the family keeps a kernel's initramfs.
+pub fn initramfs_path(family: Family, version: &str) -> PathBuf {
+    match family {
+        Family::Debian => PathBuf::from(format!("/boot/initrd.img-{version}")),
+        Family::Suse => PathBuf::from(format!("/boot/initrd-{version}")),
+        Family::Rhel | Family::Amazon | Family::AzureLinux => {
+            PathBuf::from(format!("/boot/initramfs-{version}.img"))
+        }
+    }
+}
+
+fn os_release_value(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().trim_matches('"').trim_matches('\'').to_string())
+    })
+}
+
+fn family_of(id: &str, id_like: &str) -> Option<Family> {
+    let words: Vec<&str> = std::iter::once(id)
+        .chain(id_like.split_whitespace())
+        .collect();
+    for word in words {
+        let family = match word {
+            "rhel" | "centos" | "fedora" | "almalinux" | "rocky" | "ol" => Family::Rhel,
+            "debian" | "ubuntu" => Family::Debian,
+            "sles" | "suse" | "opensuse" | "opensuse-leap" => Family::Suse,
+            "amzn" => Family::Amazon,
+            "azurelinux" | "mariner" => Family::AzureLinux,
+            _ => continue,
+        };
+        return Some(family);
+    }
+    None
+}
+
+impl Facts {
+    pub fn gather(root: &RootDir) -> Result<Facts> {
+        let os_release = match root.read_string_optional("/etc/os-release")? {
+            Some(text) => text,
+            None => root
+                .read_string_optional("/usr/lib/os-release")?
+                .unwrap_or_default(),
+        };
+        let os_id = os_release_value(&os_release, "ID").unwrap_or_default();
+        let id_like = os_release_value(&os_release, "ID_LIKE").unwrap_or_default();
+        let family = family_of(&os_id, &id_like).ok_or_else(|| {
+            crate::Failure::Unsupported(format!(
+                "unknown distribution (ID={os_id:?} ID_LIKE={id_like:?} in /etc/os-release): no recipe knows its boot tools"
+            ))
+        })?;
+        let version_id = os_release_value(&os_release, "VERSION_ID").unwrap_or_default();
+        let mut grub_cfgs: Vec<PathBuf> = ["/boot/grub2/grub.cfg", "/boot/grub/grub.cfg"]
+            .iter()
+            .map(PathBuf::from)
+            .filter(|p| root.is_file(p))
+            .collect();
+        for entry in root.list_dir("/boot/efi/EFI")? {
+            let cfg = Path::new("/boot/efi/EFI")
+                .join(&entry.name)
+                .join("grub.cfg");
+            if root.is_file(&cfg) {
+                grub_cfgs.push(cfg);
+            }
+        }
+        let grubenv = ["/boot/grub2/grubenv", "/boot/grub/grubenv"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| root.exists(p));
+        let uses_bls = !root.list_dir("/boot/loader/entries")?.is_empty();
+        let mut kernels = Vec::new();
+        for entry in root.list_dir("/boot")? {
+            let name = entry.name.to_string_lossy();
+            let Some(version) = name.strip_prefix("vmlinuz-") else {
+                continue;
+            };
+            if version.contains("rescue") {
+                continue;
+            }
+            let initramfs = initramfs_path(family, version);
+            let initramfs_present = root
+                .metadata(&initramfs)
+                .map(|st| st.st_size > 0)
+                .unwrap_or(false);
+            let has_modules = root.is_dir(format!("/lib/modules/{version}"))
+                || root.is_dir(format!("/usr/lib/modules/{version}"));
+            kernels.push(KernelFacts {
+                version: version.to_string(),
+                image: PathBuf::from(format!("/boot/{name}")),
+                initramfs,
+                initramfs_present,
+                has_modules,
+            });
+        }
+        Ok(Facts {
+            family,
+            os_id,
+            version_id,
+            grub_cfgs,
+            grubenv,
+            uses_bls,
+            kernels,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_from_os_release_ids() {
+        assert_eq!(
+            family_of("almalinux", "rhel centos fedora"),
+            Some(Family::Rhel)
+        );
+        assert_eq!(family_of("ubuntu", "debian"), Some(Family::Debian));
+        assert_eq!(family_of("sles", ""), Some(Family::Suse));
+        assert_eq!(
+            family_of("amzn", "centos rhel fedora"),
+            Some(Family::Amazon)
+        );
+        assert_eq!(family_of("mariner", ""), Some(Family::AzureLinux));
+        assert_eq!(family_of("gentoo", ""), None);
+    }
+
+    #[test]
+    fn gathers_kernels_and_grub_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        for d in ["etc", "boot/grub", "lib/modules/6.1.0-9-amd64"] {
+            std::fs::create_dir_all(p.join(d)).unwrap();
+        }
+        std::fs::write(p.join("etc/os-release"), "ID=debian\nVERSION_ID=\"12\"\n").unwrap();
+        std::fs::write(p.join("boot/grub/grub.cfg"), "menuentry 'Debian' {}\n").unwrap();
+        std::fs::write(p.join("boot/vmlinuz-6.1.0-9-amd64"), "k").unwrap();
+        std::fs::write(p.join("boot/vmlinuz-6.1.0-10-amd64"), "k").unwrap();
+        std::fs::write(p.join("boot/initrd.img-6.1.0-9-amd64"), "i").unwrap();
+        let facts = Facts::gather(&RootDir::open(p).unwrap()).unwrap();
+        assert_eq!(facts.family, Family::Debian);
+        assert_eq!(facts.grub_cfgs, vec![PathBuf::from("/boot/grub/grub.cfg")]);
+        let k9 = facts
+            .kernels
+            .iter()
+            .find(|k| k.version == "6.1.0-9-amd64")
+            .unwrap();
+        assert!(k9.initramfs_present && k9.has_modules);
+        let k10 = facts
+            .kernels
+            .iter()
+            .find(|k| k.version == "6.1.0-10-amd64")
+            .unwrap();
+        assert!(!k10.initramfs_present && !k10.has_modules);
+    }
+}
