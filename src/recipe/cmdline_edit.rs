@@ -126,12 +126,12 @@ pub fn edit_shell_var(text: &str, name: &str, edit: impl Fn(&str) -> String) -> 
 /// The value of the last `NAME=...` assignment, unquoted.
 pub fn shell_var(text: &str, name: &str) -> Option<String> {
     text.lines()
-        .filter_map(|line| {
+        .rev()
+        .find_map(|line| {
             let trimmed = line.trim_start();
             let trimmed = trimmed.strip_prefix("export ").unwrap_or(trimmed);
             trimmed.strip_prefix(&format!("{name}="))
         })
-        .last()
         .map(|rest| unquote(rest.trim_end()).0)
 }
 
