@@ -53,12 +53,16 @@ struct Event {
     modules: Vec<LinkedModule>,
     /// CPU/taint line, RIP line, `Modules linked in:` line, frames naming a module.
     context_evidence: Vec<EvidenceLine>,
+    saw_call_trace: bool,
     ended: bool,
 }
 
 impl Event {
+    /// Still printing header lines (`BUG:`, `Oops:`, `kernel BUG at`…): no
+    /// CPU line and no call trace yet. A frame on the header line itself
+    /// (`WARNING: … at f+0x1/0x2 [m]`) does not end the header.
     fn fresh(&self) -> bool {
-        self.frames.is_empty() && self.cpu.is_none() && self.pid.is_none()
+        self.pid.is_none() && !self.saw_call_trace && self.frames.len() <= 1
     }
 
     fn push_context(&mut self, evidence: EvidenceLine) {
@@ -381,6 +385,7 @@ fn handle(
         Kind::CallTrace => {
             if let Some(current) = boot.current_event(line_number) {
                 boot.events[current].last_line = line_number;
+                boot.events[current].saw_call_trace = true;
             }
         }
         Kind::Frame => {
@@ -729,16 +734,10 @@ fn culprit(boot: &Boot, event: &Event) -> (Option<String>, bool) {
         }
         first_module.get_or_insert(module);
     }
-    let kernel_tainted_oe = event
-        .taint
-        .as_deref()
-        .is_some_and(|t| t.contains(['O', 'E']));
-    match first_module {
-        Some(module) if tainting.is_empty() && kernel_tainted_oe => {
-            (Some(module.to_string()), true)
-        }
-        other => (other.map(str::to_string), false),
-    }
+    // Without module-level taint information (a `Modules linked in:` list with
+    // markers, or the load-time taint lines) an in-tree module cannot be told
+    // from a third-party one, so none is named as faulty.
+    (first_module.map(str::to_string), false)
 }
 
 fn evidence_for(boot: &Boot, id: &str) -> Vec<EvidenceLine> {
@@ -959,16 +958,16 @@ fn boot_findings(boot: &Boot, known_bugs: &[CompiledBug]) -> Vec<Finding> {
             if !named.insert(module.clone()) {
                 continue;
             }
-            let crashed = event.panic_reason.is_some()
-                || drafts.iter().any(|d| {
-                    d.event == Some(index)
-                        && d.finding.severity <= Severity::Error
-                        && d.finding.id != "kernel-panic"
-                });
-            let severity = if crashed {
-                info.severity
-            } else {
-                info.survived
+            let worst = drafts
+                .iter()
+                .filter(|d| d.event == Some(index) && d.finding.id != "sysrq-crash")
+                .map(|d| d.finding.severity)
+                .min();
+            let crashed = event.panic_reason.is_some() || worst == Some(Severity::Critical);
+            let severity = match worst {
+                _ if crashed => Severity::Critical,
+                Some(Severity::Error) => Severity::Error,
+                _ => info.survived,
             };
             let mut evidence: Vec<EvidenceLine> = boot
                 .hits

@@ -27,6 +27,7 @@ pub fn scan_keyword_lines<R: Read>(
     let mut filled = 0usize;
     let mut lines_before_chunk = 0u64;
     let mut at_eof = false;
+    let mut last_byte = None;
     while !at_eof || filled > 0 {
         while !at_eof && filled < buffer.len() {
             match reader.read(&mut buffer[filled..]) {
@@ -43,14 +44,14 @@ pub fn scan_keyword_lines<R: Read>(
         };
         let chunk = &buffer[..process_end];
         lines_before_chunk += scan_chunk(chunk, keywords, lines_before_chunk, &mut on_line)?;
-        if process_end == filled && filled > 0 && chunk.last() != Some(&b'\n') {
-            // A cut line (no newline yet, or EOF without one) still counts as a line.
-            lines_before_chunk += 1;
+        if let Some(&last) = chunk.last() {
+            last_byte = Some(last);
         }
         buffer.copy_within(process_end..filled, 0);
         filled -= process_end;
     }
-    Ok(lines_before_chunk)
+    // A last line without a newline still counts.
+    Ok(lines_before_chunk + u64::from(last_byte.is_some_and(|b| b != b'\n')))
 }
 
 /// Returns the number of newlines in `chunk`.

@@ -20,7 +20,7 @@ fn cpu_line_regex() -> &'static Option<Regex> {
             P[Ii][Dd]:\ ?(?P<pid>\d+),?\ +[Cc]omm:\ (?P<comm>.+?)
             (?:\ +Kdump:\ (?:not\ )?loaded)?
             \ +(?:(?P<clean>Not\ tainted)|Tainted:\ (?P<taint>[A-Z\ ]*?))
-            (?:\ +-{4,})?
+            (?:\ +-[-\ A-Z]*?)?
             \ +(?P<version>\d\S*)(?:\ +(?P<build>\#\S+))?",
         )
         .ok()
@@ -221,6 +221,17 @@ mod tests {
             .unwrap();
         assert_eq!((old.cpu, old.pid), (None, Some(0)));
         assert_eq!(old.kernel_version, "2.6.32-431.el6.x86_64");
+
+        let rhel8 = cpu_line(
+            "CPU: 18 PID: 1 Comm: kworker/18:2 Kdump: loaded Tainted: G        W IOE    --------- -  - 4.18.0-240.el8.x86_64 #1",
+        )
+        .unwrap();
+        assert_eq!(
+            (rhel8.taint.as_str(), rhel8.kernel_version.as_str()),
+            ("GWIOE", "4.18.0-240.el8.x86_64")
+        );
+        let rhel7 = cpu_line("CPU: 1 PID: 1 Comm: swapper/0 Tainted: G               ------------ T 3.10.0-1160.el7.x86_64 #1").unwrap();
+        assert_eq!(rhel7.kernel_version, "3.10.0-1160.el7.x86_64");
     }
 
     #[test]

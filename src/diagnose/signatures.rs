@@ -61,23 +61,15 @@ pub enum Kind {
     RcuStall,
 }
 
-/// Line patterns, matched against the message with prefixes removed.
+/// Line patterns, matched against the message with prefixes removed. Handled in
+/// this order on a line: boot boundaries, then crash headers (which open an
+/// event), then the structure lines that fill the current event.
 const PATTERNS: &[(Kind, &str)] = &[
     (Kind::BootVersion, r"Linux version \d"),
     (Kind::CommandLine, r"^Command line: "),
     (Kind::KernelCommandLine, r"^Kernel command line: "),
-    (Kind::CutHere, r"-{4}\[ cut here \]-{4}"),
-    (Kind::EndTrace, r"---\[ end trace"),
-    (Kind::CpuLine, r"[Cc]omm: .*(?:Not tainted|Tainted: )"),
-    (Kind::HardwareName, r"^Hardware name: "),
-    (Kind::CallTrace, r"^(?:Call Trace|Call trace|Backtrace):?"),
-    (Kind::Frame, r"\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+"),
-    (Kind::ModulesLinked, r"Modules linked in:"),
-    (
-        Kind::TaintingModule,
-        r"loading out-of-tree module taints kernel|module verification failed: signature|module license '[^']*' taints kernel",
-    ),
     (Kind::Panic, r"(?i)Kernel panic - not syncing"),
+    (Kind::CutHere, r"-{4}\[ cut here \]-{4}"),
     (Kind::UnknownBlock, r"unknown-block\((\d+),(\d+)\)"),
     (Kind::CannotOpenRoot, r"Cannot open root device"),
     (
@@ -135,7 +127,7 @@ const PATTERNS: &[(Kind, &str)] = &[
         Kind::OomKill,
         r"Out of memory: Kill|Out of memory \(oom_kill_allocating_task\)|invoked oom-killer|Memory cgroup out of memory",
     ),
-    (Kind::NmiIoCheck, r"IOCK error"),
+    (Kind::NmiIoCheck, r"(?i)iock error"),
     (
         Kind::NmiUnknown,
         r"NMI received for unknown reason|Dazed and confused",
@@ -143,7 +135,7 @@ const PATTERNS: &[(Kind, &str)] = &[
     (Kind::NmiSerr, r"NMI: PCI system error"),
     (
         Kind::NmiNotContinuing,
-        r"NMI: Not continuing|not syncing: NMI",
+        r"NMI: Not continuing|not syncing: NMI|not syncing: An NMI occurred",
     ),
     (
         Kind::MachineCheck,
@@ -165,6 +157,16 @@ const PATTERNS: &[(Kind, &str)] = &[
         Kind::RcuStall,
         r"detected stalls? on CPU|self-detected stall on CPU|rcu_sched kthread starved",
     ),
+    (
+        Kind::TaintingModule,
+        r"loading out-of-tree module taints kernel|module verification failed: signature|module license '[^']*' taints kernel",
+    ),
+    (Kind::CpuLine, r"[Cc]omm: .*(?:Not tainted|Tainted: )"),
+    (Kind::HardwareName, r"^Hardware name: "),
+    (Kind::CallTrace, r"^(?:Call Trace|Call trace|Backtrace):?"),
+    (Kind::Frame, r"\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+"),
+    (Kind::ModulesLinked, r"Modules linked in:"),
+    (Kind::EndTrace, r"---\[ end trace"),
 ];
 
 /// Literals of which every interesting line contains at least one; searched
@@ -220,6 +222,7 @@ const KEYWORDS: &[&str] = &[
     "out of memory",
     "oom-killer",
     "IOCK",
+    "iock",
     "NMI",
     "Dazed",
     "achine check",
