@@ -188,6 +188,17 @@ impl Classifier {
     }
 }
 
+/// Every finding id the log classifier can report (known bugs as
+/// `known-bug-<id>`), e.g. to validate the `symptoms` of recipe files.
+pub fn known_finding_ids() -> Result<Vec<String>> {
+    let mut ids: Vec<String> = signatures::FINDINGS
+        .iter()
+        .map(|f| f.id.to_string())
+        .collect();
+    ids.extend(known_bugs::embedded()?.iter().map(|b| b.finding_id()));
+    Ok(ids)
+}
+
 /// Classifies one log read line by line; `source` names it in the evidence.
 pub fn classify_reader<R: BufRead>(reader: R, source: &str) -> Result<Diagnosis> {
     let mut classifier = Classifier::new()?;

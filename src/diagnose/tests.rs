@@ -432,6 +432,13 @@ fn clean_boot_with_a_warning_has_no_critical_finding() {
 }
 
 #[test]
+fn known_finding_ids_include_signatures_and_known_bugs() {
+    let ids = known_finding_ids().unwrap();
+    assert!(ids.iter().any(|id| id == "initramfs-missing"));
+    assert!(ids.iter().any(|id| id == "known-bug-rhel7-blk-mq-timeout"));
+}
+
+#[test]
 fn diagnosis_serializes_with_schema_version() {
     let d = classify("Kernel panic - not syncing: x\n");
     let json = serde_json::to_value(&d).unwrap();
