@@ -1,0 +1,543 @@
+//! The line patterns the classifier reacts to and the findings they produce.
+
+use anyhow::{Context, Result};
+use regex::{Regex, RegexSet};
+
+use super::Severity;
+
+/// What a kernel message line is, as far as the classifier cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    // Boot structure.
+    BootVersion,
+    CommandLine,
+    KernelCommandLine,
+    // Event structure.
+    CutHere,
+    EndTrace,
+    CpuLine,
+    HardwareName,
+    CallTrace,
+    Frame,
+    ModulesLinked,
+    TaintingModule,
+    Panic,
+    // Signatures.
+    UnknownBlock,
+    CannotOpenRoot,
+    NoInit,
+    DracutCouldNotBoot,
+    DracutDoesNotExist,
+    DracutTimeout,
+    DracutEmergency,
+    InitramfsAlert,
+    InitramfsGaveUp,
+    KillInit,
+    Oops,
+    SysRq,
+    KernelBug,
+    NullDeref,
+    PageFault,
+    Gpf,
+    DivideError,
+    InvalidOpcode,
+    SoftLockup,
+    HardLockup,
+    HungTask,
+    OomPanic,
+    OomDeadlock,
+    OomKill,
+    NmiIoCheck,
+    NmiUnknown,
+    NmiSerr,
+    NmiNotContinuing,
+    MachineCheck,
+    MachineCheckCorrected,
+    ListCorruption,
+    SlabObjectsRemaining,
+    AllocationFailure,
+    MemcgCache,
+    Warning,
+    RcuStall,
+}
+
+/// Line patterns, matched against the message with prefixes removed. Handled in
+/// this order on a line: boot boundaries, then crash headers (which open an
+/// event), then the structure lines that fill the current event.
+const PATTERNS: &[(Kind, &str)] = &[
+    (Kind::BootVersion, r"Linux version \d"),
+    (Kind::CommandLine, r"^Command line: "),
+    (Kind::KernelCommandLine, r"^Kernel command line: "),
+    (Kind::Panic, r"(?i)Kernel panic - not syncing"),
+    (Kind::CutHere, r"-{4}\[ cut here \]-{4}"),
+    (Kind::UnknownBlock, r"unknown-block\((\d+),(\d+)\)"),
+    (Kind::CannotOpenRoot, r"Cannot open root device"),
+    (
+        Kind::NoInit,
+        r"No working init found|No init found|Requested init \S+ failed|Failed to execute /init",
+    ),
+    (
+        Kind::DracutCouldNotBoot,
+        r"Could not boot\.?$|Warning: Could not boot",
+    ),
+    (
+        Kind::DracutDoesNotExist,
+        r"Warning: /dev/\S+ does not exist",
+    ),
+    (Kind::DracutTimeout, r"dracut-initqueue:? timeout"),
+    (
+        Kind::DracutEmergency,
+        r"rdsosreport\.txt|Starting Dracut Emergency Shell|dracut:/#|Entering emergency mode",
+    ),
+    (Kind::InitramfsAlert, r"ALERT! .* does not exist"),
+    (
+        Kind::InitramfsGaveUp,
+        r"Gave up waiting for root (?:file system )?device|Dropping to a shell",
+    ),
+    (Kind::KillInit, r"Attempted to kill init!?"),
+    (Kind::Oops, r"\bOops\b.*\[#\d+\]|Internal error: Oops"),
+    (
+        Kind::SysRq,
+        r"(?i)sysrq\s*:.*trigger a crash|sysrq_handle_crash|sysrq triggered crash",
+    ),
+    (Kind::KernelBug, r"kernel BUG at "),
+    (Kind::NullDeref, r"NULL pointer dereference"),
+    (
+        Kind::PageFault,
+        r"(?i)unable to handle (?:kernel )?(?:page fault|paging request)",
+    ),
+    (Kind::Gpf, r"general protection fault"),
+    (Kind::DivideError, r"divide error: |Oops: divide error"),
+    (Kind::InvalidOpcode, r"invalid opcode: "),
+    (
+        Kind::SoftLockup,
+        r"soft lockup - CPU#?\d+ stuck|softlockup: hung tasks",
+    ),
+    (Kind::HardLockup, r"(?i)hard lockup"),
+    (
+        Kind::HungTask,
+        r"blocked for more than \d+ seconds|hung_task: blocked tasks",
+    ),
+    (Kind::OomPanic, r"panic_on_oom"),
+    (
+        Kind::OomDeadlock,
+        r"System is deadlocked on memory|no killable process",
+    ),
+    (
+        Kind::OomKill,
+        r"Out of memory: Kill|Out of memory \(oom_kill_allocating_task\)|invoked oom-killer|Memory cgroup out of memory",
+    ),
+    (Kind::NmiIoCheck, r"(?i)iock error"),
+    (
+        Kind::NmiUnknown,
+        r"NMI received for unknown reason|Dazed and confused",
+    ),
+    (Kind::NmiSerr, r"NMI: PCI system error"),
+    (
+        Kind::NmiNotContinuing,
+        r"NMI: Not continuing|not syncing: NMI|not syncing: An NMI occurred",
+    ),
+    (
+        Kind::MachineCheck,
+        r"(?i)machine check exception|fatal machine check|machine check from unknown source|processor context corrupt|Not all CPUs entered broadcast exception handler|\[Hardware Error\]: (?:CPU \d+: )?Machine Check",
+    ),
+    (Kind::MachineCheckCorrected, r"Machine check events logged"),
+    (Kind::ListCorruption, r"list_(?:del|add) corruption"),
+    (
+        Kind::SlabObjectsRemaining,
+        r"Objects remaining in kmalloc|Slab cache still has objects",
+    ),
+    (
+        Kind::AllocationFailure,
+        r"page allocation failure|SLUB: Unable to allocate memory on node",
+    ),
+    (Kind::MemcgCache, r"cache: \S+\(\d+:|memcg_kmem|mem_cgroup"),
+    (Kind::Warning, r"WARNING: (?:CPU: \d+ PID: \d+ )?at "),
+    (
+        Kind::RcuStall,
+        r"detected stalls? on CPU|self-detected stall on CPU|rcu_sched kthread starved",
+    ),
+    (
+        Kind::TaintingModule,
+        r"loading out-of-tree module taints kernel|module verification failed: signature|module license '[^']*' taints kernel",
+    ),
+    (Kind::CpuLine, r"[Cc]omm: .*(?:Not tainted|Tainted: )"),
+    (Kind::HardwareName, r"^Hardware name: "),
+    (Kind::CallTrace, r"^(?:Call Trace|Call trace|Backtrace):?"),
+    (Kind::Frame, r"\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+"),
+    (Kind::ModulesLinked, r"Modules linked in:"),
+    (Kind::EndTrace, r"---\[ end trace"),
+];
+
+/// Literals of which every interesting line contains at least one; searched
+/// over whole chunks so that uninteresting lines cost almost nothing. Kept
+/// under 64 so the literal searcher can use its SIMD (Teddy) mode.
+const KEYWORDS: &[&str] = &[
+    "aint",
+    "ut of memory",
+    "mergency",
+    "Hardware ",
+    "Linux version",
+    "ommand line:",
+    "cut here",
+    "end trace",
+    "all Trace",
+    "all trace",
+    "Backtrace",
+    "+0x",
+    "Modules linked in",
+    "ernel panic",
+    "unknown-block",
+    "Cannot open root device",
+    "init found",
+    "Requested init",
+    "Failed to execute",
+    "Could not boot",
+    "does not exist",
+    "initqueue",
+    "rdsosreport",
+    "dracut:/#",
+    "Gave up waiting",
+    "Dropping to a shell",
+    "kill init",
+    "Oops",
+    "sysrq",
+    "SysRq",
+    "kernel BUG",
+    "NULL pointer",
+    "nable to handle",
+    "protection fault",
+    "divide error",
+    "invalid opcode",
+    "lockup",
+    "LOCKUP",
+    "blocked for more than",
+    "hung_task",
+    "panic_on_oom",
+    "deadlocked on memory",
+    "killable process",
+    "oom-killer",
+    "iock",
+    "NMI",
+    "Dazed",
+    "achine check",
+    "achine Check",
+    "broadcast exception",
+    "corruption",
+    "Objects remaining",
+    "still has objects",
+    "allocation failure",
+    "Unable to allocate memory",
+    "cache: ",
+    "memcg",
+    "mem_cgroup",
+    "WARNING:",
+    "stall",
+    "starved",
+];
+
+/// Compiled patterns, built once.
+pub struct Engine {
+    pub keywords: regex::bytes::Regex,
+    pub set: RegexSet,
+    pub kinds: Vec<Kind>,
+    pub unknown_block: Regex,
+    pub root_device: Regex,
+    pub exit_code: Regex,
+    pub kernel_bug_at: Regex,
+    pub soft_lockup: Regex,
+    pub hung_task: Regex,
+    pub alert_device: Regex,
+    pub dracut_device: Regex,
+    pub cmdline_root: Regex,
+}
+
+impl Engine {
+    pub fn new() -> Result<Self> {
+        let keywords = KEYWORDS
+            .iter()
+            .map(|k| regex::escape(k))
+            .collect::<Vec<_>>()
+            .join("|");
+        let compile = |pattern: &str| {
+            Regex::new(pattern).with_context(|| format!("compiling pattern {pattern:?}"))
+        };
+        Ok(Self {
+            keywords: regex::bytes::Regex::new(&keywords)
+                .context("compiling the keyword filter")?,
+            set: RegexSet::new(PATTERNS.iter().map(|(_, p)| *p))
+                .context("compiling the line patterns")?,
+            kinds: PATTERNS.iter().map(|(k, _)| *k).collect(),
+            unknown_block: compile(r"unknown-block\((\d+),(\d+)\)")?,
+            root_device: compile(r#"Cannot open root device "?([^"\s]+)"?"#)?,
+            exit_code: compile(r"exitcode=(0x[0-9a-fA-F]+)")?,
+            kernel_bug_at: compile(r"kernel BUG at ([^\s!]+?)(?::(\d+))?!?(?:\s|$)")?,
+            soft_lockup: compile(r"CPU#?(\d+) stuck for (\d+)s")?,
+            hung_task: compile(r"task (\S+?):?(\d+)? blocked for more than (\d+) seconds")?,
+            alert_device: compile(r"ALERT!\s+(\S+) does not exist")?,
+            dracut_device: compile(r"Warning: (/dev/\S+) does not exist")?,
+            cmdline_root: compile(r"(?:^|\s)root=(\S+)")?,
+        })
+    }
+}
+
+/// Static description of a finding id.
+pub struct FindingInfo {
+    pub id: &'static str,
+    pub title: &'static str,
+    /// Severity when the boot panicked because of it (or always, for boot failures).
+    pub severity: Severity,
+    /// Severity when the system survived it (no panic attributable to it).
+    pub survived: Severity,
+    /// Lower ranks are reported first.
+    pub rank: u32,
+    pub explanation: &'static str,
+    /// (recipe id, why)
+    pub recipes: &'static [(&'static str, &'static str)],
+    /// Crash reports whose generic `oops` finding is superseded by this one.
+    pub oops_family: bool,
+}
+
+macro_rules! finding {
+    ($id:literal, $sev:ident / $surv:ident, $rank:literal, $oops:literal, $title:literal, $expl:literal, [$(($r:literal, $why:expr)),* $(,)?]) => {
+        FindingInfo {
+            id: $id,
+            title: $title,
+            severity: Severity::$sev,
+            survived: Severity::$surv,
+            rank: $rank,
+            explanation: $expl,
+            recipes: &[$(($r, $why)),*],
+            oops_family: $oops,
+        }
+    };
+}
+
+pub const OLDER_KERNEL_WHY: &str =
+    "boot the previous kernel, which did not crash, until a fixed kernel is installed";
+
+pub static FINDINGS: &[FindingInfo] = &[
+    finding!("sysrq-crash", Info / Info, 5, true,
+        "Crash triggered on purpose through SysRq",
+        "Someone (or a kdump test) wrote 'c' to /proc/sysrq-trigger or sent SysRq-C; the kernel crashed as requested. Nothing is broken; no repair is needed.",
+        []),
+    finding!("initramfs-missing", Critical / Critical, 30, false,
+        "No initramfs: the kernel cannot mount the root filesystem (unknown-block(0,0))",
+        "The kernel found no block device for root= (device 0,0). Almost always the initramfs for this kernel is missing, empty or lacks the storage drivers (Hyper-V storvsc, virtio, NVMe), typically after an interrupted kernel update.",
+        [("rebuild-initramfs", "regenerate the initramfs for this kernel with the storage drivers"),
+         ("older-kernel", "boot a kernel whose initramfs is intact")]),
+    finding!("root-device-unavailable", Critical / Critical, 31, false,
+        "The kernel cannot mount the root filesystem",
+        "The root device exists but could not be mounted: wrong root= device or filesystem type, a corrupted filesystem, or a driver missing from the initramfs.",
+        [("fix-root-fs", "reconcile root= with the real filesystem and check it"),
+         ("rebuild-initramfs", "make sure the filesystem and storage drivers are in the initramfs")]),
+    finding!("root-device-not-found", Critical / Critical, 32, false,
+        "The kernel cannot open the root device",
+        "The device named by root= does not exist when the kernel tries to mount it: the root= value is wrong, or the initramfs does not contain the drivers to see the disk.",
+        [("fix-root-fs", "point root= at the filesystem that really exists"),
+         ("rebuild-initramfs", "include the storage drivers in the initramfs")]),
+    finding!("dracut-root-not-found", Critical / Critical, 33, false,
+        "dracut could not find the root filesystem and dropped to its emergency shell",
+        "The dracut initramfs waited for the root device (root=, rd.lvm.lv=, UUIDs) and gave up: the device name or UUID in the boot configuration or fstab does not match the disk, an LV is missing, or the initramfs lacks the storage driver.",
+        [("fix-root-fs", "reconcile root=, rd.lvm.lv= and fstab with the real UUIDs and LVs"),
+         ("rebuild-initramfs", "regenerate the initramfs with the storage and LVM modules")]),
+    finding!("initramfs-root-not-found", Critical / Critical, 34, false,
+        "initramfs-tools could not find the root device and dropped to a shell",
+        "The initramfs (initramfs-tools) gave up waiting for the root device named by root= (often a UUID that changed or an LV that is not activated) and started a BusyBox shell.",
+        [("fix-root-fs", "point root= and fstab at the real UUID/LV"),
+         ("rebuild-initramfs", "regenerate the initramfs with the storage drivers")]),
+    finding!("init-killed", Critical / Critical, 36, false,
+        "The init process died (Attempted to kill init)",
+        "PID 1 exited or crashed, so the kernel panicked. Common causes: /sbin/init or a library it needs is missing or corrupt (exit code 0x7f00 = 127), the initramfs init failed (0x100 = exit 1), SELinux or a damaged root filesystem (0xb = SIGSEGV), or a kernel bug.",
+        [("older-kernel", "if this started after a kernel update, boot the previous kernel"),
+         ("rebuild-initramfs", "a broken initramfs /init is a frequent cause"),
+         ("fix-root-fs", "check the root filesystem for damage")]),
+    finding!("no-init-found", Critical / Critical, 37, false,
+        "The kernel found no init program to run",
+        "Neither the initramfs /init nor /sbin/init could be executed: the root filesystem is not the expected one, /sbin/init is missing, or the initramfs is damaged.",
+        [("rebuild-initramfs", "a damaged initramfs has no /init"),
+         ("fix-root-fs", "root= may point at the wrong filesystem")]),
+    finding!("oom-panic", Critical / Critical, 40, false,
+        "Out of memory with vm.panic_on_oom enabled",
+        "The system ran out of memory and, because vm.panic_on_oom is set, the kernel panicked instead of killing a process.",
+        [("panic-on-oom", "set vm.panic_on_oom=0 so the OOM killer frees memory instead of panicking")]),
+    finding!("oom-deadlock", Critical / Critical, 41, false,
+        "Out of memory and no process could be killed",
+        "The kernel ran out of memory and found no killable process (every candidate is protected with oom_score_adj -1000 or memory is exhausted by the kernel itself), so it panicked. Give the VM more memory or lift the OOM protection of the big consumers.",
+        [("panic-autoreboot", "reboot automatically after such a panic instead of hanging")]),
+    finding!("machine-check", Critical / Warning, 45, false,
+        "Hardware machine-check error",
+        "The CPU reported a machine-check exception: a hardware (or virtual hardware) error. No change to the disk repairs this; redeploy or move the VM to other hardware.",
+        [("enable-kdump", "capture a dump if it happens again")]),
+    finding!("nmi-io-check", Critical / Error, 50, false,
+        "NMI: I/O channel check (IOCK) error",
+        "The platform raised an I/O-check NMI (a hardware or hypervisor-reported bus error). With kernel.panic_on_io_nmi set the kernel panics.",
+        [("panic-knobs", "review kernel.panic_on_io_nmi")]),
+    finding!("nmi-unknown", Critical / Warning, 51, false,
+        "NMI received for unknown reason",
+        "A non-maskable interrupt arrived that no driver claimed (\"Dazed and confused\"). On a VM this is usually an NMI injected by the host or the portal's serial console; with kernel.unknown_nmi_panic it becomes a panic.",
+        [("panic-knobs", "review kernel.unknown_nmi_panic and kernel.panic_on_unrecovered_nmi")]),
+    finding!("nmi-unrecovered", Critical / Error, 52, false,
+        "Unrecovered NMI (PCI system error)",
+        "A PCI system error (SERR) or otherwise unrecoverable NMI was raised; with kernel.panic_on_unrecovered_nmi the kernel stops.",
+        [("panic-knobs", "review kernel.panic_on_unrecovered_nmi")]),
+    finding!("list-corruption", Critical / Error, 55, true,
+        "Kernel list corruption (list_del/list_add corruption)",
+        "A kernel linked list was found corrupted: memory corruption by a kernel bug or a faulty module. Several distribution kernels had such bugs (see known-bug findings).",
+        [("older-kernel", OLDER_KERNEL_WHY)]),
+    finding!("kernel-bug", Critical / Error, 60, true,
+        "Kernel BUG assertion",
+        "The kernel hit a BUG() assertion: an internal consistency check failed. This is a kernel or module bug, not a configuration problem.",
+        [("older-kernel", OLDER_KERNEL_WHY)]),
+    finding!("null-pointer-dereference", Critical / Error, 61, true,
+        "NULL pointer dereference in the kernel",
+        "Kernel code dereferenced a NULL pointer: a bug in the kernel or in the module named in the RIP/call trace.",
+        [("older-kernel", OLDER_KERNEL_WHY)]),
+    finding!("page-fault", Critical / Error, 62, true,
+        "Kernel page fault (unable to handle paging request)",
+        "Kernel code accessed an invalid address: a kernel or module bug, or memory corruption.",
+        [("older-kernel", OLDER_KERNEL_WHY)]),
+    finding!("general-protection-fault", Critical / Error, 63, true,
+        "General protection fault in the kernel",
+        "Kernel code used a non-canonical or forbidden address: typically use-after-free or memory corruption in the kernel or a module.",
+        [("older-kernel", OLDER_KERNEL_WHY)]),
+    finding!("divide-error", Critical / Error, 64, true,
+        "Divide error in the kernel",
+        "Kernel code divided by zero. Known in some CPU-frequency drivers on VMs (see known-bug findings).",
+        [("older-kernel", OLDER_KERNEL_WHY)]),
+    finding!("oops", Critical / Error, 65, true,
+        "Kernel oops",
+        "The kernel detected an internal error (oops). Oopses after a kernel update usually mean a regression in that kernel or a module built for another kernel.",
+        [("older-kernel", OLDER_KERNEL_WHY)]),
+    finding!("hard-lockup", Critical / Error, 70, false,
+        "Hard lockup: a CPU stopped responding to interrupts",
+        "The NMI watchdog found a CPU spinning with interrupts disabled. On VMs this is often a starved vCPU on an overloaded host; with kernel.hardlockup_panic it becomes a panic.",
+        [("panic-knobs", "review kernel.hardlockup_panic, kernel.nmi_watchdog and kernel.watchdog_thresh")]),
+    finding!("soft-lockup", Critical / Warning, 71, false,
+        "Soft lockup: a CPU was stuck in kernel mode",
+        "A CPU ran kernel code without scheduling for longer than the watchdog threshold. On VMs this is often vCPU steal time from the host rather than a kernel bug; with kernel.softlockup_panic it becomes a panic.",
+        [("panic-knobs", "review kernel.softlockup_panic and kernel.watchdog_thresh")]),
+    finding!("hung-task", Critical / Warning, 72, false,
+        "Hung task: a process blocked in the kernel for too long",
+        "A task stayed in uninterruptible sleep (usually waiting for I/O) longer than kernel.hung_task_timeout_secs; slow or lost storage is the usual cause. With kernel.hung_task_panic it becomes a panic.",
+        [("panic-knobs", "review kernel.hung_task_panic and kernel.hung_task_timeout_secs")]),
+    finding!("rcu-stall", Critical / Warning, 73, false,
+        "RCU stall detected",
+        "A CPU did not pass through an RCU quiescent state for a long time: a stuck CPU, vCPU starvation on the host, or a kernel bug. With kernel.panic_on_rcu_stall it becomes a panic.",
+        [("panic-knobs", "review kernel.panic_on_rcu_stall")]),
+    finding!("slab-objects-remaining", Error / Error, 75, false,
+        "Slab cache leak when a memory cgroup was destroyed (kmem accounting)",
+        "Kernel objects were left in a per-cgroup kmalloc cache when it was destroyed. On RHEL/CentOS 7 kernels the kernel-memory accounting of memory cgroups leaks this way until allocations fail; booting with cgroup.memory=nokmem avoids it.",
+        [("cgroup-nokmem", "disable kernel-memory accounting of memory cgroups")]),
+    finding!("memcg-allocation-failure", Error / Error, 76, false,
+        "Memory cgroup allocation failures (kmem accounting)",
+        "Allocations in per-cgroup kernel caches failed although the system had memory: the kernel-memory accounting of memory cgroups on RHEL/CentOS 7 kernels exhausts its caches (or cgroup IDs). Booting with cgroup.memory=nokmem avoids it.",
+        [("cgroup-nokmem", "disable kernel-memory accounting of memory cgroups")]),
+    finding!("page-allocation-failure", Warning / Warning, 77, false,
+        "Kernel page allocation failure",
+        "The kernel could not satisfy a memory allocation (often a high-order or atomic one under memory pressure). Usually harmless by itself; repeated failures point at memory pressure or fragmentation.",
+        []),
+    finding!("oom-kill", Error / Warning, 80, false,
+        "The OOM killer killed processes",
+        "The system (or a memory cgroup) ran out of memory and the kernel killed a process to recover. The VM may need more memory or a service may leak memory.",
+        []),
+    finding!("faulty-module", Critical / Warning, 20, false,
+        "A third-party (out-of-tree/unsigned) module is in the crash trace",
+        "The crashing code path runs through a module that taints the kernel (out-of-tree 'O', unsigned 'E' or proprietary 'P'); such modules built for another kernel or with bugs are a common cause of panics after a kernel update. Keep it from loading at boot.",
+        [("remove-faulty-modules", "blacklist the module, keep it out of the initramfs and boot without it")]),
+    finding!("kernel-warning", Warning / Warning, 90, false,
+        "Kernel warning",
+        "The kernel printed a WARNING with a stack trace: something unexpected that it survived. Only a problem with kernel.panic_on_warn set.",
+        []),
+    finding!("kernel-panic", Critical / Critical, 100, false,
+        "Kernel panic",
+        "The kernel panicked; no more specific cause was recognised in the log. If it started after a kernel update, boot the previous kernel; enable kdump to capture the next crash.",
+        [("older-kernel", OLDER_KERNEL_WHY),
+         ("enable-kdump", "capture a crash dump the next time it happens")]),
+];
+
+pub fn info(id: &str) -> Option<&'static FindingInfo> {
+    FINDINGS.iter().find(|f| f.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pattern_compiles_and_has_a_keyword_for_its_sample() {
+        let engine = Engine::new().unwrap();
+        let samples = [
+            "Linux version 5.4.0-105-generic (buildd@x) #119-Ubuntu",
+            "Command line: BOOT_IMAGE=/vmlinuz root=/dev/sda1",
+            "------------[ cut here ]------------",
+            "---[ end trace 0000000000000000 ]---",
+            "CPU: 0 PID: 1 Comm: swapper/0 Not tainted 5.4.0 #1",
+            "Hardware name: Microsoft Corporation Virtual Machine/Virtual Machine",
+            "Call Trace:",
+            "dump_stack+0x6d/0x8b",
+            "Modules linked in: xfs",
+            "eudp: loading out-of-tree module taints kernel.",
+            "Kernel panic - not syncing: Fatal exception",
+            "VFS: Unable to mount root fs on unknown-block(0,0)",
+            "VFS: Cannot open root device \"sda1\" or unknown-block(0,0): error -6",
+            "Kernel panic - not syncing: No working init found.",
+            "dracut-initqueue[295]: Warning: Could not boot.",
+            "dracut-initqueue[295]: Warning: /dev/mapper/rhel-root does not exist",
+            "dracut-initqueue[295]: Warning: dracut-initqueue timeout - starting timeout scripts",
+            "Starting Dracut Emergency Shell...",
+            "ALERT!  UUID=1234 does not exist.  Dropping to a shell!",
+            "Gave up waiting for root device.  Common problems:",
+            "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100",
+            "Oops: 0002 [#1] SMP",
+            "sysrq: SysRq : Trigger a crash",
+            "kernel BUG at mm/slub.c:3873!",
+            "BUG: kernel NULL pointer dereference, address: 0000000000000008",
+            "BUG: unable to handle page fault for address: ffffc90000a3c000",
+            "general protection fault: 0000 [#1] SMP PTI",
+            "divide error: 0000 [#1] SMP",
+            "invalid opcode: 0000 [#1] SMP",
+            "watchdog: BUG: soft lockup - CPU#2 stuck for 23s! [kworker/2:1:123]",
+            "NMI watchdog: Watchdog detected hard LOCKUP on cpu 3",
+            "INFO: task jbd2/sda1-8:123 blocked for more than 120 seconds.",
+            "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
+            "Kernel panic - not syncing: System is deadlocked on memory",
+            "Out of memory: Killed process 123 (java)",
+            "NMI: IOCK error (debug interrupt?) for reason 71 on CPU 0.",
+            "Uhhuh. NMI received for unknown reason 30 on CPU 0.",
+            "NMI: PCI system error (SERR) for reason a1 on CPU 0.",
+            "Kernel panic - not syncing: NMI: Not continuing",
+            "mce: [Hardware Error]: CPU 0: Machine Check Exception: 5 Bank 4: b200000000070f0f",
+            "mce: [Hardware Error]: Machine check events logged",
+            "list_del corruption. prev->next should be ffff88, but was dead000000000100",
+            "BUG kmalloc-64 (Tainted: G B): Objects remaining in kmalloc-64 on __kmem_cache_shutdown()",
+            "SLUB: Unable to allocate memory on node -1 (gfp=0xd0)",
+            "  cache: kmalloc-64(5:docker-1.scope), object size: 64",
+            "WARNING: CPU: 1 PID: 1 at net/core/dev.c:1234 foo+0x1/0x2",
+            "rcu: INFO: rcu_sched self-detected stall on CPU",
+        ];
+        assert!(samples.len() >= PATTERNS.len() - 2);
+        assert!(KEYWORDS.len() <= 64, "keep the prefilter small");
+        for sample in samples {
+            assert!(
+                engine.keywords.is_match(sample.as_bytes()),
+                "no keyword in {sample:?}"
+            );
+            assert!(engine.set.is_match(sample), "no pattern for {sample:?}");
+        }
+    }
+
+    #[test]
+    fn every_finding_id_is_kebab_case_and_unique() {
+        let mut ids: Vec<_> = FINDINGS.iter().map(|f| f.id).collect();
+        for id in &ids {
+            assert!(
+                id.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "{id}"
+            );
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), FINDINGS.len());
+    }
+}
