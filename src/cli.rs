@@ -62,6 +62,8 @@ pub enum Command {
     Chroot(ChrootArgs),
     /// Check the target's filesystems (read-only unless --repair).
     Fsck(FsckArgs),
+    /// Explain why the VM does not boot, from console logs and the target's own logs.
+    Diagnose(DiagnoseArgs),
     /// Restore what a repair run changed (default: the newest run not yet undone).
     Undo(UndoArgs),
     /// List the repair runs journaled on the target.
@@ -117,6 +119,18 @@ pub struct FsckArgs {
     /// Confirm without asking (unattended).
     #[arg(long, short = 'y')]
     pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// A serial-console log, vmcore-dmesg.txt or kern.log (`-` for stdin); repeatable.
+    #[arg(long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
+    /// Also read the target's logs (implied when no --log is given).
+    #[arg(long)]
+    pub target_logs: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 #[derive(Debug, Args)]

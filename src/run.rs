@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
 
 use crate::cli::{
-    ChrootArgs, Cli, Command, FsckArgs, GlobalArgs, RecipesArgs, RecipesCommand, ScanArgs,
-    TargetArgs, UndoArgs,
+    ChrootArgs, Cli, Command, DiagnoseArgs, FsckArgs, GlobalArgs, RecipesArgs, RecipesCommand,
+    ScanArgs, TargetArgs, UndoArgs,
 };
 use crate::cmd::Cmd;
 use crate::error::{exit_code_for, ExitCode};
@@ -112,6 +112,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Umount { key } => {
             let session = start_session(&cli.global, true)?;
             umount(&session, key.as_deref())
+        }
+        Command::Diagnose(args) => {
+            let session = start_session(&cli.global, true)?;
+            diagnose(&session, &args)
         }
         Command::Undo(args) => {
             let session = start_session(&cli.global, true)?;
@@ -238,6 +242,43 @@ fn fsck(session: &Session, args: &FsckArgs) -> Result<ExitCode> {
     } else {
         ExitCode::Success
     })
+}
+
+fn diagnose(session: &Session, args: &DiagnoseArgs) -> Result<ExitCode> {
+    let mut classifier = crate::diagnose::Classifier::new()?;
+    for log in &args.logs {
+        let source = log.display().to_string();
+        if source == "-" {
+            classifier.add_reader(std::io::stdin().lock(), "stdin")?;
+        } else {
+            let file = std::fs::File::open(log).with_context(|| format!("opening log {source}"))?;
+            classifier.add_reader(std::io::BufReader::new(file), &source)?;
+        }
+    }
+    let wants_target = args.target_logs
+        || args.logs.is_empty()
+        || args.target.disk.is_some()
+        || args.target.image.is_some()
+        || args.target.root.is_some();
+    let target = if wants_target {
+        Some(open_target(&args.target)?)
+    } else {
+        None
+    };
+    if let Some(target) = &target {
+        let root = target.rootdir()?;
+        crate::diagnose::target_logs::add_target_logs(&mut classifier, &root)?;
+    }
+    let diagnosis = classifier.finish()?;
+    if let Some(target) = target {
+        target.release()?;
+    }
+    if session.json {
+        println!("{}", serde_json::to_string_pretty(&diagnosis)?);
+    } else {
+        print!("{}", crate::ui::render_diagnosis(&diagnosis, session.style));
+    }
+    Ok(ExitCode::Success)
 }
 
 fn undo(session: &Session, args: &UndoArgs) -> Result<ExitCode> {

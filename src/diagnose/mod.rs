@@ -17,6 +17,7 @@ mod known_bugs;
 mod line;
 mod parse;
 mod signatures;
+pub mod target_logs;
 
 #[cfg(test)]
 mod tests;

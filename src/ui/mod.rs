@@ -49,6 +49,65 @@ impl Style {
     }
 }
 
+/// `vmrescue diagnose`: findings first, most relevant on top, with evidence
+/// and the recipes to run.
+pub fn render_diagnosis(diagnosis: &crate::diagnose::Diagnosis, style: Style) -> String {
+    use crate::diagnose::Severity;
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if diagnosis.findings.is_empty() {
+        let _ = writeln!(
+            out,
+            "no known cause found in {}",
+            diagnosis.sources.join(", ")
+        );
+        return out;
+    }
+    for finding in &diagnosis.findings {
+        let severity = format!("{:?}", finding.severity).to_lowercase();
+        let severity = match finding.severity {
+            Severity::Critical | Severity::Error => style.red(&severity),
+            Severity::Warning => style.yellow(&severity),
+            Severity::Info => severity,
+        };
+        let _ = writeln!(
+            out,
+            "{severity}: {} [{}]",
+            style.bold(&finding.title),
+            finding.id
+        );
+        if let Some(kernel) = &finding.kernel_version {
+            let _ = writeln!(out, "  kernel {kernel}");
+        }
+        let _ = writeln!(out, "  {}", finding.explanation.trim());
+        for line in finding.evidence.iter().take(4) {
+            let _ = writeln!(
+                out,
+                "  > {}:{}: {}",
+                line.source,
+                line.line_number,
+                line.text.trim()
+            );
+        }
+        for suggestion in &finding.suggestions {
+            let params: Vec<String> = suggestion
+                .params
+                .iter()
+                .map(|(k, v)| format!("--param {k}={v}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  fix: vmrescue repair {} {}  ({})",
+                suggestion.recipe,
+                params.join(" "),
+                suggestion.why
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// `vmrescue recipes show ID`.
 pub fn render_recipe(recipe: &crate::recipe::Recipe, style: Style) -> String {
     use std::fmt::Write as _;
