@@ -34,9 +34,19 @@ pub struct GlobalArgs {
     /// Full debug log [default: /var/log/vmrescue/<run-id>.log, else /tmp].
     #[arg(long, global = true, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
+    /// Output style: human text, one JSON object, or Azure Run Command log lines.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
     /// Colour in human output (NO_COLOR and a non-terminal stdout turn it off in auto).
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    Runcommand,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -62,6 +72,10 @@ pub enum Command {
     Chroot(ChrootArgs),
     /// Check the target's filesystems (read-only unless --repair).
     Fsck(FsckArgs),
+    /// Show what a recipe would change (unified diffs and chroot commands); changes nothing.
+    Plan(PlanArgs),
+    /// Apply a recipe (or `auto`: what the diagnosis suggests) after showing the plan.
+    Repair(RepairArgs),
     /// Explain why the VM does not boot, from console logs and the target's own logs.
     Diagnose(DiagnoseArgs),
     /// Restore what a repair run changed (default: the newest run not yet undone).
@@ -119,6 +133,35 @@ pub struct FsckArgs {
     /// Confirm without asking (unattended).
     #[arg(long, short = 'y')]
     pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Recipe id (see `vmrescue recipes`), or `auto`.
+    pub recipe: String,
+    /// A recipe parameter, NAME=VALUE; repeatable.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Console logs to diagnose for parameter defaults and `auto`.
+    #[arg(long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
+    /// Extra recipes (TOML) that add to or override the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub recipes_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Apply without asking (unattended); without it and without a terminal nothing changes (exit 5).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print the plan only.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

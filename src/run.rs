@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
 
 use crate::cli::{
-    ChrootArgs, Cli, Command, DiagnoseArgs, FsckArgs, GlobalArgs, RecipesArgs, RecipesCommand,
-    ScanArgs, TargetArgs, UndoArgs,
+    ChrootArgs, Cli, Command, DiagnoseArgs, FsckArgs, GlobalArgs, OutputFormat, PlanArgs,
+    RecipesArgs, RecipesCommand, RepairArgs, ScanArgs, TargetArgs, UndoArgs,
 };
 use crate::cmd::Cmd;
 use crate::error::{exit_code_for, ExitCode};
@@ -22,6 +22,7 @@ pub struct Session {
     pub run_id: String,
     pub style: Style,
     pub json: bool,
+    pub output: OutputFormat,
     pub log_path: Option<PathBuf>,
 }
 
@@ -75,10 +76,16 @@ fn start_session(global: &GlobalArgs, with_log_file: bool) -> Result<Session> {
     };
     logging::init(verbosity, log_file);
     tracing::debug!(run_id = %run_id, argv = ?std::env::args().collect::<Vec<_>>(), "vmrescue {}", env!("CARGO_PKG_VERSION"));
+    let output = if global.json {
+        OutputFormat::Json
+    } else {
+        global.output
+    };
     Ok(Session {
         run_id,
         style: Style::resolve(global.color),
-        json: global.json,
+        json: output == OutputFormat::Json,
+        output,
         log_path,
     })
 }
@@ -112,6 +119,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Umount { key } => {
             let session = start_session(&cli.global, true)?;
             umount(&session, key.as_deref())
+        }
+        Command::Plan(args) => {
+            let session = start_session(&cli.global, true)?;
+            plan(&session, &args)
+        }
+        Command::Repair(args) => {
+            let session = start_session(&cli.global, true)?;
+            repair(&session, &args)
         }
         Command::Diagnose(args) => {
             let session = start_session(&cli.global, true)?;
@@ -242,6 +257,103 @@ fn fsck(session: &Session, args: &FsckArgs) -> Result<ExitCode> {
     } else {
         ExitCode::Success
     })
+}
+
+fn parse_params(raw: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
+    raw.iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| {
+                    crate::Failure::Usage(format!("--param {p}: expected NAME=VALUE")).into()
+                })
+        })
+        .collect()
+}
+
+/// Diagnosis from the given console logs plus the target's own logs.
+fn diagnose_for_repair(logs: &[PathBuf], target: &Target) -> Result<crate::diagnose::Diagnosis> {
+    let mut classifier = crate::diagnose::Classifier::new()?;
+    crate::diagnose::target_logs::add_target_logs(&mut classifier, &target.rootdir()?)?;
+    for log in logs {
+        let file =
+            std::fs::File::open(log).with_context(|| format!("opening log {}", log.display()))?;
+        classifier.add_reader(std::io::BufReader::new(file), &log.display().to_string())?;
+    }
+    classifier.finish()
+}
+
+fn plan(session: &Session, args: &PlanArgs) -> Result<ExitCode> {
+    let request = crate::recipe::repair::RepairRequest {
+        recipe: args.recipe.clone(),
+        params: parse_params(&args.params)?,
+        dry_run: true,
+    };
+    let catalog = crate::recipe::Catalog::load(args.recipes_dir.as_deref())?;
+    let target = open_target(&args.target)?;
+    let diagnosis = diagnose_for_repair(&args.logs, &target)?;
+    let report = crate::recipe::repair::run(
+        &target,
+        &catalog,
+        &request,
+        Some(&diagnosis),
+        &session.run_id,
+        &mut |_| Ok(false),
+    )?;
+    target.release()?;
+    crate::ui::print_repair_report(
+        session.output,
+        session.style,
+        session.log_path.as_deref(),
+        &report,
+        true,
+    )?;
+    Ok(ExitCode::Success)
+}
+
+fn repair(session: &Session, args: &RepairArgs) -> Result<ExitCode> {
+    let request = crate::recipe::repair::RepairRequest {
+        recipe: args.plan.recipe.clone(),
+        params: parse_params(&args.plan.params)?,
+        dry_run: args.dry_run,
+    };
+    let catalog = crate::recipe::Catalog::load(args.plan.recipes_dir.as_deref())?;
+    let target = open_target(&args.plan.target)?;
+    let diagnosis = diagnose_for_repair(&args.plan.logs, &target)?;
+    let yes = args.yes;
+    let human = session.output == OutputFormat::Text;
+    let mut confirm = |plan: &crate::recipe::plan::Plan| -> Result<bool> {
+        if human || !yes {
+            eprint!("{}", plan.render());
+        }
+        if yes {
+            return Ok(true);
+        }
+        crate::ui::confirm(&format!(
+            "Apply {} to {}?",
+            plan.recipe,
+            target.root().display()
+        ))
+    };
+    let result = crate::recipe::repair::run(
+        &target,
+        &catalog,
+        &request,
+        Some(&diagnosis),
+        &session.run_id,
+        &mut confirm,
+    );
+    let release = target.release();
+    let report = result?;
+    release?;
+    crate::ui::print_repair_report(
+        session.output,
+        session.style,
+        session.log_path.as_deref(),
+        &report,
+        args.dry_run,
+    )?;
+    Ok(report.exit_code())
 }
 
 fn diagnose(session: &Session, args: &DiagnoseArgs) -> Result<ExitCode> {

@@ -70,7 +70,14 @@ fn journal_kernel_messages(root: &RootDir) -> Result<Option<String>> {
     let cmd = Cmd::new("journalctl")
         .arg("--directory")
         .arg(&dir)
-        .args(["-k", "--no-pager", "-o", "short-monotonic", "-n", "20000"])
+        .args([
+            "_TRANSPORT=kernel",
+            "--no-pager",
+            "-o",
+            "short-monotonic",
+            "-n",
+            "20000",
+        ])
         .timeout(std::time::Duration::from_secs(60));
     match cmd.run_unchecked() {
         Ok(output) if output.success() => Ok(Some(output.stdout_string())),

@@ -149,9 +149,15 @@ impl Journal {
         &self.run_id
     }
 
-    /// Target paths changed so far, in order.
-    pub fn changed(&self) -> &[PathBuf] {
-        &self.changed
+    /// Target paths changed so far, in order, each once.
+    pub fn changed(&self) -> Vec<PathBuf> {
+        let mut seen = Vec::new();
+        for path in &self.changed {
+            if !seen.contains(path) {
+                seen.push(path.clone());
+            }
+        }
+        seen
     }
 
     fn append(&mut self, record: &Record) -> Result<()> {

@@ -279,3 +279,75 @@ mod tests {
         }
     }
 }
+
+/// The GRUB environment block is exactly this long, padded with `#`.
+pub const GRUBENV_SIZE: usize = 1024;
+
+/// The value of `key` in a grubenv block.
+pub fn grubenv_get(block: &str, key: &str) -> Option<String> {
+    block
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{key}=")).map(str::to_string))
+}
+
+/// Sets (or with `None` removes) `key` in a grubenv block, keeping it 1024 bytes.
+pub fn grubenv_set(block: &str, key: &str, value: Option<&str>) -> anyhow::Result<String> {
+    let mut lines: Vec<String> = block
+        .lines()
+        .filter(|l| {
+            !l.is_empty()
+                && !l.chars().all(|c| c == '#')
+                && !l.starts_with("# GRUB Environment Block")
+        })
+        .map(str::to_string)
+        .collect();
+    let prefix = format!("{key}=");
+    let position = lines.iter().position(|l| l.starts_with(&prefix));
+    match (position, value) {
+        (Some(i), Some(v)) => lines[i] = format!("{prefix}{v}"),
+        (None, Some(v)) => lines.push(format!("{prefix}{v}")),
+        (Some(i), None) => {
+            lines.remove(i);
+        }
+        (None, None) => {}
+    }
+    let mut out = String::from("# GRUB Environment Block\n");
+    for line in &lines {
+        out.push_str(line);
+        out.push('\n');
+    }
+    if out.len() > GRUBENV_SIZE {
+        anyhow::bail!("the GRUB environment block would exceed {GRUBENV_SIZE} bytes");
+    }
+    out.push_str(&"#".repeat(GRUBENV_SIZE - out.len()));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod grubenv_tests {
+    use super::*;
+
+    #[test]
+    fn grubenv_stays_1024_bytes() {
+        let block = grubenv_set("", "saved_entry", Some("abc-5.14.0")).unwrap();
+        assert_eq!(block.len(), GRUBENV_SIZE);
+        let block = grubenv_set(
+            &block,
+            "kernelopts",
+            Some("root=/dev/mapper/rootvg-rootlv ro"),
+        )
+        .unwrap();
+        assert_eq!(
+            grubenv_get(&block, "saved_entry").as_deref(),
+            Some("abc-5.14.0")
+        );
+        assert_eq!(
+            grubenv_get(&block, "kernelopts").as_deref(),
+            Some("root=/dev/mapper/rootvg-rootlv ro")
+        );
+        let block = grubenv_set(&block, "saved_entry", None).unwrap();
+        assert_eq!(grubenv_get(&block, "saved_entry"), None);
+        assert_eq!(block.len(), GRUBENV_SIZE);
+        assert!(grubenv_set("", "k", Some(&"x".repeat(2000))).is_err());
+    }
+}

@@ -1,9 +1,12 @@
 //! Repair recipes: loading the catalog, planning, applying through the
 //! journal, verifying by inspecting again.
 
+pub mod actions;
 pub mod cmdline_edit;
+pub mod engine;
 pub mod facts;
 pub mod plan;
+pub mod repair;
 pub mod spec;
 
 use std::path::Path;

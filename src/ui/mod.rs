@@ -49,6 +49,129 @@ impl Style {
     }
 }
 
+/// Prints a repair report as text (plans and outcomes), one JSON object,
+/// or Run Command lines with the compact summary last.
+pub fn print_repair_report(
+    output: crate::cli::OutputFormat,
+    style: Style,
+    log_path: Option<&std::path::Path>,
+    report: &crate::recipe::repair::RepairReport,
+    plan_only: bool,
+) -> anyhow::Result<()> {
+    use crate::cli::OutputFormat;
+    use crate::recipe::repair::RecipeStatus;
+    use runcommand::Level;
+    match output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
+        OutputFormat::Text => {
+            if report.recipes.is_empty() {
+                println!("no recipe to apply: the diagnosis suggests none that is safe to run unattended");
+            }
+            for outcome in &report.recipes {
+                if plan_only {
+                    print!("{}", outcome.plan.render());
+                }
+                let status = serde_json::to_value(outcome.status)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let status = match outcome.status {
+                    RecipeStatus::VerifyFailed | RecipeStatus::NotConfirmed => style.red(&status),
+                    _ => style.green(&status),
+                };
+                println!("{}: {status}", style.bold(&outcome.recipe));
+                if let Some(applied) = &outcome.applied {
+                    for path in &applied.changed {
+                        println!("  changed {}", path.display());
+                    }
+                    for command in &applied.commands {
+                        println!("  ran {command}");
+                    }
+                    println!(
+                        "  journal {}: undo with `vmrescue undo {}`",
+                        applied.run_id, applied.run_id
+                    );
+                }
+                for check in &outcome.verify {
+                    let mark = if check.ok {
+                        style.green("ok")
+                    } else {
+                        style.red("FAILED")
+                    };
+                    println!("  verify {}: {mark} ({})", check.check, check.detail);
+                }
+            }
+            if let Some(log) = log_path {
+                println!("full log: {}", log.display());
+            }
+        }
+        OutputFormat::Runcommand => {
+            for finding in report.findings.iter().take(3) {
+                println!(
+                    "{}",
+                    runcommand::line(
+                        Level::Info,
+                        &format!("diagnosis: {} ({})", finding.title, finding.id)
+                    )
+                );
+            }
+            let mut summary = Vec::new();
+            for outcome in &report.recipes {
+                let status = serde_json::to_value(outcome.status)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let level = match outcome.status {
+                    RecipeStatus::VerifyFailed | RecipeStatus::NotConfirmed => Level::Error,
+                    _ => Level::Info,
+                };
+                for check in &outcome.verify {
+                    let level = if check.ok { Level::Info } else { Level::Error };
+                    println!(
+                        "{}",
+                        runcommand::line(
+                            level,
+                            &format!(
+                                "verify {} {}: {}",
+                                outcome.recipe, check.check, check.detail
+                            )
+                        )
+                    );
+                }
+                let mut line = format!("{} {status}", outcome.recipe);
+                if let Some(applied) = &outcome.applied {
+                    line.push_str(&format!(
+                        ", {} file(s) changed, journal {}, undo: vmrescue undo {} --yes",
+                        applied.changed.len(),
+                        applied.run_id,
+                        applied.run_id
+                    ));
+                }
+                summary.push((level, line));
+            }
+            if report.recipes.is_empty() {
+                summary.push((
+                    Level::Info,
+                    "nothing to repair: no recipe suggested".to_string(),
+                ));
+            }
+            if let Some(log) = log_path {
+                println!(
+                    "{}",
+                    runcommand::line(
+                        Level::Info,
+                        &format!("vmrescue log on the repair VM: {}", log.display())
+                    )
+                );
+            }
+            for (level, line) in summary {
+                println!("{}", runcommand::line(level, &format!("summary: {line}")));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `vmrescue diagnose`: findings first, most relevant on top, with evidence
 /// and the recipes to run.
 pub fn render_diagnosis(diagnosis: &crate::diagnose::Diagnosis, style: Style) -> String {

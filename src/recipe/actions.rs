@@ -1,0 +1,991 @@
+//! The typed actions recipes are made of. Each one plans changes on a
+//! [`Workspace`] (nothing is written here); the engine applies the plan.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::cmdline_edit::{self as edit, add_arg, remove_arg};
+use super::facts::{Facts, Family};
+use super::plan::{PlannedChange, Workspace};
+use crate::error::Failure;
+use crate::rootfs::EntryKind;
+use crate::target::Layout;
+
+/// What the actions read besides the files.
+pub struct ActionContext<'a> {
+    pub facts: &'a Facts,
+    pub layout: Option<&'a Layout>,
+}
+
+/// Collects changes and notes while a recipe is planned.
+#[derive(Debug, Default)]
+pub struct Planned {
+    pub changes: Vec<PlannedChange>,
+    pub notes: Vec<String>,
+}
+
+impl Planned {
+    fn push(&mut self, change: Option<PlannedChange>) {
+        if let Some(change) = change {
+            self.changes.push(change);
+        }
+    }
+
+    fn writes(&self, path: &Path) -> bool {
+        self.changes
+            .iter()
+            .any(|c| matches!(c, PlannedChange::Write { path: p, .. } if p == path))
+    }
+}
+
+const DEFAULT_GRUB: &str = "/etc/default/grub";
+const BLS_DIR: &str = "/boot/loader/entries";
+
+fn bls_entries(ws: &Workspace) -> Result<Vec<PathBuf>> {
+    Ok(ws
+        .root()
+        .list_dir(BLS_DIR)?
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::File && e.name.to_string_lossy().ends_with(".conf"))
+        .map(|e| Path::new(BLS_DIR).join(e.name))
+        .collect())
+}
+
+/// Adds or removes a kernel argument in every place the command line is kept.
+pub fn edit_kernel_arg(
+    ws: &mut Workspace,
+    ctx: &ActionContext,
+    planned: &mut Planned,
+    arg: &str,
+    add: bool,
+) -> Result<()> {
+    let apply = |args: &str| {
+        if add {
+            add_arg(args, arg)
+        } else {
+            remove_arg(args, arg)
+        }
+    };
+    let verb = if add { "add" } else { "remove" };
+    let mut places = 0;
+    if let Some(text) = ws.read(DEFAULT_GRUB)? {
+        places += 1;
+        let new = edit::edit_shell_var(&text, "GRUB_CMDLINE_LINUX", apply);
+        let why = format!("{verb} {arg} in GRUB_CMDLINE_LINUX (used when grub.cfg is regenerated)");
+        planned.push(ws.write(DEFAULT_GRUB, new, &why)?);
+    }
+    let mut uses_kernelopts = false;
+    for entry in bls_entries(ws)? {
+        let Some(text) = ws.read(&entry)? else {
+            continue;
+        };
+        places += 1;
+        if edit::keyword_line_args(&text, &["options"], 0)
+            .iter()
+            .any(|a| a.contains("$kernelopts"))
+        {
+            uses_kernelopts = true;
+            continue;
+        }
+        let new = edit::edit_keyword_lines(&text, &["options"], 0, apply);
+        planned.push(ws.write(
+            &entry,
+            new,
+            &format!("{verb} {arg} in the BLS entry's options"),
+        )?);
+    }
+    if let Some(grubenv) = &ctx.facts.grubenv {
+        if let Some(block) = ws.read(grubenv)? {
+            if let Some(opts) = edit::grubenv_get(&block, "kernelopts") {
+                places += 1;
+                let new = edit::grubenv_set(&block, "kernelopts", Some(&apply(&opts)))?;
+                planned.push(ws.write(
+                    grubenv,
+                    new,
+                    &format!("{verb} {arg} in grubenv kernelopts"),
+                )?);
+            } else if uses_kernelopts {
+                planned
+                    .notes
+                    .push("BLS entries use $kernelopts but grubenv has no kernelopts".into());
+            }
+        }
+    }
+    if places == 0 {
+        return Err(Failure::Refused(format!(
+            "no kernel command line found to {verb} {arg} in ({DEFAULT_GRUB}, BLS entries, grubenv)"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// A grub.cfg that only chains to the real one (RHEL 9 / Ubuntu UEFI stubs).
+fn is_stub(text: &str) -> bool {
+    text.len() < 2048 && text.contains("configfile") && !text.contains("menuentry")
+}
+
+/// root= values that leak from the rescue VM when grub-mkconfig runs in a chroot.
+pub fn is_rescue_device_root(value: &str) -> bool {
+    let device = value.strip_prefix("/dev/").unwrap_or("");
+    ["loop", "nbd", "sd", "vd", "xvd", "nvme", "hd"]
+        .iter()
+        .any(|p| device.starts_with(p))
+}
+
+/// Regenerates grub.cfg with the target's own generator when an earlier
+/// step changed its inputs (or always).
+pub fn regenerate_grub_config(
+    ws: &mut Workspace,
+    ctx: &ActionContext,
+    planned: &mut Planned,
+    always: bool,
+) -> Result<()> {
+    if !always && !planned.writes(Path::new(DEFAULT_GRUB)) {
+        planned
+            .notes
+            .push("grub.cfg needs no regeneration: /etc/default/grub is unchanged".into());
+        return Ok(());
+    }
+    let generator = match ctx.facts.family {
+        Family::Debian => "grub-mkconfig",
+        _ => "grub2-mkconfig",
+    };
+    let found = ["/usr/sbin", "/sbin", "/usr/bin"]
+        .iter()
+        .any(|d| ws.exists(Path::new(d).join(generator)));
+    if !found {
+        return Err(Failure::Refused(format!(
+            "the target has no {generator}: cannot regenerate grub.cfg"
+        ))
+        .into());
+    }
+    for cfg in &ctx.facts.grub_cfgs {
+        let Some(text) = ws.read(cfg)? else { continue };
+        if is_stub(&text) {
+            planned.notes.push(format!(
+                "{} only chains to another grub.cfg: left as is",
+                cfg.display()
+            ));
+            continue;
+        }
+        planned.changes.push(PlannedChange::Command {
+            argv: vec![
+                generator.to_string(),
+                "-o".to_string(),
+                cfg.display().to_string(),
+            ],
+            rewrites: vec![cfg.clone()],
+            kernel: None,
+            why: format!(
+                "regenerate {} from /etc/default/grub and /etc/grub.d",
+                cfg.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// After grub-mkconfig ran in the chroot: put back root= values that the
+/// rescue VM's device names replaced (`root=/dev/loop0p2`, `/dev/sdc2`…).
+pub fn fix_leaked_root(old_cfg: &str, new_cfg: &str) -> Option<String> {
+    let old_root = edit::keyword_line_args(old_cfg, &["linux", "linuxefi", "linux16"], 1)
+        .iter()
+        .flat_map(|args| {
+            args.split_whitespace()
+                .filter_map(|w| w.strip_prefix("root="))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .find(|v| !is_rescue_device_root(v))?;
+    let fixed = edit::edit_keyword_lines(new_cfg, &["linux", "linuxefi", "linux16"], 1, |args| {
+        args.split_whitespace()
+            .map(|w| match w.strip_prefix("root=") {
+                Some(v) if is_rescue_device_root(v) => format!("root={old_root}"),
+                _ => w.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    (fixed != new_cfg).then_some(fixed)
+}
+
+/// Sets a sysctl in a vmrescue drop-in and comments out settings that
+/// would override it.
+pub fn set_sysctl(ws: &mut Workspace, planned: &mut Planned, key: &str, value: &str) -> Result<()> {
+    let normalized = key.replace('/', ".");
+    let drop_in = PathBuf::from("/etc/sysctl.d/99-vmrescue.conf");
+    let mut files: Vec<PathBuf> = ws
+        .root()
+        .list_dir("/etc/sysctl.d")?
+        .into_iter()
+        .filter(|e| e.name.to_string_lossy().ends_with(".conf"))
+        .map(|e| Path::new("/etc/sysctl.d").join(e.name))
+        .filter(|p| p != &drop_in)
+        .collect();
+    files.push(PathBuf::from("/etc/sysctl.conf"));
+    for file in files {
+        let Some(text) = ws.read(&file)? else {
+            continue;
+        };
+        let new: String = text
+            .split_inclusive('\n')
+            .map(|line| {
+                let body = line.trim_start().trim_start_matches('-');
+                let Some((k, v)) = body.split_once('=') else {
+                    return line.to_string();
+                };
+                if k.trim().replace('/', ".") == normalized && v.trim() != value {
+                    format!(
+                        "# disabled by vmrescue (set in {}): {line}",
+                        drop_in.display()
+                    )
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect();
+        planned.push(ws.write(
+            &file,
+            new,
+            &format!("comment out a conflicting {normalized} setting"),
+        )?);
+    }
+    let mut text = ws
+        .read(&drop_in)?
+        .unwrap_or_else(|| "# Written by vmrescue; `vmrescue undo` removes it.\n".into());
+    let line = format!("{normalized} = {value}\n");
+    let mut replaced = false;
+    let mut new: String = text
+        .split_inclusive('\n')
+        .map(|l| {
+            let k = l.split_once('=').map(|(k, _)| k.trim().replace('/', "."));
+            if k.as_deref() == Some(normalized.as_str()) {
+                replaced = true;
+                line.clone()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    if !replaced {
+        if !new.ends_with('\n') && !new.is_empty() {
+            new.push('\n');
+        }
+        new.push_str(&line);
+    }
+    text = new;
+    planned.push(ws.write(&drop_in, text, &format!("set {normalized} = {value}"))?);
+    Ok(())
+}
+
+fn normalize_module(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+/// `.ko` files of a module under the modules directories, found without
+/// following symlinks out of the target.
+pub fn module_files(ws: &Workspace, module: &str) -> Result<Vec<(String, PathBuf)>> {
+    let wanted = normalize_module(module);
+    let mut found = Vec::new();
+    for base in ["/lib/modules", "/usr/lib/modules"] {
+        for version in ws.root().list_dir(base)? {
+            if version.kind != EntryKind::Dir {
+                continue;
+            }
+            let version_name = version.name.to_string_lossy().into_owned();
+            let mut stack = vec![Path::new(base).join(&version.name)];
+            while let Some(dir) = stack.pop() {
+                for entry in ws.root().list_dir(&dir)? {
+                    let path = dir.join(&entry.name);
+                    let name = entry.name.to_string_lossy();
+                    match entry.kind {
+                        EntryKind::Dir => stack.push(path),
+                        EntryKind::File => {
+                            let stem = name.split(".ko").next().unwrap_or("");
+                            if name.contains(".ko") && normalize_module(stem) == wanted {
+                                found.push((version_name.clone(), path));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    found.sort();
+    found.dedup_by(|a, b| a.1 == b.1);
+    Ok(found)
+}
+
+const DEPMOD_OUTPUTS: &[&str] = &[
+    "modules.dep",
+    "modules.dep.bin",
+    "modules.alias",
+    "modules.alias.bin",
+    "modules.symbols",
+    "modules.symbols.bin",
+    "modules.builtin.bin",
+    "modules.builtin.alias.bin",
+    "modules.devname",
+    "modules.softdep",
+    "modules.weakdep",
+];
+
+fn depmod(version: &str) -> PlannedChange {
+    PlannedChange::Command {
+        argv: vec!["depmod".into(), "-a".into(), version.into()],
+        rewrites: DEPMOD_OUTPUTS
+            .iter()
+            .map(|f| PathBuf::from(format!("/lib/modules/{version}/{f}")))
+            .collect(),
+        kernel: Some(version.to_string()),
+        why: format!("refresh module dependencies of {version}"),
+    }
+}
+
+/// Keeps a module from loading: modprobe.d, kernel arguments, quarantine.
+pub fn blacklist_module(
+    ws: &mut Workspace,
+    ctx: &ActionContext,
+    planned: &mut Planned,
+    module: &str,
+) -> Result<()> {
+    if module.is_empty()
+        || !module
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(Failure::Usage(format!("`{module}` is not a kernel module name")).into());
+    }
+    let name = normalize_module(module);
+    let conf = PathBuf::from(format!("/etc/modprobe.d/vmrescue-blacklist-{name}.conf"));
+    let text = format!(
+        "# Written by vmrescue: {name} crashed the kernel. `vmrescue undo` removes this file.\nblacklist {name}\ninstall {name} /bin/false\n"
+    );
+    planned.push(ws.write(
+        &conf,
+        text,
+        &format!("keep {name} from loading (modprobe.d)"),
+    )?);
+    edit_kernel_arg(ws, ctx, planned, &format!("module_blacklist={name}"), true)?;
+    edit_kernel_arg(
+        ws,
+        ctx,
+        planned,
+        &format!("rd.driver.blacklist={name}"),
+        true,
+    )?;
+    let files = module_files(ws, &name)?;
+    let mut versions: Vec<String> = Vec::new();
+    for (version, path) in files {
+        planned.changes.push(PlannedChange::Quarantine {
+            path: path.clone(),
+            why: format!(
+                "move {} out of the modules tree (kept in the journal)",
+                path.display()
+            ),
+        });
+        ws.mark_removed(&path);
+        if !versions.contains(&version) {
+            versions.push(version);
+        }
+    }
+    for version in versions {
+        planned.changes.push(depmod(&version));
+    }
+    Ok(())
+}
+
+/// Storage and bus drivers a cloud VM needs in its initramfs to find its disk.
+pub const PLATFORM_DRIVERS: &[&str] = &[
+    "hv_vmbus",
+    "hv_storvsc",
+    "hv_netvsc",
+    "hv_utils",
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_scsi",
+    "nvme",
+    "xen_blkfront",
+];
+
+/// Module names listed in a kernel's modules.dep (not the built-in ones).
+fn loadable_modules(ws: &Workspace, version: &str) -> Result<Vec<String>> {
+    let text = ws
+        .read(format!("/lib/modules/{version}/modules.dep"))?
+        .unwrap_or_default();
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split(':').next())
+        .filter_map(|path| path.rsplit('/').next())
+        .map(|file| normalize_module(file.split(".ko").next().unwrap_or("")))
+        .collect())
+}
+
+/// Forces the platform drivers that exist as modules for `version` into the
+/// initramfs through the family's configuration; returns whether it changed.
+fn ensure_platform_drivers(
+    ws: &mut Workspace,
+    ctx: &ActionContext,
+    planned: &mut Planned,
+    version: &str,
+) -> Result<bool> {
+    let available = loadable_modules(ws, version)?;
+    let wanted: Vec<&str> = PLATFORM_DRIVERS
+        .iter()
+        .copied()
+        .filter(|d| available.iter().any(|a| a == d))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(false);
+    }
+    let before = planned.changes.len();
+    match ctx.facts.family {
+        Family::Debian => {
+            let path = "/etc/initramfs-tools/modules";
+            let text = ws.read(path)?.unwrap_or_default();
+            let present: Vec<String> = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .filter_map(|l| l.split_whitespace().next())
+                .map(normalize_module)
+                .collect();
+            let missing: Vec<&str> = wanted
+                .iter()
+                .copied()
+                .filter(|d| !present.iter().any(|p| p == d))
+                .collect();
+            if !missing.is_empty() {
+                let mut new = text.clone();
+                if !new.is_empty() && !new.ends_with('\n') {
+                    new.push('\n');
+                }
+                for driver in &missing {
+                    new.push_str(driver);
+                    new.push('\n');
+                }
+                planned.push(ws.write(
+                    path,
+                    new,
+                    &format!("force {} into the initramfs", missing.join(" ")),
+                )?);
+            }
+        }
+        _ => {
+            let path = "/etc/dracut.conf.d/90-vmrescue-platform-drivers.conf";
+            let text = format!(
+                "# Written by vmrescue: storage/bus drivers the VM needs to find its disk.\nadd_drivers+=\" {} \"\n",
+                wanted.join(" ")
+            );
+            planned.push(ws.write(
+                path,
+                text,
+                "force the platform's storage drivers into the initramfs (dracut)",
+            )?);
+        }
+    }
+    Ok(planned.changes.len() > before)
+}
+
+fn mtime(ws: &Workspace, path: &Path) -> Option<i64> {
+    ws.root().metadata(path).ok().map(|st| st.st_mtime)
+}
+
+/// Regenerates the initramfs of explicit kernel versions with the target's generator.
+pub fn rebuild_initramfs(
+    ws: &mut Workspace,
+    ctx: &ActionContext,
+    planned: &mut Planned,
+    versions: &[String],
+    with_platform_drivers: bool,
+    always: bool,
+) -> Result<()> {
+    for version in versions {
+        let kernel = ctx
+            .facts
+            .kernels
+            .iter()
+            .find(|k| &k.version == version)
+            .ok_or_else(|| {
+                Failure::Refused(format!("kernel {version} is not installed on the target"))
+            })?;
+        if !kernel.has_modules {
+            return Err(Failure::Refused(format!(
+                "kernel {version} has no /lib/modules/{version}: its initramfs cannot be built (reinstall the kernel package)"
+            ))
+            .into());
+        }
+        let config_changed =
+            with_platform_drivers && ensure_platform_drivers(ws, ctx, planned, version)?;
+        let modules_dep = PathBuf::from(format!("/lib/modules/{version}/modules.dep"));
+        let stale = match (mtime(ws, &kernel.initramfs), mtime(ws, &modules_dep)) {
+            (Some(initramfs), Some(modules)) => initramfs < modules,
+            _ => false,
+        };
+        let needed = always
+            || !kernel.initramfs_present
+            || stale
+            || config_changed
+            || planned
+                .changes
+                .iter()
+                .any(|c| matches!(c, PlannedChange::Quarantine { .. }));
+        if !needed {
+            planned.notes.push(format!(
+                "the initramfs of {version} is present and newer than its modules"
+            ));
+            continue;
+        }
+        planned.changes.push(depmod(version));
+        let initramfs = kernel.initramfs.display().to_string();
+        let argv: Vec<String> = match ctx.facts.family {
+            Family::Debian => {
+                let mode = if ws.exists(&kernel.initramfs) {
+                    "-u"
+                } else {
+                    "-c"
+                };
+                vec![
+                    "update-initramfs".into(),
+                    mode.into(),
+                    "-k".into(),
+                    version.clone(),
+                ]
+            }
+            _ => vec![
+                "dracut".into(),
+                "-f".into(),
+                "--no-hostonly-cmdline".into(),
+                initramfs.clone(),
+                version.clone(),
+            ],
+        };
+        let tool = &argv[0];
+        if !["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+            .iter()
+            .any(|d| ws.exists(Path::new(d).join(tool)))
+        {
+            return Err(Failure::Refused(format!(
+                "the target has no {tool}: cannot regenerate its initramfs"
+            ))
+            .into());
+        }
+        planned.changes.push(PlannedChange::Command {
+            argv,
+            rewrites: vec![kernel.initramfs.clone()],
+            kernel: Some(version.clone()),
+            why: format!("regenerate {initramfs} for kernel {version}"),
+        });
+    }
+    Ok(())
+}
+
+/// Adds `nofail` to fstab entries whose source is not on the disk and that
+/// boot does not need.
+pub fn fstab_nofail(ws: &mut Workspace, ctx: &ActionContext, planned: &mut Planned) -> Result<()> {
+    let Some(layout) = ctx.layout else {
+        planned
+            .notes
+            .push("fstab sources can only be checked against a mounted disk".into());
+        return Ok(());
+    };
+    let essential = ["/", "/usr", "/boot", "/var"];
+    let lines: Vec<usize> = layout
+        .unresolved
+        .iter()
+        .filter(|n| !n.nofail && !essential.contains(&n.mount_point.as_str()))
+        .map(|n| n.line)
+        .collect();
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let text = ws
+        .read("/etc/fstab")?
+        .context("the target has no /etc/fstab")?;
+    let new: String = text
+        .split_inclusive('\n')
+        .enumerate()
+        .map(|(index, line)| {
+            if lines.contains(&(index + 1)) {
+                add_fstab_option(line, "nofail")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    planned.push(ws.write(
+        "/etc/fstab",
+        new,
+        "add nofail to entries whose source is missing, so boot goes on without them",
+    )?);
+    Ok(())
+}
+
+/// Adds an option to the 4th field of an fstab line, keeping its spacing.
+pub fn add_fstab_option(line: &str, option: &str) -> String {
+    let mut fields = 0;
+    let mut in_field = false;
+    for (index, ch) in line.char_indices() {
+        let space = ch.is_whitespace();
+        if !space && !in_field {
+            fields += 1;
+            in_field = true;
+            if fields == 4 {
+                let end = line[index..]
+                    .find(char::is_whitespace)
+                    .map(|e| index + e)
+                    .unwrap_or(line.len());
+                let options = &line[index..end];
+                if options.split(',').any(|o| o == option) {
+                    return line.to_string();
+                }
+                return format!("{}{options},{option}{}", &line[..index], &line[end..]);
+            }
+        } else if space {
+            in_field = false;
+        }
+    }
+    line.to_string()
+}
+
+/// Makes `kernel` the default boot entry the way the boot configuration
+/// does it (BLS id or a grub.cfg `submenu>entry` path in grubenv), or the
+/// next boot only with `once`.
+pub fn set_default_kernel(
+    ws: &mut Workspace,
+    ctx: &ActionContext,
+    planned: &mut Planned,
+    kernel: &str,
+    once: bool,
+) -> Result<()> {
+    let facts = ctx.facts;
+    let installed = facts
+        .kernels
+        .iter()
+        .find(|k| k.version == kernel)
+        .ok_or_else(|| {
+            Failure::Refused(format!("kernel {kernel} is not installed on the target"))
+        })?;
+    if !installed.has_modules || !installed.initramfs_present {
+        return Err(Failure::Refused(format!(
+            "kernel {kernel} is incomplete (modules: {}, initramfs: {}): it would not boot either",
+            if installed.has_modules {
+                "yes"
+            } else {
+                "missing"
+            },
+            if installed.initramfs_present {
+                "yes"
+            } else {
+                "missing"
+            }
+        ))
+        .into());
+    }
+    let entry_path = if facts.uses_bls {
+        let entries = super::facts::bls_entries(ws.root())?;
+        entries
+            .iter()
+            .find(|(_, v)| v == kernel)
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| Failure::Refused(format!("no BLS entry boots kernel {kernel}")))?
+    } else {
+        let (cfg, text) = primary_grub_cfg(ws, facts)?;
+        let entries = super::facts::menu_entries(&text);
+        let entry = entries
+            .iter()
+            .filter(|e| e.kernel_version.as_deref() == Some(kernel))
+            .find(|e| !e.title.contains("recovery") && !e.title.contains("rescue"))
+            .ok_or_else(|| {
+                Failure::Refused(format!(
+                    "no menu entry in {} boots kernel {kernel}",
+                    cfg.display()
+                ))
+            })?;
+        let own = entry.id.clone().unwrap_or_else(|| entry.title.clone());
+        match &entry.submenu {
+            Some((title, id)) => format!("{}>{own}", id.clone().unwrap_or_else(|| title.clone())),
+            None => own,
+        }
+    };
+    let grubenv = facts.grubenv.clone().or_else(|| {
+        facts
+            .grub_cfgs
+            .iter()
+            .find(|c| !c.starts_with("/boot/efi"))
+            .and_then(|c| c.parent().map(|p| p.join("grubenv")))
+    });
+    let grubenv =
+        grubenv.ok_or_else(|| Failure::Refused("no GRUB directory found for grubenv".into()))?;
+    let block = ws.read(&grubenv)?.unwrap_or_default();
+    let key = if once { "next_entry" } else { "saved_entry" };
+    let new = edit::grubenv_set(&block, key, Some(&entry_path))?;
+    planned.push(ws.write(
+        &grubenv,
+        new,
+        &format!("{key}={entry_path} (kernel {kernel})"),
+    )?);
+    if once {
+        return Ok(());
+    }
+    if let Some(text) = ws.read(DEFAULT_GRUB)? {
+        if edit::shell_var(&text, "GRUB_DEFAULT").as_deref() != Some("saved") {
+            let new = edit::edit_shell_var(&text, "GRUB_DEFAULT", |_| "saved".to_string());
+            planned.push(ws.write(
+                DEFAULT_GRUB,
+                new,
+                "GRUB_DEFAULT=saved so later grub.cfg regenerations keep the choice",
+            )?);
+        }
+    }
+    if !facts.uses_bls {
+        let (cfg, text) = primary_grub_cfg(ws, facts)?;
+        let new = point_default_at_saved_entry(&text);
+        planned.push(ws.write(
+            &cfg,
+            new,
+            "make grub.cfg boot ${saved_entry} (as GRUB_DEFAULT=saved generates it)",
+        )?);
+    }
+    Ok(())
+}
+
+fn primary_grub_cfg(ws: &Workspace, facts: &Facts) -> Result<(PathBuf, String)> {
+    for cfg in &facts.grub_cfgs {
+        if let Some(text) = ws.read(cfg)? {
+            if !is_stub(&text) {
+                return Ok((cfg.clone(), text));
+            }
+        }
+    }
+    Err(Failure::Refused("no grub.cfg with menu entries found on the target".into()).into())
+}
+
+/// `set default="0"` (outside the next_entry branch) → `set default="${saved_entry}"`.
+pub fn point_default_at_saved_entry(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|line| {
+            let trimmed = line.trim_start();
+            let is_default = trimmed.starts_with("set default=")
+                && !trimmed.contains("next_entry")
+                && !trimmed.contains("saved_entry");
+            if is_default {
+                let indent = &line[..line.len() - trimmed.len()];
+                let newline = if line.ends_with('\n') { "\n" } else { "" };
+                format!("{indent}set default=\"${{saved_entry}}\"{newline}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect()
+}
+
+/// How the root filesystem really is named: `UUID=…` for a partition, the
+/// `/dev/mapper/VG-LV` path (with the VG's original name) for an LV.
+fn actual_root(layout: &Layout) -> Result<Option<(String, Vec<String>)>> {
+    let Some(device) = layout.root_device.as_deref() else {
+        return Ok(None);
+    };
+    if let Some(dm_name) = device.strip_prefix("/dev/mapper/") {
+        let mut name = dm_name.to_string();
+        for group in &layout.volume_groups {
+            if let Some(temporary) = &group.temporary_name {
+                let escaped_tmp = temporary.replace('-', "--");
+                if let Some(rest) = name.strip_prefix(&format!("{escaped_tmp}-")) {
+                    name = format!("{}-{rest}", group.name.replace('-', "--"));
+                }
+            }
+        }
+        let (vg, lv) = name
+            .split_once('-')
+            .map(|(v, l)| (v.replace("--", "-"), l.replace("--", "-")))
+            .unwrap_or_default();
+        let path = format!("/dev/mapper/{name}");
+        return Ok(Some((path.clone(), vec![path, format!("/dev/{vg}/{lv}")])));
+    }
+    let probe = crate::disk::blkid::probe(device)?;
+    let Some(uuid) = probe
+        .as_ref()
+        .and_then(|p| p.get("UUID"))
+        .map(str::to_string)
+    else {
+        return Ok(None);
+    };
+    let mut names = vec![format!("UUID={uuid}"), format!("/dev/disk/by-uuid/{uuid}")];
+    if let Some(label) = probe.as_ref().and_then(|p| p.get("LABEL")) {
+        names.push(format!("LABEL={label}"));
+    }
+    if let Some(partuuid) = probe.as_ref().and_then(|p| p.get("PART_ENTRY_UUID")) {
+        names.push(format!("PARTUUID={partuuid}"));
+    }
+    Ok(Some((format!("UUID={uuid}"), names)))
+}
+
+fn names_root(value: &str, names: &[String]) -> bool {
+    names.iter().any(|n| n.eq_ignore_ascii_case(value))
+}
+
+fn replace_root_arg(args: &str, names: &[String], replacement: &str) -> String {
+    args.split_whitespace()
+        .map(|w| match w.strip_prefix("root=") {
+            Some(value) if !names_root(value, names) => format!("root={replacement}"),
+            _ => w.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Points root= (grub.cfg, BLS, grubenv kernelopts, GRUB_CMDLINE_LINUX) and
+/// fstab's `/` line at the root filesystem found on the disk.
+pub fn fix_root_references(
+    ws: &mut Workspace,
+    ctx: &ActionContext,
+    planned: &mut Planned,
+) -> Result<()> {
+    let Some(layout) = ctx.layout else {
+        return Err(Failure::Refused("fix-root-fs needs the disk (not --root): it compares root= with the disk's filesystems".into()).into());
+    };
+    let Some((spec, names)) = actual_root(layout)? else {
+        return Err(Failure::Refused("cannot tell the root filesystem's UUID".into()).into());
+    };
+    let fix = |args: &str| replace_root_arg(args, &names, &spec);
+    for cfg in ctx.facts.grub_cfgs.clone() {
+        let Some(text) = ws.read(&cfg)? else { continue };
+        let new = edit::edit_keyword_lines(&text, &["linux", "linuxefi", "linux16"], 1, fix);
+        planned.push(ws.write(&cfg, new, &format!("root={spec} in {}", cfg.display()))?);
+    }
+    for entry in bls_entries(ws)? {
+        let Some(text) = ws.read(&entry)? else {
+            continue;
+        };
+        let new = edit::edit_keyword_lines(&text, &["options"], 0, fix);
+        planned.push(ws.write(&entry, new, &format!("root={spec} in the BLS entry"))?);
+    }
+    if let Some(grubenv) = ctx.facts.grubenv.clone() {
+        if let Some(block) = ws.read(&grubenv)? {
+            if let Some(opts) = edit::grubenv_get(&block, "kernelopts") {
+                let new = edit::grubenv_set(&block, "kernelopts", Some(&fix(&opts)))?;
+                planned.push(ws.write(
+                    &grubenv,
+                    new,
+                    &format!("root={spec} in grubenv kernelopts"),
+                )?);
+            }
+        }
+    }
+    if let Some(text) = ws.read(DEFAULT_GRUB)? {
+        if edit::shell_var(&text, "GRUB_CMDLINE_LINUX").is_some_and(|v| v.contains("root=")) {
+            let new = edit::edit_shell_var(&text, "GRUB_CMDLINE_LINUX", fix);
+            planned.push(ws.write(
+                DEFAULT_GRUB,
+                new,
+                &format!("root={spec} in GRUB_CMDLINE_LINUX"),
+            )?);
+        }
+    }
+    if let Some(text) = ws.read("/etc/fstab")? {
+        let new: String = text
+            .split_inclusive('\n')
+            .map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let is_root = fields.get(1) == Some(&"/") && !line.trim_start().starts_with('#');
+                if is_root && !names_root(fields[0], &names) {
+                    let start = line.find(fields[0]).unwrap_or(0);
+                    format!(
+                        "{}{spec}{}",
+                        &line[..start],
+                        &line[start + fields[0].len()..]
+                    )
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect();
+        planned.push(ws.write("/etc/fstab", new, &format!("mount / from {spec}"))?);
+    }
+    Ok(())
+}
+
+/// Verification for fix-root-fs: every root= and fstab's `/` name the root filesystem.
+pub fn check_root_resolves(
+    root: &crate::rootfs::RootDir,
+    facts: &Facts,
+    layout: Option<&Layout>,
+) -> Result<(&'static str, bool, String)> {
+    let Some((spec, names)) = layout.map(actual_root).transpose()?.flatten() else {
+        return Ok((
+            "root-resolves",
+            false,
+            "the root filesystem's name is unknown".into(),
+        ));
+    };
+    let mut wrong = Vec::new();
+    for (place, args) in super::engine::command_lines(root, facts)? {
+        for value in args
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix("root="))
+        {
+            if !names_root(value, &names) {
+                wrong.push(format!("{place}: root={value}"));
+            }
+        }
+    }
+    let fstab = root.read_string_optional("/etc/fstab")?.unwrap_or_default();
+    for line in fstab.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) == Some(&"/") && !names_root(fields[0], &names) {
+            wrong.push(format!("/etc/fstab: {}", fields[0]));
+        }
+    }
+    let detail = if wrong.is_empty() {
+        format!("every root reference names {spec}")
+    } else {
+        wrong.join("; ")
+    };
+    Ok(("root-resolves", wrong.is_empty(), detail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fstab_option_is_added_in_place() {
+        assert_eq!(
+            add_fstab_option("UUID=x /data ext4 defaults 0 2\n", "nofail"),
+            "UUID=x /data ext4 defaults,nofail 0 2\n"
+        );
+        assert_eq!(
+            add_fstab_option("UUID=x\t/data\text4\tdefaults,nofail\t0 2\n", "nofail"),
+            "UUID=x\t/data\text4\tdefaults,nofail\t0 2\n"
+        );
+        assert_eq!(
+            add_fstab_option("UUID=x /data ext4\n", "nofail"),
+            "UUID=x /data ext4\n"
+        );
+    }
+
+    #[test]
+    fn leaked_rescue_device_roots_are_put_back() {
+        let old = "menuentry 'Debian' {\n\tlinux /boot/vmlinuz-6.1 root=UUID=abcd ro quiet\n}\n";
+        let new = "menuentry 'Debian' {\n\tlinux /boot/vmlinuz-6.1 root=/dev/loop0p2 ro quiet cgroup.memory=nokmem\n}\n";
+        let fixed = fix_leaked_root(old, new).unwrap();
+        assert!(
+            fixed.contains("root=UUID=abcd ro quiet cgroup.memory=nokmem"),
+            "{fixed}"
+        );
+        assert!(fix_leaked_root(old, old).is_none());
+        assert!(
+            is_rescue_device_root("/dev/sdc2")
+                && !is_rescue_device_root("/dev/mapper/rootvg-rootlv")
+        );
+    }
+
+    #[test]
+    fn stubs_are_recognised() {
+        assert!(is_stub("search --no-floppy --fs-uuid --set=dev abc\nset prefix=($dev)/grub2\nconfigfile $prefix/grub.cfg\n"));
+        assert!(!is_stub("menuentry 'x' {\n}\nconfigfile x\n"));
+    }
+}

@@ -1,0 +1,503 @@
+//! Running a recipe: parameters → plan (diff + commands, nothing written)
+//! → apply through the journal (after confirmation) → verify by inspecting
+//! the target again.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::actions::{self, ActionContext, Planned};
+use super::cmdline_edit::{self as edit, has_arg};
+use super::facts::Facts;
+use super::plan::{Plan, PlannedChange, Workspace};
+use super::spec::{substitute, ParamDefault, StepSpec, VerifySpec};
+use super::Recipe;
+use crate::cmd::Cmd;
+use crate::error::Failure;
+use crate::journal::Journal;
+use crate::rootfs::RootDir;
+use crate::target::{Layout, Target};
+
+/// Longest a generator (dracut, grub2-mkconfig) may run in the chroot.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Hints for parameter defaults that come from the diagnosis.
+#[derive(Debug, Clone, Default)]
+pub struct ParamHints {
+    pub diagnosed_module: Option<String>,
+    pub avoid_kernel: Option<String>,
+}
+
+/// The kernel the boot configuration selects now.
+pub fn default_kernel(root: &RootDir, facts: &Facts) -> Result<Option<String>> {
+    super::facts::default_kernel(root, facts)
+}
+
+/// The newest installed kernel older than `than` with modules and an initramfs.
+fn previous_kernel(facts: &Facts, than: &str) -> Option<String> {
+    let mut complete: Vec<&str> = facts
+        .kernels
+        .iter()
+        .filter(|k| k.has_modules && k.initramfs_present && k.version != than)
+        .map(|k| k.version.as_str())
+        .filter(|v| super::facts::compare_versions(v, than).is_lt())
+        .collect();
+    complete.sort_by(|a, b| super::facts::compare_versions(b, a));
+    complete.first().map(|v| v.to_string())
+}
+
+/// Fills in every declared parameter: given values, else the recipe's default rule.
+pub fn resolve_params(
+    recipe: &Recipe,
+    given: &BTreeMap<String, String>,
+    root: &RootDir,
+    facts: &Facts,
+    hints: &ParamHints,
+) -> Result<BTreeMap<String, String>> {
+    let spec = &recipe.spec;
+    for name in given.keys() {
+        if !spec.params.contains_key(name) {
+            let known: Vec<&str> = spec.params.keys().map(String::as_str).collect();
+            return Err(Failure::Usage(format!(
+                "recipe {} has no parameter `{name}` (it has: {})",
+                spec.id,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+            .into());
+        }
+    }
+    let mut params = BTreeMap::new();
+    for (name, param) in &spec.params {
+        let value = match given.get(name) {
+            Some(value) => value.clone(),
+            None => match param.default {
+                ParamDefault::Value => param.value.clone().unwrap_or_default(),
+                ParamDefault::Required => {
+                    return Err(Failure::Refused(format!("recipe {} needs --param {name}=… ({})", spec.id, param.description)).into())
+                }
+                ParamDefault::DefaultKernel => default_kernel(root, facts)?
+                    .ok_or_else(|| Failure::Refused("cannot tell which kernel boots by default".into()))?,
+                ParamDefault::PreviousKernel => {
+                    let current = match &hints.avoid_kernel {
+                        Some(kernel) => kernel.clone(),
+                        None => default_kernel(root, facts)?
+                            .ok_or_else(|| Failure::Refused("cannot tell which kernel boots by default".into()))?,
+                    };
+                    previous_kernel(facts, &current).ok_or_else(|| {
+                        let installed: Vec<&str> = facts.kernels.iter().map(|k| k.version.as_str()).collect();
+                        Failure::Refused(format!(
+                            "no complete kernel older than {current} is installed (installed: {}): choose one with --param {name}=VERSION",
+                            installed.join(", ")
+                        ))
+                    })?
+                }
+                ParamDefault::DiagnosedModule => hints.diagnosed_module.clone().ok_or_else(|| {
+                    Failure::Refused(format!(
+                        "no faulty module was diagnosed: give it with --param {name}=MODULE (or run with --log SERIAL-LOG)"
+                    ))
+                })?,
+            },
+        };
+        params.insert(name.clone(), value);
+    }
+    Ok(params)
+}
+
+fn kernel_versions(which: &str, root: &RootDir, facts: &Facts) -> Result<Vec<String>> {
+    Ok(match which {
+        "default" => vec![default_kernel(root, facts)?
+            .ok_or_else(|| Failure::Refused("cannot tell which kernel boots by default".into()))?],
+        "all" => facts
+            .kernels
+            .iter()
+            .filter(|k| k.has_modules)
+            .map(|k| k.version.clone())
+            .collect(),
+        version => vec![version.to_string()],
+    })
+}
+
+/// Plans a recipe: the exact changes and commands, nothing written.
+pub fn plan(
+    recipe: &Recipe,
+    params: &BTreeMap<String, String>,
+    root: &RootDir,
+    facts: &Facts,
+    layout: Option<&Layout>,
+) -> Result<Plan> {
+    if !recipe.spec.families.iter().any(|f| f == facts.family.id()) {
+        return Err(Failure::Refused(format!(
+            "recipe {} does not apply to the {} family",
+            recipe.spec.id,
+            facts.family.id()
+        ))
+        .into());
+    }
+    let ctx = ActionContext { facts, layout };
+    let mut ws = Workspace::new(root);
+    let mut planned = Planned::default();
+    for step in &recipe.spec.steps {
+        let s = |text: &str| substitute(text, params);
+        match step {
+            StepSpec::AddKernelArg { arg } => {
+                actions::edit_kernel_arg(&mut ws, &ctx, &mut planned, &s(arg)?, true)?
+            }
+            StepSpec::RemoveKernelArg { arg } => {
+                actions::edit_kernel_arg(&mut ws, &ctx, &mut planned, &s(arg)?, false)?
+            }
+            StepSpec::RegenerateGrubConfig { always } => {
+                actions::regenerate_grub_config(&mut ws, &ctx, &mut planned, *always)?
+            }
+            StepSpec::SetSysctl { key, value } => {
+                actions::set_sysctl(&mut ws, &mut planned, &s(key)?, &s(value)?)?
+            }
+            StepSpec::BlacklistModule { module } => {
+                actions::blacklist_module(&mut ws, &ctx, &mut planned, &s(module)?)?
+            }
+            StepSpec::FstabNofail {} => actions::fstab_nofail(&mut ws, &ctx, &mut planned)?,
+            StepSpec::RebuildInitramfs {
+                kernel,
+                ensure_platform_drivers,
+                always,
+            } => {
+                let versions = kernel_versions(&s(kernel)?, root, facts)?;
+                actions::rebuild_initramfs(
+                    &mut ws,
+                    &ctx,
+                    &mut planned,
+                    &versions,
+                    *ensure_platform_drivers,
+                    *always,
+                )?
+            }
+            StepSpec::SetDefaultKernel { kernel, once } => {
+                let once = once
+                    .as_deref()
+                    .map(s)
+                    .transpose()?
+                    .is_some_and(|v| v == "true" || v == "1");
+                actions::set_default_kernel(&mut ws, &ctx, &mut planned, &s(kernel)?, once)?
+            }
+            StepSpec::FixRootReferences {} => {
+                actions::fix_root_references(&mut ws, &ctx, &mut planned)?
+            }
+        }
+    }
+    Ok(Plan {
+        recipe: recipe.spec.id.clone(),
+        params: params.clone(),
+        changes: planned.changes,
+        notes: planned.notes,
+    })
+}
+
+/// What an applied plan changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    pub run_id: String,
+    pub changed: Vec<PathBuf>,
+    pub commands: Vec<String>,
+}
+
+/// Applies a plan through the journal; the target is remounted read-write first.
+pub fn apply(plan: &Plan, target: &Target, run_id: &str) -> Result<Applied> {
+    target.make_writable()?;
+    let mut journal = Journal::begin(target.root(), run_id, &plan.recipe)?;
+    let mut commands = Vec::new();
+    let result = apply_changes(plan, target, &mut journal, &mut commands);
+    let changed = journal.changed();
+    match result {
+        Ok(()) => {
+            journal.finish("applied")?;
+            Ok(Applied {
+                run_id: run_id.to_string(),
+                changed,
+                commands,
+            })
+        }
+        Err(err) => {
+            let _ = journal.finish(&format!("failed: {err:#}"));
+            Err(err.context(format!(
+                "applying {} (run {run_id}; `vmrescue undo {run_id}` restores what was changed)",
+                plan.recipe
+            )))
+        }
+    }
+}
+
+fn apply_changes(
+    plan: &Plan,
+    target: &Target,
+    journal: &mut Journal,
+    commands: &mut Vec<String>,
+) -> Result<()> {
+    let root = target.rootdir()?;
+    for change in &plan.changes {
+        match change {
+            PlannedChange::Write { path, after, .. } => {
+                journal.write_file(path, after.as_bytes(), 0o644)?;
+            }
+            PlannedChange::Quarantine { path, .. } => {
+                journal.quarantine(path)?;
+            }
+            PlannedChange::Command { argv, rewrites, .. } => {
+                let display = argv.join(" ");
+                let before: Vec<(PathBuf, Option<String>)> = rewrites
+                    .iter()
+                    .filter(|p| p.to_string_lossy().ends_with("grub.cfg"))
+                    .map(|p| Ok((p.clone(), root.read_string_optional(p)?)))
+                    .collect::<Result<_>>()?;
+                journal.before_command(&display, rewrites)?;
+                let (program, args) = argv.split_first().context("empty command")?;
+                Cmd::new(program)
+                    .args(args)
+                    .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                    .env("LC_ALL", "C")
+                    .timeout(COMMAND_TIMEOUT)
+                    .in_chroot(target.chroot_spec())
+                    .run()
+                    .with_context(|| format!("running {display} in the target"))?;
+                commands.push(display);
+                for (cfg, old) in before {
+                    let (Some(old), Some(new)) = (old, root.read_string_optional(&cfg)?) else {
+                        continue;
+                    };
+                    if let Some(fixed) = actions::fix_leaked_root(&old, &new) {
+                        journal.write_file(&cfg, fixed.as_bytes(), 0o600)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One verification check and what it found.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    pub check: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Checks the recipe's promises by inspecting the target again.
+pub fn verify(
+    recipe: &Recipe,
+    params: &BTreeMap<String, String>,
+    root: &RootDir,
+    layout: Option<&Layout>,
+) -> Result<Vec<CheckResult>> {
+    let facts = Facts::gather(root)?;
+    let mut results = Vec::new();
+    for check in &recipe.spec.verify {
+        let s = |text: &str| substitute(text, params);
+        let (name, ok, detail) = match check {
+            VerifySpec::KernelArgPresent { arg } => {
+                let arg = s(arg)?;
+                let missing = command_lines(root, &facts)?
+                    .into_iter()
+                    .filter(|(_, args)| !has_arg(args, &arg))
+                    .map(|(w, _)| w)
+                    .collect::<Vec<_>>();
+                (
+                    "kernel-arg-present",
+                    missing.is_empty(),
+                    if missing.is_empty() {
+                        format!("{arg} is on every boot entry's command line")
+                    } else {
+                        format!("{arg} missing in {}", missing.join(", "))
+                    },
+                )
+            }
+            VerifySpec::KernelArgAbsent { arg } => {
+                let arg = s(arg)?;
+                let present = command_lines(root, &facts)?
+                    .into_iter()
+                    .filter(|(_, args)| has_arg(args, &arg))
+                    .map(|(w, _)| w)
+                    .collect::<Vec<_>>();
+                (
+                    "kernel-arg-absent",
+                    present.is_empty(),
+                    if present.is_empty() {
+                        format!("{arg} is on no command line")
+                    } else {
+                        format!("{arg} still in {}", present.join(", "))
+                    },
+                )
+            }
+            VerifySpec::InitramfsComplete { kernel } => {
+                let versions = kernel_versions(&s(kernel)?, root, &facts)?;
+                let mut problems = Vec::new();
+                for version in &versions {
+                    match facts.kernels.iter().find(|k| &k.version == version) {
+                        Some(k) if k.initramfs_present => {
+                            let newer = match (
+                                root.metadata(&k.initramfs),
+                                root.metadata(format!("/lib/modules/{version}/modules.dep")),
+                            ) {
+                                (Ok(i), Ok(m)) => i.st_mtime >= m.st_mtime,
+                                _ => true,
+                            };
+                            if !newer {
+                                problems.push(format!(
+                                    "{} is older than the modules of {version}",
+                                    k.initramfs.display()
+                                ));
+                            }
+                        }
+                        Some(k) => {
+                            problems.push(format!("{} is missing or empty", k.initramfs.display()))
+                        }
+                        None => problems.push(format!("kernel {version} is not installed")),
+                    }
+                }
+                (
+                    "initramfs-complete",
+                    problems.is_empty(),
+                    if problems.is_empty() {
+                        format!("initramfs present and current for {}", versions.join(", "))
+                    } else {
+                        problems.join("; ")
+                    },
+                )
+            }
+            VerifySpec::ModuleNotLoadable { module } => {
+                let module = s(module)?.replace('-', "_");
+                let ws = Workspace::new(root);
+                let left = actions::module_files(&ws, &module)?;
+                let conf = root
+                    .read_string_optional(format!(
+                        "/etc/modprobe.d/vmrescue-blacklist-{module}.conf"
+                    ))?
+                    .unwrap_or_default();
+                let blocked = conf
+                    .lines()
+                    .any(|l| l.trim() == format!("install {module} /bin/false"));
+                let ok = left.is_empty() && blocked;
+                (
+                    "module-not-loadable",
+                    ok,
+                    if ok {
+                        format!("{module} is blacklisted and no .ko is left in the modules tree")
+                    } else {
+                        format!(
+                            "{module}: {} .ko file(s) left, install-false rule {}",
+                            left.len(),
+                            if blocked { "present" } else { "missing" }
+                        )
+                    },
+                )
+            }
+            VerifySpec::SysctlIs { key, value } => {
+                let (key, value) = (s(key)?, s(value)?);
+                let effective = effective_sysctl(root, &key)?;
+                (
+                    "sysctl-is",
+                    effective.as_deref() == Some(value.as_str()),
+                    format!("{key} = {}", effective.unwrap_or_else(|| "(unset)".into())),
+                )
+            }
+            VerifySpec::DefaultKernelIs { kernel } => {
+                let kernel = s(kernel)?;
+                let now = default_kernel(root, &facts)?;
+                (
+                    "default-kernel-is",
+                    now.as_deref() == Some(kernel.as_str()),
+                    format!(
+                        "default kernel: {}",
+                        now.unwrap_or_else(|| "unknown".into())
+                    ),
+                )
+            }
+            VerifySpec::RootResolves {} => actions::check_root_resolves(root, &facts, layout)?,
+        };
+        results.push(CheckResult {
+            check: name.to_string(),
+            ok,
+            detail,
+        });
+    }
+    Ok(results)
+}
+
+/// (where, arguments) of every kernel command line the boot configuration holds.
+pub fn command_lines(root: &RootDir, facts: &Facts) -> Result<Vec<(String, String)>> {
+    let mut lines = Vec::new();
+    let grubenv_opts = match &facts.grubenv {
+        Some(path) => root
+            .read_string_optional(path)?
+            .and_then(|b| edit::grubenv_get(&b, "kernelopts")),
+        None => None,
+    };
+    if facts.uses_bls {
+        for entry in root.list_dir("/boot/loader/entries")? {
+            let path = Path::new("/boot/loader/entries").join(&entry.name);
+            let text = root.read_string_optional(&path)?.unwrap_or_default();
+            for args in edit::keyword_line_args(&text, &["options"], 0) {
+                let args = args.replace("$kernelopts", grubenv_opts.as_deref().unwrap_or(""));
+                lines.push((path.display().to_string(), args));
+            }
+        }
+    }
+    for cfg in &facts.grub_cfgs {
+        let text = root.read_string_optional(cfg)?.unwrap_or_default();
+        for (index, args) in edit::keyword_line_args(&text, &["linux", "linuxefi", "linux16"], 1)
+            .into_iter()
+            .enumerate()
+        {
+            if args.contains("$kernelopts") || text.contains("blscfg") && args.is_empty() {
+                continue;
+            }
+            lines.push((format!("{} entry {}", cfg.display(), index + 1), args));
+        }
+    }
+    Ok(lines)
+}
+
+fn effective_sysctl(root: &RootDir, key: &str) -> Result<Option<String>> {
+    let normalized = key.replace('/', ".");
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut names: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for dir in [
+        "/usr/lib/sysctl.d",
+        "/lib/sysctl.d",
+        "/run/sysctl.d",
+        "/etc/sysctl.d",
+    ] {
+        for entry in root.list_dir(dir)? {
+            let name = entry.name.to_string_lossy().into_owned();
+            if name.ends_with(".conf") {
+                names.insert(name, Path::new(dir).join(&entry.name));
+            }
+        }
+    }
+    files.extend(names.into_values());
+    files.push(PathBuf::from("/etc/sysctl.conf"));
+    let mut value = None;
+    for file in files {
+        for line in root
+            .read_string_optional(&file)?
+            .unwrap_or_default()
+            .lines()
+        {
+            let body = line.trim().trim_start_matches('-');
+            if body.starts_with('#') || body.starts_with(';') {
+                continue;
+            }
+            if let Some((k, v)) = body.split_once('=') {
+                if k.trim().replace('/', ".") == normalized {
+                    value = Some(v.trim().to_string());
+                }
+            }
+        }
+    }
+    Ok(value)
+}

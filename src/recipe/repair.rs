@@ -1,0 +1,194 @@
+//! One repair run as the front ends drive it: choose recipes (or `auto`
+//! from the diagnosis), plan, confirm, apply, verify, report.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::engine::{self, Applied, CheckResult, ParamHints};
+use super::facts::Facts;
+use super::plan::Plan;
+use super::{Catalog, Recipe};
+use crate::diagnose::{Diagnosis, Finding};
+use crate::error::{ExitCode, Failure};
+use crate::target::Target;
+
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone)]
+pub struct RepairRequest {
+    /// A recipe id, or `auto` for the recipes the diagnosis suggests.
+    pub recipe: String,
+    pub params: BTreeMap<String, String>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecipeStatus {
+    Applied,
+    NothingToDo,
+    DryRun,
+    NotConfirmed,
+    VerifyFailed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecipeOutcome {
+    pub recipe: String,
+    pub params: BTreeMap<String, String>,
+    pub status: RecipeStatus,
+    pub plan: Plan,
+    pub applied: Option<Applied>,
+    pub verify: Vec<CheckResult>,
+}
+
+/// The final report (`--json`), versioned.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairReport {
+    pub version: u32,
+    pub target: PathBuf,
+    pub disk: Option<String>,
+    pub findings: Vec<Finding>,
+    pub recipes: Vec<RecipeOutcome>,
+    pub exit_code: u8,
+}
+
+impl RepairReport {
+    pub fn exit_code(&self) -> ExitCode {
+        if self
+            .recipes
+            .iter()
+            .any(|r| r.status == RecipeStatus::VerifyFailed)
+        {
+            ExitCode::VerifyFailed
+        } else if self
+            .recipes
+            .iter()
+            .any(|r| r.status == RecipeStatus::NotConfirmed)
+        {
+            ExitCode::Refused
+        } else {
+            ExitCode::Success
+        }
+    }
+}
+
+/// Hints for parameter defaults taken from a diagnosis.
+pub fn hints_from(diagnosis: Option<&Diagnosis>) -> ParamHints {
+    let mut hints = ParamHints::default();
+    if let Some(diagnosis) = diagnosis {
+        hints.diagnosed_module = diagnosis
+            .findings
+            .iter()
+            .find_map(|f| f.culprit_module.clone());
+        hints.avoid_kernel = diagnosis
+            .findings
+            .iter()
+            .flat_map(|f| &f.suggestions)
+            .find(|s| s.recipe == "older-kernel")
+            .and_then(|s| s.params.get("avoid_kernel").cloned());
+    }
+    hints
+}
+
+/// The recipes `repair auto` applies: those the diagnosis suggests that are
+/// marked safe for unattended use, once each, in recipe order.
+pub fn auto_recipes<'a>(
+    catalog: &'a Catalog,
+    diagnosis: &Diagnosis,
+) -> Vec<(&'a Recipe, BTreeMap<String, String>)> {
+    let mut chosen: Vec<(&Recipe, BTreeMap<String, String>)> = Vec::new();
+    for finding in &diagnosis.findings {
+        for suggestion in &finding.suggestions {
+            let Ok(recipe) = catalog.get(&suggestion.recipe) else {
+                continue;
+            };
+            if !recipe.spec.auto || chosen.iter().any(|(r, _)| r.spec.id == recipe.spec.id) {
+                continue;
+            }
+            let params = suggestion
+                .params
+                .iter()
+                .filter(|(k, _)| recipe.spec.params.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            chosen.push((recipe, params));
+        }
+    }
+    chosen.sort_by_key(|(r, _)| r.spec.order);
+    chosen
+}
+
+/// Plans, confirms (through `confirm`), applies and verifies each recipe.
+pub fn run(
+    target: &Target,
+    catalog: &Catalog,
+    request: &RepairRequest,
+    diagnosis: Option<&Diagnosis>,
+    run_id: &str,
+    confirm: &mut dyn FnMut(&Plan) -> Result<bool>,
+) -> Result<RepairReport> {
+    let root = target.rootdir()?;
+    let facts = Facts::gather(&root)?;
+    let hints = hints_from(diagnosis);
+    let selected: Vec<(&Recipe, BTreeMap<String, String>)> = if request.recipe == "auto" {
+        let diagnosis =
+            diagnosis.ok_or_else(|| Failure::Usage("repair auto needs a diagnosis".into()))?;
+        let mut chosen = auto_recipes(catalog, diagnosis);
+        for (_, params) in &mut chosen {
+            params.extend(request.params.clone());
+        }
+        chosen
+    } else {
+        vec![(catalog.get(&request.recipe)?, request.params.clone())]
+    };
+    let mut outcomes = Vec::new();
+    for (index, (recipe, given)) in selected.iter().enumerate() {
+        let params = engine::resolve_params(recipe, given, &root, &facts, &hints)?;
+        let plan = engine::plan(recipe, &params, &root, &facts, Some(target.layout()))?;
+        let mut outcome = RecipeOutcome {
+            recipe: recipe.spec.id.clone(),
+            params: params.clone(),
+            status: RecipeStatus::NothingToDo,
+            plan: plan.clone(),
+            applied: None,
+            verify: Vec::new(),
+        };
+        if request.dry_run {
+            outcome.status = RecipeStatus::DryRun;
+        } else if !plan.is_noop() {
+            if !confirm(&plan)? {
+                outcome.status = RecipeStatus::NotConfirmed;
+                outcomes.push(outcome);
+                break;
+            }
+            let recipe_run_id = if selected.len() > 1 {
+                format!("{run_id}-{}", index + 1)
+            } else {
+                run_id.to_string()
+            };
+            outcome.applied = Some(engine::apply(&plan, target, &recipe_run_id)?);
+            outcome.status = RecipeStatus::Applied;
+        }
+        if !request.dry_run {
+            outcome.verify = engine::verify(recipe, &params, &root, Some(target.layout()))?;
+            if outcome.verify.iter().any(|c| !c.ok) {
+                outcome.status = RecipeStatus::VerifyFailed;
+            }
+        }
+        outcomes.push(outcome);
+    }
+    let mut report = RepairReport {
+        version: REPORT_SCHEMA_VERSION,
+        target: target.root().to_path_buf(),
+        disk: target.layout().disk.clone(),
+        findings: diagnosis.map(|d| d.findings.clone()).unwrap_or_default(),
+        recipes: outcomes,
+        exit_code: 0,
+    };
+    report.exit_code = report.exit_code().code();
+    Ok(report)
+}
