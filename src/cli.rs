@@ -84,6 +84,8 @@ pub enum Command {
     History(TargetArgs),
     /// List the repair recipes, or show one in full.
     Recipes(RecipesArgs),
+    /// Write an `az vm repair run` payload with the repair's settings baked in.
+    AzPayload(AzPayloadArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -200,6 +202,31 @@ pub struct RecipesArgs {
 pub enum RecipesCommand {
     /// Everything about one recipe: summary, symptoms, parameters, steps, checks.
     Show { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AzPayloadArgs {
+    /// Recipe id, or `auto`.
+    #[arg(long, default_value = "auto")]
+    pub recipe: String,
+    /// Kernel version parameter (older-kernel, rebuild-initramfs).
+    #[arg(long)]
+    pub kernel: Option<String>,
+    /// Module parameter (remove-faulty-modules).
+    #[arg(long)]
+    pub module: Option<String>,
+    /// Only print the plan on the repair VM.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where the repair VM downloads the static binary when it has none.
+    #[arg(long, requires = "binary_sha256")]
+    pub binary_url: Option<String>,
+    /// The sha256 the downloaded binary must have.
+    #[arg(long, requires = "binary_url")]
+    pub binary_sha256: Option<String>,
+    /// Write the payload here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

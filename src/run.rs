@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
 
 use crate::cli::{
-    ChrootArgs, Cli, Command, DiagnoseArgs, FsckArgs, GlobalArgs, OutputFormat, PlanArgs,
-    RecipesArgs, RecipesCommand, RepairArgs, ScanArgs, TargetArgs, UndoArgs,
+    AzPayloadArgs, ChrootArgs, Cli, Command, DiagnoseArgs, FsckArgs, GlobalArgs, OutputFormat,
+    PlanArgs, RecipesArgs, RecipesCommand, RepairArgs, ScanArgs, TargetArgs, UndoArgs,
 };
 use crate::cmd::Cmd;
 use crate::error::{exit_code_for, ExitCode};
@@ -36,21 +36,32 @@ pub fn main() -> u8 {
             return err.exit_code().clamp(0, 255) as u8;
         }
     };
-    let json = cli.global.json;
+    let output = if cli.global.json {
+        OutputFormat::Json
+    } else {
+        cli.global.output
+    };
     match run(cli) {
         Ok(code) => code.code(),
         Err(err) => {
             let code = exit_code_for(&err);
-            report_error(&err, code, json);
+            report_error(&err, code, output);
             code.code()
         }
     }
 }
 
-fn report_error(err: &anyhow::Error, code: ExitCode, json: bool) {
+fn report_error(err: &anyhow::Error, code: ExitCode, output: OutputFormat) {
     tracing::debug!("error: {err:?}");
     eprintln!("vmrescue: error: {err:#}");
-    if json {
+    if output == OutputFormat::Runcommand {
+        let message = format!("vmrescue failed (exit {}): {err:#}", code.code());
+        println!(
+            "{}",
+            crate::ui::runcommand::line(crate::ui::runcommand::Level::Error, &message)
+        );
+    }
+    if output == OutputFormat::Json {
         let report = serde_json::json!({
             "version": 1,
             "ok": false,
@@ -101,6 +112,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             clap_complete::generate(shell, &mut cmd, "vmrescue", &mut std::io::stdout());
             Ok(ExitCode::Success)
         }
+        Command::AzPayload(args) => az_payload(&args),
         Command::Man => {
             let mut out = std::io::stdout().lock();
             clap_mangen::Man::new(Cli::command())
@@ -257,6 +269,32 @@ fn fsck(session: &Session, args: &FsckArgs) -> Result<ExitCode> {
     } else {
         ExitCode::Success
     })
+}
+
+fn az_payload(args: &AzPayloadArgs) -> Result<ExitCode> {
+    if args.recipe != "auto" {
+        crate::recipe::Catalog::load(None)?.get(&args.recipe)?;
+    }
+    let payload = crate::ui::runcommand::render_payload(&crate::ui::runcommand::PayloadSettings {
+        recipe: args.recipe.clone(),
+        kernel: args.kernel.clone(),
+        module: args.module.clone(),
+        dry_run: args.dry_run,
+        verify_boot: false,
+        binary_url: args.binary_url.clone(),
+        binary_sha256: args.binary_sha256.clone(),
+    })?;
+    match &args.output_file {
+        Some(path) => {
+            std::fs::write(path, &payload)
+                .with_context(|| format!("writing {}", path.display()))?;
+            std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .with_context(|| format!("making {} executable", path.display()))?;
+            eprintln!("wrote {} ({} bytes)", path.display(), payload.len());
+        }
+        None => print!("{payload}"),
+    }
+    Ok(ExitCode::Success)
 }
 
 fn parse_params(raw: &[String]) -> Result<std::collections::BTreeMap<String, String>> {

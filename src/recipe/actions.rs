@@ -148,6 +148,18 @@ pub fn regenerate_grub_config(
             .push("grub.cfg needs no regeneration: /etc/default/grub is unchanged".into());
         return Ok(());
     }
+    if ctx.facts.uses_bls && !always {
+        let blscfg = ctx
+            .facts
+            .grub_cfgs
+            .iter()
+            .filter_map(|cfg| ws.read(cfg).ok().flatten())
+            .any(|text| text.contains("blscfg"));
+        if blscfg {
+            planned.notes.push("grub.cfg reads the BLS entries (blscfg), which carry the command line: no regeneration needed".into());
+            return Ok(());
+        }
+    }
     let generator = match ctx.facts.family {
         Family::Debian => "grub-mkconfig",
         _ => "grub2-mkconfig",

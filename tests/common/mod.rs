@@ -190,3 +190,50 @@ pub fn gpt_boot_xfs_root() -> TestImage {
     });
     image
 }
+
+/// A RHEL 9-style disk: ext4 root with BLS entries, grub.cfg using blscfg,
+/// grubenv with kernelopts, two kernels with modules and initramfs.
+pub fn rhel_bls_image() -> TestImage {
+    let image = TestImage::new(
+        300,
+        "label: gpt\\nsize=+, type=linux\\n",
+        &[Some("mkfs.ext4 -q -L root")],
+    );
+    let uuid = image.uuid(1);
+    image.with_partition(1, |root| {
+        write_os_tree(root, &format!("UUID={uuid} / ext4 defaults 0 1\n"));
+        std::fs::write(
+            root.join("etc/os-release"),
+            "NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"9.4\"\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(root.join("etc/default")).unwrap();
+        std::fs::write(
+            root.join("etc/default/grub"),
+            "GRUB_TIMEOUT=5\nGRUB_DEFAULT=saved\nGRUB_CMDLINE_LINUX=\"console=ttyS0,115200n8 rootdelay=300\"\nGRUB_ENABLE_BLSCFG=true\n",
+        )
+        .unwrap();
+        let entries = root.join("boot/loader/entries");
+        std::fs::create_dir_all(&entries).unwrap();
+        std::fs::create_dir_all(root.join("boot/grub2")).unwrap();
+        std::fs::write(root.join("boot/grub2/grub.cfg"), "set default=\"${saved_entry}\"\nload_env\nblscfg\n").unwrap();
+        for version in ["5.14.0-362.8.1.el9_3.x86_64", "5.14.0-427.13.1.el9_4.x86_64"] {
+            std::fs::write(root.join(format!("boot/vmlinuz-{version}")), "kernel").unwrap();
+            std::fs::write(root.join(format!("boot/initramfs-{version}.img")), "initramfs").unwrap();
+            std::fs::create_dir_all(root.join(format!("lib/modules/{version}/extra"))).unwrap();
+            std::fs::write(root.join(format!("lib/modules/{version}/modules.dep")), "").unwrap();
+            std::fs::write(
+                entries.join(format!("0123456789abcdef-{version}.conf")),
+                format!(
+                    "title Red Hat Enterprise Linux ({version}) 9.4\nversion {version}\nlinux /vmlinuz-{version}\n\
+                     initrd /initramfs-{version}.img\noptions root=UUID={uuid} ro console=ttyS0,115200n8\n"
+                ),
+            )
+            .unwrap();
+        }
+        let mut env = String::from("# GRUB Environment Block\nsaved_entry=0123456789abcdef-5.14.0-427.13.1.el9_4.x86_64\n");
+        env.push_str(&"#".repeat(1024 - env.len()));
+        std::fs::write(root.join("boot/grub2/grubenv"), env).unwrap();
+    });
+    image
+}
