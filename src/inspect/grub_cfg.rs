@@ -466,9 +466,7 @@ impl Builder {
 
     /// Handles one command; returns the frame a following `{` opens.
     fn command(&mut self, words: &[Word], line: usize, text: &str) -> Option<Frame> {
-        let Some(first) = words.first() else {
-            return None;
-        };
+        let first = words.first()?;
         match first.value.as_str() {
             "then" | "do" => return self.command(&words[1..], line, text),
             "else" => {
@@ -645,7 +643,7 @@ fn entry_command(entry: &mut MenuEntry, words: &[Word], line: usize, text: &str)
         "search" | "search.fs_uuid" => {
             let values: Vec<&str> = words[1..].iter().map(|w| w.value.as_str()).collect();
             let sets_root = values.windows(2).any(|w| w == ["--set", "root"])
-                || values.iter().any(|v| *v == "--set=root")
+                || values.contains(&"--set=root")
                 || first.value == "search.fs_uuid" && values.last() == Some(&"root");
             let by_uuid = first.value == "search.fs_uuid"
                 || values.iter().any(|v| *v == "--fs-uuid" || *v == "-u");
