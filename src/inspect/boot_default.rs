@@ -1165,6 +1165,79 @@ mod tests {
         );
     }
 
+    #[test]
+    fn sles15_title_saved_entry_and_btrfs_snapshot_source() {
+        let cfg = GrubCfg::parse(&text("sles15/grub.cfg"));
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+        let env = Grubenv::parse(&fixture("sles15/grubenv")).unwrap();
+        let r = grub(&cfg, Some(&env), None, vec![]);
+        assert_eq!(r.entry.menu_path.as_deref(), Some("0"));
+        assert_eq!(r.entry.title.as_deref(), Some("SLES 15-SP4"));
+        assert_eq!(
+            r.entry.kernel_version.as_deref(),
+            Some("5.14.21-150400.24.46-default")
+        );
+        assert_eq!(
+            r.entry.initramfs,
+            ["/boot/initrd-5.14.21-150400.24.46-default"]
+        );
+        assert_eq!(
+            r.entry.root.as_deref(),
+            Some("UUID=3c5b7fb5-8f5c-4d4c-9a2d-3b2a6b1e8f11")
+        );
+        assert!(!r
+            .entry
+            .cmdline
+            .as_deref()
+            .unwrap()
+            .contains("extra_cmdline"));
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+
+        // grub2-set-default with the older kernel's submenu path.
+        let env = block("saved_entry=Advanced options for SLES 15-SP4>SLES 15-SP4, with Linux 5.14.21-150400.24.41-default\n");
+        let r = grub(&cfg, Some(&env), None, vec![]);
+        assert_eq!(r.entry.menu_path.as_deref(), Some("1>2"));
+        assert_eq!(
+            r.entry.kernel_version.as_deref(),
+            Some("5.14.21-150400.24.41-default")
+        );
+    }
+
+    #[test]
+    fn debian_default_with_a_space_is_not_a_path() {
+        // GRUB_DEFAULT="1 >0" as written on a real Debian 12 host: "1 " is neither
+        // an index nor a title, so GRUB boots entry 0.
+        let cfg = GrubCfg::parse(
+            &text("ubuntu2404/grub.cfg").replace("set default=\"0\"", "set default=\"1 >0\""),
+        );
+        let r = grub(&cfg, None, None, vec![]);
+        assert_eq!(r.entry.menu_path.as_deref(), Some("0"));
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("\"1 >0\" names no entry")),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn oversized_grub_cfg_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("boot/grub/grub.cfg");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(100 * 1024 * 1024)
+            .unwrap();
+        let err = effective_default(&RootDir::open(dir.path()).unwrap()).unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("/boot/grub/grub.cfg") && message.contains("larger than"),
+            "{message}"
+        );
+    }
+
     fn put(root: &Path, path: &str, content: &[u8]) {
         let full = root.join(path.trim_start_matches('/'));
         std::fs::create_dir_all(full.parent().unwrap()).unwrap();
