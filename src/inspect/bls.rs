@@ -10,6 +10,10 @@
 //! split at its last two `-` into name, version and release, each compared
 //! with rpm's vercmp, newest first; two ids comparing equal keep only the
 //! first. That is how "index N" and `saved_entry=<id>` resolve on RHEL 8/9.
+//! (rhboot/grub2 PR #18, "Use BLS fragment filename as menu entry id and for
+//! criteria to sort", replaced the earlier sort on the `version` field; the
+//! Boot Loader Specification's `sort-key` order is what systemd-boot uses,
+//! see `sort_for_systemd_boot`.)
 
 use std::cmp::Ordering;
 

@@ -314,9 +314,9 @@ pub fn resolve_grub(inputs: GrubInputs<'_>, exists: &dyn Fn(&str) -> bool) -> Bo
         }
     }
 
-    let grubby_default_kernel = inputs
-        .grub_cfg
-        .uses_blscfg()
+    let grubby_style =
+        inputs.grub_cfg.uses_blscfg() || regular.is_some_and(|r| r.contains("saved_entry"));
+    let grubby_default_kernel = grubby_style
         .then(|| {
             entry
                 .as_ref()

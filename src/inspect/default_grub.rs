@@ -70,6 +70,9 @@ impl DefaultGrub {
             number += physical.max(1);
             pos += len.max(1);
         }
+        if text.contains("\r\n") {
+            warnings.push("CRLF line endings: the shell keeps the carriage return in every value (e.g. GRUB_DEFAULT=\"0\\r\")".to_string());
+        }
         DefaultGrub { lines, warnings }
     }
 
@@ -631,6 +634,13 @@ export GRUB_DISABLE_OS_PROBER=true
         assert_eq!(g.warnings().len(), 1);
         assert!(g.warnings()[0].starts_with("line 5"));
         assert_eq!(g.render(), text);
+    }
+
+    #[test]
+    fn crlf_file_is_flagged() {
+        let g = DefaultGrub::parse("GRUB_DEFAULT=0\r\nGRUB_TIMEOUT=5\r\n");
+        assert_eq!(g.get("GRUB_DEFAULT"), Some("0\r"));
+        assert!(g.warnings()[0].contains("CRLF"));
     }
 
     proptest! {

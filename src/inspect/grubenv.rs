@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use super::cmdline::{CmdlineEdit, KernelCmdline};
+
 pub const SIGNATURE: &str = "# GRUB Environment Block\n";
 pub const BLOCK_SIZE: usize = 1024;
 
@@ -179,6 +181,24 @@ impl Grubenv {
         changed
     }
 
+    /// Applies a command-line edit to a variable holding kernel arguments
+    /// (`kernelopts` on RHEL 8). A missing variable is left missing: BLS
+    /// entries then carry their options literally.
+    pub fn edit_cmdline_var(
+        &mut self,
+        name: &str,
+        edit: &CmdlineEdit,
+    ) -> Result<bool, GrubenvError> {
+        let Some(value) = self.get(name) else {
+            return Ok(false);
+        };
+        let mut cmdline = KernelCmdline::parse(value);
+        if !edit.apply(&mut cmdline) {
+            return Ok(false);
+        }
+        self.set(name, &cmdline.to_string())
+    }
+
     /// The block's bytes: the original when untouched, else rebuilt and
     /// padded to 1024 bytes (an error if the variables do not fit).
     pub fn render(&self) -> Result<Vec<u8>, GrubenvError> {
@@ -313,6 +333,37 @@ mod tests {
         ));
         assert!(env.unset("next_entry"));
         assert!(env.set("saved_entry", "a").unwrap());
+        assert_eq!(env.render().unwrap(), bytes);
+    }
+
+    #[test]
+    fn kernelopts_edit_keeps_other_variables() {
+        let bytes = block("saved_entry=x\nkernelopts=root=/dev/mapper/rl-root ro crashkernel=auto\nboot_success=0\n");
+        let mut env = Grubenv::parse(&bytes).unwrap();
+        assert!(env
+            .edit_cmdline_var(
+                "kernelopts",
+                &CmdlineEdit::Add("cgroup.memory=nokmem".into())
+            )
+            .unwrap());
+        assert!(!env
+            .edit_cmdline_var(
+                "kernelopts",
+                &CmdlineEdit::Add("cgroup.memory=nokmem".into())
+            )
+            .unwrap());
+        assert!(!env
+            .edit_cmdline_var("missing", &CmdlineEdit::Add("a=b".into()))
+            .unwrap());
+        let out = env.render().unwrap();
+        assert!(out.starts_with(
+            format!("{SIGNATURE}saved_entry=x\nkernelopts=root=/dev/mapper/rl-root ro crashkernel=auto cgroup.memory=nokmem\nboot_success=0\n#").as_bytes()
+        ));
+        env.edit_cmdline_var(
+            "kernelopts",
+            &CmdlineEdit::RemoveKey("cgroup.memory".into()),
+        )
+        .unwrap();
         assert_eq!(env.render().unwrap(), bytes);
     }
 
