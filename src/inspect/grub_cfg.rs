@@ -544,7 +544,11 @@ impl Builder {
                     self.record_set(&word.value, line);
                 }
             }
-            assignment if self.at_top_level() && !first.quoted && words.len() == 1 => {
+            assignment
+                if self.at_top_level()
+                    && words.len() == 1
+                    && is_assignment(&text[first.raw_start..first.raw_end]) =>
+            {
                 self.record_set(assignment, line);
             }
             _ => {}
@@ -566,6 +570,13 @@ impl Builder {
             }
         }
     }
+}
+
+/// `name=…` with an unquoted, valid variable name (the value may be quoted).
+fn is_assignment(raw: &str) -> bool {
+    raw.split_once('=').is_some_and(|(name, _)| {
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
 }
 
 fn join_values(words: &[Word]) -> String {
@@ -827,6 +838,24 @@ mod tests {
         );
         cfg.edit_linux_args(|_| true, &CmdlineEdit::RemoveKey("cgroup.memory".into()));
         assert_eq!(cfg.render(), original);
+    }
+
+    #[test]
+    fn bare_assignments_count_as_set() {
+        let cfg = GrubCfg::parse("default=\"${saved_entry}\"\n'x=y'\nset timeout=5 fallback=1\n");
+        let sets: Vec<_> = cfg
+            .sets
+            .iter()
+            .map(|s| (s.name.as_str(), s.value.as_str()))
+            .collect();
+        assert_eq!(
+            sets,
+            [
+                ("default", "${saved_entry}"),
+                ("timeout", "5"),
+                ("fallback", "1")
+            ]
+        );
     }
 
     #[test]
