@@ -17,10 +17,15 @@
 
 use std::cmp::Ordering;
 
+use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::cmdline::{CmdlineEdit, KernelCmdline};
 use super::version::compare_versions;
+use crate::rootfs::RootDir;
+
+/// At most this many entry files are read from one directory.
+pub const MAX_ENTRIES: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Line {
@@ -200,6 +205,30 @@ fn parse_line(raw: &str) -> Line {
         value_start: value_offset,
         value_end: body.len(),
     }
+}
+
+/// Reads every `*.conf` entry of a target directory (dot files skipped, as
+/// blscfg does); a missing directory gives no entries.
+pub fn read_entries(root: &RootDir, dir: &str) -> Result<Vec<BlsEntry>> {
+    let mut entries = Vec::new();
+    for entry in root
+        .list_dir(dir)
+        .with_context(|| format!("listing {dir}"))?
+    {
+        let name = entry.name.to_string_lossy().into_owned();
+        if name.starts_with('.') || !name.ends_with(".conf") || name.len() <= 5 {
+            continue;
+        }
+        let path = format!("{dir}/{name}");
+        let text = root
+            .read_string(&path)
+            .with_context(|| format!("reading {path}"))?;
+        entries.push(BlsEntry::parse(&name, &text));
+        if entries.len() >= MAX_ENTRIES {
+            break;
+        }
+    }
+    Ok(entries)
 }
 
 /// Expands `$name` and `${name}` like GRUB's blscfg `expand_val`.

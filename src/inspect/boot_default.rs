@@ -722,7 +722,6 @@ pub fn resolve_systemd_boot(
 const GRUB_CFG_PATHS: [&str; 2] = ["/boot/grub2/grub.cfg", "/boot/grub/grub.cfg"];
 const ESP_DIRS: [&str; 2] = ["/boot/efi", "/efi"];
 const BLS_DIR: &str = "/boot/loader/entries";
-const MAX_BLS_ENTRIES: usize = 1000;
 
 /// Reads the target's boot configuration and computes its default entry.
 pub fn effective_default(root: &RootDir) -> Result<BootDefault> {
@@ -759,10 +758,7 @@ pub fn effective_default(root: &RootDir) -> Result<BootDefault> {
                 grubenv_path.clone().unwrap_or_default()
             ));
         }
-        let default_grub = root
-            .read_string_optional("/etc/default/grub")
-            .context("reading /etc/default/grub")?
-            .map(|t| DefaultGrub::parse(&t));
+        let default_grub = super::default_grub::load(root)?;
         if let Some(g) = &default_grub {
             notes.extend(
                 g.warnings()
@@ -771,7 +767,7 @@ pub fn effective_default(root: &RootDir) -> Result<BootDefault> {
             );
         }
         let bls_entries = if cfg.uses_blscfg() {
-            read_bls_entries(root, BLS_DIR)?
+            bls::read_entries(root, BLS_DIR)?
         } else {
             Vec::new()
         };
@@ -801,7 +797,7 @@ pub fn effective_default(root: &RootDir) -> Result<BootDefault> {
             continue;
         }
         let conf = conf_text.map(|t| LoaderConf::parse(&t));
-        let entries = read_bls_entries(root, &entries_dir)?;
+        let entries = bls::read_entries(root, &entries_dir)?;
         let mut result = resolve_systemd_boot(
             &conf_path,
             conf.as_ref(),
@@ -822,7 +818,7 @@ pub fn effective_default(root: &RootDir) -> Result<BootDefault> {
 
 /// The grub.cfg GRUB reads: a full config on the ESP (RHEL 7/8 UEFI) wins
 /// over /boot/grub2 and /boot/grub; chain-loading stubs are skipped.
-fn find_grub_cfg(root: &RootDir, notes: &mut Vec<String>) -> Result<Option<(String, GrubCfg)>> {
+pub fn find_grub_cfg(root: &RootDir, notes: &mut Vec<String>) -> Result<Option<(String, GrubCfg)>> {
     let mut candidates: Vec<String> = Vec::new();
     for esp in ESP_DIRS {
         let efi = format!("{esp}/EFI");
@@ -869,28 +865,6 @@ fn find_grub_cfg(root: &RootDir, notes: &mut Vec<String>) -> Result<Option<(Stri
         ));
     }
     Ok(real.into_iter().next())
-}
-
-fn read_bls_entries(root: &RootDir, dir: &str) -> Result<Vec<BlsEntry>> {
-    let mut entries = Vec::new();
-    for entry in root
-        .list_dir(dir)
-        .with_context(|| format!("listing {dir}"))?
-    {
-        let name = entry.name.to_string_lossy().into_owned();
-        if name.starts_with('.') || !name.ends_with(".conf") || name.len() <= 5 {
-            continue;
-        }
-        let path = format!("{dir}/{name}");
-        let text = root
-            .read_string(&path)
-            .with_context(|| format!("reading {path}"))?;
-        entries.push(BlsEntry::parse(&name, &text));
-        if entries.len() >= MAX_BLS_ENTRIES {
-            break;
-        }
-    }
-    Ok(entries)
 }
 
 #[cfg(test)]

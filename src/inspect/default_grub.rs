@@ -6,7 +6,20 @@
 //! value of the assignment concerned (minimal re-quoting); every other line
 //! keeps its bytes.
 
+use anyhow::{Context, Result};
+
 use super::cmdline::{CmdlineEdit, KernelCmdline};
+use crate::rootfs::RootDir;
+
+pub const PATH: &str = "/etc/default/grub";
+
+/// Reads the target's `/etc/default/grub`; `None` when it does not exist.
+pub fn load(root: &RootDir) -> Result<Option<DefaultGrub>> {
+    let text = root
+        .read_string_optional(PATH)
+        .with_context(|| format!("reading {PATH}"))?;
+    Ok(text.map(|t| DefaultGrub::parse(&t)))
+}
 
 pub const CMDLINE_LINUX: &str = "GRUB_CMDLINE_LINUX";
 pub const CMDLINE_LINUX_DEFAULT: &str = "GRUB_CMDLINE_LINUX_DEFAULT";

@@ -8,7 +8,21 @@
 
 use std::fmt;
 
+use anyhow::{Context, Result};
+
 use super::cmdline::{CmdlineEdit, KernelCmdline};
+use crate::rootfs::RootDir;
+
+/// Reads and parses a target grubenv; `None` when the file does not exist.
+pub fn load(root: &RootDir, path: &str) -> Result<Option<Grubenv>> {
+    if !root.exists(path) {
+        return Ok(None);
+    }
+    let bytes = root.read(path).with_context(|| format!("reading {path}"))?;
+    Grubenv::parse(&bytes)
+        .map(Some)
+        .with_context(|| format!("parsing {path}"))
+}
 
 pub const SIGNATURE: &str = "# GRUB Environment Block\n";
 pub const BLOCK_SIZE: usize = 1024;
