@@ -137,7 +137,6 @@ pub fn resolve_grub(inputs: GrubInputs<'_>, exists: &dyn Fn(&str) -> bool) -> Bo
 
     // 1. Variables: grubenv (if grub.cfg loads it), then top-level sets.
     let mut env: BTreeMap<String, String> = BTreeMap::new();
-    let mut env_used = false;
     match (inputs.grubenv, inputs.grub_cfg.load_env_line) {
         (Some(grubenv), Some(_)) => {
             for (name, value) in grubenv.vars() {
@@ -153,10 +152,7 @@ pub fn resolve_grub(inputs: GrubInputs<'_>, exists: &dyn Fn(&str) -> bool) -> Bo
             inputs.grub_cfg_path,
             inputs.grubenv_path.unwrap_or("grubenv")
         )),
-        (None, Some(_)) => {
-            warnings.push("grub.cfg runs load_env but no grubenv was found".to_string())
-        }
-        (None, None) => {}
+        (None, _) => {}
     }
     let grubenv_vars: BTreeMap<String, String> = env.clone();
     for set in inputs.grub_cfg.sets.iter().filter(|s| s.name != "default") {
@@ -250,16 +246,21 @@ pub fn resolve_grub(inputs: GrubInputs<'_>, exists: &dyn Fn(&str) -> bool) -> Bo
     if next_entry.is_some() && one_shot_setting.is_none() {
         warnings.push("grubenv next_entry is set but grub.cfg never reads it".to_string());
     }
-    if let Some(path) = inputs.grubenv_path {
-        let uses_env = regular.is_some_and(|r| r.contains('$'))
-            || next_entry.is_some()
-            || inputs.grub_cfg.uses_blscfg();
-        if uses_env && inputs.grubenv.is_some() && inputs.grub_cfg.load_env_line.is_some() {
-            env_used = true;
-            decided_by.push(path.to_string());
+    let uses_env = regular.is_some_and(|r| r.contains('$'))
+        || next_entry.is_some()
+        || inputs.grub_cfg.uses_blscfg();
+    match inputs.grubenv_path {
+        Some(path)
+            if uses_env && inputs.grubenv.is_some() && inputs.grub_cfg.load_env_line.is_some() =>
+        {
+            decided_by.push(path.to_string())
         }
+        None if uses_env => warnings.push(
+            "no grubenv was found: saved_entry, next_entry and kernelopts are unset at boot"
+                .to_string(),
+        ),
+        _ => {}
     }
-    let _ = env_used;
 
     // 4. Consistency with /etc/default/grub (what the next grub-mkconfig would generate).
     if let Some(default_grub) = inputs.default_grub {
@@ -330,7 +331,7 @@ pub fn resolve_grub(inputs: GrubInputs<'_>, exists: &dyn Fn(&str) -> bool) -> Bo
         default_setting: one_shot
             .map(|_| "${next_entry}".to_string())
             .or(regular.map(str::to_string)),
-        default_value: Some(spec.clone()),
+        default_value: (!spec.is_empty()).then(|| spec.clone()),
         selected_by: format!("{selected_by_prefix}: {explanation}"),
         next_entry: one_shot.cloned(),
         after_next_entry: after_next_entry.flatten(),
