@@ -145,6 +145,42 @@ impl KernelCmdline {
         }
     }
 
+    /// Makes `arg` the only occurrence of its key: the last occurrence is
+    /// replaced in place and earlier ones removed (for `root=` and other
+    /// parameters where stale duplicates mislead readers).
+    pub fn set_only(&mut self, arg: &str) -> bool {
+        let key = Arg {
+            raw: arg.to_string(),
+        }
+        .key();
+        let Some(last) = self
+            .segments
+            .iter()
+            .rposition(|s| matches!(s, Segment::Arg(a) if a.key() == key))
+        else {
+            return self.set(arg);
+        };
+        let mut changed = false;
+        let mut index = 0;
+        let mut last = last;
+        while index < last {
+            if matches!(&self.segments[index], Segment::Arg(a) if a.key() == key) {
+                self.segments.remove(index);
+                last -= 1;
+                if index < self.segments.len() && matches!(self.segments[index], Segment::Space(_))
+                {
+                    self.segments.remove(index);
+                    last -= 1;
+                }
+                changed = true;
+            } else {
+                index += 1;
+            }
+        }
+        self.merge_spaces();
+        self.set(arg) || changed
+    }
+
     /// Adds `arg` unless an identical argument is already effective.
     pub fn add(&mut self, arg: &str) -> bool {
         if self.contains_arg(arg) {
@@ -281,6 +317,8 @@ pub fn edit_text(text: &str, edit: &CmdlineEdit) -> (String, bool) {
 pub enum CmdlineEdit {
     /// Add `key[=value]` unless already effective (replacing the key's value).
     Add(String),
+    /// Like `Add`, and drop earlier occurrences of the key.
+    SetOnly(String),
     /// Remove every occurrence of a key.
     RemoveKey(String),
     /// Remove occurrences of exactly `key[=value]`.
@@ -291,6 +329,7 @@ impl CmdlineEdit {
     pub fn apply(&self, cmdline: &mut KernelCmdline) -> bool {
         match self {
             CmdlineEdit::Add(arg) => cmdline.add(arg),
+            CmdlineEdit::SetOnly(arg) => cmdline.set_only(arg),
             CmdlineEdit::RemoveKey(key) => cmdline.remove(key),
             CmdlineEdit::RemoveArg(arg) => cmdline.remove_arg(arg),
         }
@@ -351,6 +390,17 @@ mod tests {
             c.to_string(),
             "quiet root=/dev/sda1  ro\tsplash root=UUID=abc x"
         );
+    }
+
+    #[test]
+    fn set_only_drops_earlier_duplicates() {
+        let mut c = KernelCmdline::parse("root=/dev/sda1 ro root=/dev/sdb2 quiet");
+        assert!(c.set_only("root=UUID=abc"));
+        assert_eq!(c.to_string(), "ro root=UUID=abc quiet");
+        assert!(!c.set_only("root=UUID=abc"));
+        let mut c = KernelCmdline::parse("ro");
+        assert!(c.set_only("root=UUID=abc"));
+        assert_eq!(c.to_string(), "ro root=UUID=abc");
     }
 
     #[test]

@@ -197,7 +197,7 @@ impl DefaultGrub {
         let Some((index, assignment)) = self.last_assignment(name).map(|(i, a)| (i, a.clone()))
         else {
             return match edit {
-                CmdlineEdit::Add(arg) => self.set(name, arg),
+                CmdlineEdit::Add(arg) | CmdlineEdit::SetOnly(arg) => self.set(name, arg),
                 _ => false,
             };
         };
@@ -223,11 +223,16 @@ impl DefaultGrub {
         };
         let inner = &raw_value[1..raw_value.len() - 1];
         let edit = match edit {
-            CmdlineEdit::Add(arg) if open == "\"" => CmdlineEdit::Add(escape_double(arg)),
-            CmdlineEdit::Add(arg) if arg.contains('\'') => {
+            CmdlineEdit::Add(arg) if open == "\"" => {
+                CmdlineEdit::Add(escape_arg_for_double_quotes(arg))
+            }
+            CmdlineEdit::SetOnly(arg) if open == "\"" => {
+                CmdlineEdit::SetOnly(escape_arg_for_double_quotes(arg))
+            }
+            CmdlineEdit::Add(arg) | CmdlineEdit::SetOnly(arg) if arg.contains('\'') => {
                 // Cannot be written inside single quotes: requote the whole value.
                 let mut cmdline = KernelCmdline::parse(&assignment.value);
-                if !cmdline.add(arg) {
+                if !edit.apply(&mut cmdline) {
                     return false;
                 }
                 let quoted = quote_like(&cmdline.to_string(), Quoting::Double);
@@ -467,6 +472,12 @@ fn escape_double(value: &str) -> String {
     out
 }
 
+/// Escapes a new kernel argument for use inside double quotes (`$` too, so
+/// it stays literal).
+fn escape_arg_for_double_quotes(arg: &str) -> String {
+    escape_double(arg).replace('$', "\\$")
+}
+
 /// Quotes a value for the shell, keeping the original style when it can hold it.
 fn quote_like(value: &str, style: Quoting) -> String {
     let plain_ok = !value.is_empty()
@@ -633,6 +644,26 @@ export GRUB_DISABLE_OS_PROBER=true
         g.add_kernel_arg("a=b");
         assert_eq!(g.render(), "GRUB_CMDLINE_LINUX=\"quiet a=b\"\n");
         assert_eq!(g.get("GRUB_CMDLINE_LINUX"), Some("quiet a=b"));
+    }
+
+    #[test]
+    fn new_args_are_escaped_for_their_quotes() {
+        let mut g = DefaultGrub::parse("GRUB_CMDLINE_LINUX=\"quiet\"\n");
+        assert!(g.add_kernel_arg("acpi_osi=\"!Windows 2015\""));
+        assert_eq!(
+            g.render(),
+            "GRUB_CMDLINE_LINUX=\"quiet acpi_osi=\\\"!Windows 2015\\\"\"\n"
+        );
+        assert_eq!(
+            g.get("GRUB_CMDLINE_LINUX"),
+            Some("quiet acpi_osi=\"!Windows 2015\"")
+        );
+        let mut g = DefaultGrub::parse("GRUB_CMDLINE_LINUX='quiet'\n");
+        assert!(g.edit_cmdline(CMDLINE_LINUX, &CmdlineEdit::SetOnly("x='y'".into())));
+        assert_eq!(g.get("GRUB_CMDLINE_LINUX"), Some("quiet x='y'"));
+        let mut g = DefaultGrub::parse("GRUB_CMDLINE_LINUX=\"root=/dev/sda1 ro root=/dev/sdb1\"\n");
+        assert!(g.edit_cmdline(CMDLINE_LINUX, &CmdlineEdit::SetOnly("root=UUID=1".into())));
+        assert_eq!(g.render(), "GRUB_CMDLINE_LINUX=\"ro root=UUID=1\"\n");
     }
 
     #[test]
