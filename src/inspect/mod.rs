@@ -1,1 +1,11 @@
 //! Pure parsers and renderers of boot-relevant files of the target OS (parse → edit → render).
+
+pub mod bls;
+pub mod boot_default;
+pub mod cmdline;
+pub mod default_grub;
+pub mod grub_cfg;
+pub mod grubenv;
+pub mod kernels;
+pub mod loader_conf;
+pub mod version;

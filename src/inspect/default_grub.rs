@@ -1,0 +1,709 @@
+//! `/etc/default/grub`: shell variable assignments read by `grub-mkconfig`.
+//!
+//! Parsed as logical lines (an assignment may span lines inside quotes or
+//! after a backslash). Values keep `$VAR` references and command
+//! substitutions literal; nothing is executed. Editing changes only the
+//! value of the assignment concerned (minimal re-quoting); every other line
+//! keeps its bytes.
+
+use anyhow::{Context, Result};
+
+use super::cmdline::{CmdlineEdit, KernelCmdline};
+use crate::rootfs::RootDir;
+
+pub const PATH: &str = "/etc/default/grub";
+
+/// Reads the target's `/etc/default/grub`; `None` when it does not exist.
+pub fn load(root: &RootDir) -> Result<Option<DefaultGrub>> {
+    let text = root
+        .read_string_optional(PATH)
+        .with_context(|| format!("reading {PATH}"))?;
+    Ok(text.map(|t| DefaultGrub::parse(&t)))
+}
+
+pub const CMDLINE_LINUX: &str = "GRUB_CMDLINE_LINUX";
+pub const CMDLINE_LINUX_DEFAULT: &str = "GRUB_CMDLINE_LINUX_DEFAULT";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    None,
+    Single,
+    Double,
+    /// Several quoted/unquoted parts, `$(…)` or backticks: rewritten whole.
+    Mixed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Assignment {
+    name: String,
+    /// Byte range of the value word inside the line's raw text.
+    value_start: usize,
+    value_end: usize,
+    /// The value with shell quoting removed (`$VAR` kept literal).
+    value: String,
+    quoting: Quoting,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Line {
+    raw: String,
+    /// 1-based number of the first physical line.
+    number: usize,
+    assignment: Option<Assignment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultGrub {
+    lines: Vec<Line>,
+    warnings: Vec<String>,
+}
+
+impl DefaultGrub {
+    /// Parses any text; never fails. Unterminated quotes give a warning.
+    pub fn parse(text: &str) -> Self {
+        let mut lines = Vec::new();
+        let mut warnings = Vec::new();
+        let mut pos = 0;
+        let mut number = 1;
+        while pos < text.len() {
+            let rest = &text[pos..];
+            let (len, assignment, unterminated) = scan_logical_line(rest);
+            let raw = rest[..len].to_string();
+            if unterminated {
+                warnings.push(format!(
+                    "line {number}: unterminated quote; the value runs to the end of the file"
+                ));
+            }
+            let physical = raw.matches('\n').count();
+            lines.push(Line {
+                raw,
+                number,
+                assignment,
+            });
+            number += physical.max(1);
+            pos += len.max(1);
+        }
+        if text.contains("\r\n") {
+            warnings.push("CRLF line endings: the shell keeps the carriage return in every value (e.g. GRUB_DEFAULT=\"0\\r\")".to_string());
+        }
+        DefaultGrub { lines, warnings }
+    }
+
+    pub fn render(&self) -> String {
+        self.lines.iter().map(|l| l.raw.as_str()).collect()
+    }
+
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    fn last_assignment(&self, name: &str) -> Option<(usize, &Assignment)> {
+        self.lines.iter().enumerate().rev().find_map(|(i, l)| {
+            l.assignment
+                .as_ref()
+                .filter(|a| a.name == name)
+                .map(|a| (i, a))
+        })
+    }
+
+    /// The value of the last assignment to `name`, quotes removed
+    /// (`$VAR` references kept literal).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.last_assignment(name).map(|(_, a)| a.value.as_str())
+    }
+
+    /// The 1-based line number of the effective assignment to `name`.
+    pub fn line_of(&self, name: &str) -> Option<usize> {
+        self.last_assignment(name)
+            .map(|(i, _)| self.lines[i].number)
+    }
+
+    /// The value with `$NAME` / `${NAME}` references to earlier assignments
+    /// in this file expanded (unknown names expand to nothing, as in sh).
+    pub fn get_expanded(&self, name: &str) -> Option<String> {
+        let (index, _) = self.last_assignment(name)?;
+        let mut vars: Vec<(String, String)> = Vec::new();
+        for line in &self.lines[..=index] {
+            if let Some(a) = &line.assignment {
+                let expanded = expand(&a.value, &vars);
+                vars.retain(|(n, _)| n != &a.name);
+                vars.push((a.name.clone(), expanded));
+            }
+        }
+        vars.into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// Sets `name` to `value`: the last assignment's value is replaced with
+    /// minimal quoting, or `NAME="value"` is appended. Returns whether the
+    /// text changed.
+    pub fn set(&mut self, name: &str, value: &str) -> bool {
+        if self.get(name) == Some(value) {
+            return false;
+        }
+        match self.last_assignment(name).map(|(i, a)| (i, a.clone())) {
+            Some((index, assignment)) => {
+                let quoted = quote_like(value, assignment.quoting);
+                self.replace_value(index, &assignment, &quoted);
+            }
+            None => {
+                let mut raw = String::new();
+                if !self.render().is_empty() && !self.render().ends_with('\n') {
+                    raw.push('\n');
+                }
+                raw.push_str(&format!("{name}={}\n", quote_like(value, Quoting::Double)));
+                let number = self
+                    .lines
+                    .last()
+                    .map_or(1, |l| l.number + l.raw.matches('\n').count());
+                let reparsed = DefaultGrub::parse(&raw);
+                for mut line in reparsed.lines {
+                    line.number += number - 1;
+                    self.lines.push(line);
+                }
+            }
+        }
+        true
+    }
+
+    fn replace_value(&mut self, index: usize, assignment: &Assignment, new_value_text: &str) {
+        let line = &mut self.lines[index];
+        let mut raw = String::with_capacity(line.raw.len() + new_value_text.len());
+        raw.push_str(&line.raw[..assignment.value_start]);
+        raw.push_str(new_value_text);
+        raw.push_str(&line.raw[assignment.value_end..]);
+        let number = line.number;
+        let (_, reparsed, _) = scan_logical_line(&raw);
+        *line = Line {
+            raw,
+            number,
+            assignment: reparsed,
+        };
+    }
+
+    /// `GRUB_CMDLINE_LINUX` as a command line (unquoted; `$VAR` literal).
+    pub fn cmdline_linux(&self) -> Option<KernelCmdline> {
+        self.get(CMDLINE_LINUX).map(KernelCmdline::parse)
+    }
+
+    /// `GRUB_CMDLINE_LINUX_DEFAULT` (used for the normal, non-recovery entries).
+    pub fn cmdline_linux_default(&self) -> Option<KernelCmdline> {
+        self.get(CMDLINE_LINUX_DEFAULT).map(KernelCmdline::parse)
+    }
+
+    /// Applies a command-line edit to the value of `name`, keeping its
+    /// quoting and any `$VAR` references: inside double or single quotes the
+    /// raw text between the quotes is edited directly.
+    pub fn edit_cmdline(&mut self, name: &str, edit: &CmdlineEdit) -> bool {
+        let Some((index, assignment)) = self.last_assignment(name).map(|(i, a)| (i, a.clone()))
+        else {
+            return match edit {
+                CmdlineEdit::Add(arg) | CmdlineEdit::SetOnly(arg) => self.set(name, arg),
+                _ => false,
+            };
+        };
+        let raw_value = &self.lines[index].raw[assignment.value_start..assignment.value_end];
+        let (open, close) = match assignment.quoting {
+            Quoting::Double if raw_value.len() >= 2 => ("\"", "\""),
+            Quoting::Single if raw_value.len() >= 2 => ("'", "'"),
+            _ => {
+                let mut cmdline = KernelCmdline::parse(&assignment.value);
+                if !edit.apply(&mut cmdline) {
+                    return false;
+                }
+                let value = cmdline.to_string();
+                let quoting = if assignment.quoting == Quoting::Mixed {
+                    Quoting::Double
+                } else {
+                    assignment.quoting
+                };
+                let quoted = quote_like(&value, quoting);
+                self.replace_value(index, &assignment, &quoted);
+                return true;
+            }
+        };
+        let inner = &raw_value[1..raw_value.len() - 1];
+        let edit = match edit {
+            CmdlineEdit::Add(arg) if open == "\"" => {
+                CmdlineEdit::Add(escape_arg_for_double_quotes(arg))
+            }
+            CmdlineEdit::SetOnly(arg) if open == "\"" => {
+                CmdlineEdit::SetOnly(escape_arg_for_double_quotes(arg))
+            }
+            CmdlineEdit::Add(arg) | CmdlineEdit::SetOnly(arg) if arg.contains('\'') => {
+                // Cannot be written inside single quotes: requote the whole value.
+                let mut cmdline = KernelCmdline::parse(&assignment.value);
+                if !edit.apply(&mut cmdline) {
+                    return false;
+                }
+                let quoted = quote_like(&cmdline.to_string(), Quoting::Double);
+                self.replace_value(index, &assignment, &quoted);
+                return true;
+            }
+            other => other.clone(),
+        };
+        let mut cmdline = KernelCmdline::parse(inner);
+        if !edit.apply(&mut cmdline) {
+            return false;
+        }
+        let new_text = format!("{open}{cmdline}{close}");
+        self.replace_value(index, &assignment, &new_text);
+        true
+    }
+
+    /// Adds a kernel argument to `GRUB_CMDLINE_LINUX` (all entries, including recovery).
+    pub fn add_kernel_arg(&mut self, arg: &str) -> bool {
+        self.edit_cmdline(CMDLINE_LINUX, &CmdlineEdit::Add(arg.to_string()))
+    }
+
+    /// Removes a kernel argument key from both `GRUB_CMDLINE_LINUX` and
+    /// `GRUB_CMDLINE_LINUX_DEFAULT`.
+    pub fn remove_kernel_arg(&mut self, key: &str) -> bool {
+        let edit = CmdlineEdit::RemoveKey(key.to_string());
+        let a = self.edit_cmdline(CMDLINE_LINUX, &edit);
+        let b = self.edit_cmdline(CMDLINE_LINUX_DEFAULT, &edit);
+        a || b
+    }
+}
+
+/// Scans one logical line from the start of `text`. Returns its length
+/// (including the newline), the assignment if it is one, and whether a quote
+/// was left open.
+fn scan_logical_line(text: &str) -> (usize, Option<Assignment>, bool) {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'\t') {
+        i += 1;
+    }
+    let mut assignment = None;
+    let mut unterminated = false;
+    let mut end;
+    if bytes.get(i) == Some(&b'#') {
+        end = i;
+    } else {
+        if text[i..].starts_with("export") {
+            let after = i + "export".len();
+            if matches!(bytes.get(after), Some(b' ' | b'\t')) {
+                i = after;
+                while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'\t') {
+                    i += 1;
+                }
+            }
+        }
+        let name_start = i;
+        while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+            i += 1;
+        }
+        let is_name = i > name_start && !bytes[name_start].is_ascii_digit();
+        if is_name && bytes.get(i) == Some(&b'=') {
+            let value_start = i + 1;
+            let word = scan_word(text, value_start);
+            unterminated = word.unterminated;
+            assignment = Some(Assignment {
+                name: text[name_start..i].to_string(),
+                value_start,
+                value_end: word.end,
+                value: word.value,
+                quoting: word.quoting,
+            });
+            end = word.end;
+        } else {
+            end = i;
+        }
+    }
+    // The rest of the line (comments, further commands) up to the newline,
+    // following backslash-newline continuations.
+    while end < bytes.len() {
+        match bytes[end] {
+            b'\\' if bytes.get(end + 1) == Some(&b'\n') => end += 2,
+            b'\n' => return (end + 1, assignment, unterminated),
+            _ => end += 1,
+        }
+    }
+    (bytes.len(), assignment, unterminated)
+}
+
+struct Word {
+    end: usize,
+    value: String,
+    quoting: Quoting,
+    unterminated: bool,
+}
+
+/// Reads a shell word starting at `start`: up to unquoted whitespace, `;`,
+/// or a newline. Handles '…', "…" (with \ escapes), backslash escapes,
+/// backticks and `$(…)` (kept literal).
+fn scan_word(text: &str, start: usize) -> Word {
+    let bytes = text.as_bytes();
+    let mut value = String::new();
+    let mut i = start;
+    let mut parts: Vec<Quoting> = Vec::new();
+    let mut unterminated = false;
+    let mut chars_start = i;
+    let push_plain = |value: &mut String, from: usize, to: usize| value.push_str(&text[from..to]);
+    while i < bytes.len() {
+        match bytes[i] {
+            b' ' | b'\t' | b'\n' | b';' => break,
+            b'\'' => {
+                push_plain(&mut value, chars_start, i);
+                match text[i + 1..].find('\'') {
+                    Some(close) => {
+                        value.push_str(&text[i + 1..i + 1 + close]);
+                        i += close + 2;
+                    }
+                    None => {
+                        value.push_str(&text[i + 1..]);
+                        i = bytes.len();
+                        unterminated = true;
+                    }
+                }
+                parts.push(Quoting::Single);
+                chars_start = i;
+            }
+            b'"' => {
+                push_plain(&mut value, chars_start, i);
+                i += 1;
+                let mut closed = false;
+                let mut seg_start = i;
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'\\'
+                            if matches!(
+                                bytes.get(i + 1),
+                                Some(b'"' | b'\\' | b'$' | b'`' | b'\n')
+                            ) =>
+                        {
+                            value.push_str(&text[seg_start..i]);
+                            if bytes[i + 1] != b'\n' {
+                                value.push(bytes[i + 1] as char);
+                            }
+                            i += 2;
+                            seg_start = i;
+                        }
+                        b'"' => {
+                            closed = true;
+                            break;
+                        }
+                        _ => i += 1,
+                    }
+                }
+                value.push_str(&text[seg_start..i.min(bytes.len())]);
+                if closed {
+                    i += 1;
+                } else {
+                    unterminated = true;
+                }
+                parts.push(Quoting::Double);
+                chars_start = i;
+            }
+            b'\\' => {
+                push_plain(&mut value, chars_start, i);
+                // Backslash-newline is a continuation; otherwise the next char is literal.
+                let next_len = text[i + 1..].chars().next().map_or(0, char::len_utf8);
+                if bytes.get(i + 1) != Some(&b'\n') {
+                    value.push_str(&text[i + 1..i + 1 + next_len]);
+                }
+                i += 1 + next_len;
+                parts.push(Quoting::Mixed);
+                chars_start = i;
+            }
+            b'`' => {
+                match text[i + 1..].find('`') {
+                    Some(close) => i += close + 2,
+                    None => {
+                        i = bytes.len();
+                        unterminated = true;
+                    }
+                }
+                parts.push(Quoting::Mixed);
+            }
+            b'$' if bytes.get(i + 1) == Some(&b'(') => {
+                let mut depth = 0usize;
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'(' => depth += 1,
+                        b')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                i += 1;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                if depth > 0 {
+                    unterminated = true;
+                }
+                parts.push(Quoting::Mixed);
+            }
+            _ => {
+                i += 1;
+                if parts.last() != Some(&Quoting::None) {
+                    parts.push(Quoting::None);
+                }
+            }
+        }
+    }
+    let end = i.min(bytes.len());
+    push_plain(&mut value, chars_start.min(end), end);
+    let quoting = match parts.as_slice() {
+        [] | [Quoting::None] => Quoting::None,
+        [Quoting::Single] => Quoting::Single,
+        [Quoting::Double] => Quoting::Double,
+        _ => Quoting::Mixed,
+    };
+    Word {
+        end,
+        value,
+        quoting,
+        unterminated,
+    }
+}
+
+fn escape_double(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if matches!(c, '"' | '\\' | '`') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Escapes a new kernel argument for use inside double quotes (`$` too, so
+/// it stays literal).
+fn escape_arg_for_double_quotes(arg: &str) -> String {
+    escape_double(arg).replace('$', "\\$")
+}
+
+/// Quotes a value for the shell, keeping the original style when it can hold it.
+fn quote_like(value: &str, style: Quoting) -> String {
+    let plain_ok = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.,:/=+@%".contains(c));
+    match style {
+        Quoting::None if plain_ok => value.to_string(),
+        Quoting::Single if !value.contains('\'') => format!("'{value}'"),
+        // `$` stays unescaped so `$GRUB_CMDLINE_LINUX`-style references keep working.
+        _ => format!("\"{}\"", escape_double(value)),
+    }
+}
+
+fn expand(value: &str, vars: &[(String, String)]) -> String {
+    let lookup = |name: &str| {
+        vars.iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(dollar) = rest.find('$') {
+        out.push_str(&rest[..dollar]);
+        let after = &rest[dollar + 1..];
+        if let Some(inner) = after.strip_prefix('{') {
+            if let Some(close) = inner.find('}') {
+                out.push_str(&lookup(&inner[..close]));
+                rest = &inner[close + 1..];
+                continue;
+            }
+        }
+        let name_len = after
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            .count();
+        if name_len == 0 {
+            out.push('$');
+        } else {
+            out.push_str(&lookup(&after[..name_len]));
+        }
+        rest = &after[name_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    // Debian 12 / Ubuntu default file (grub2-common), with an Azure-style cmdline.
+    const UBUNTU: &str = r#"# If you change this file, run 'update-grub' afterwards to update
+# /boot/grub/grub.cfg.
+# For full documentation of the options in this file, see:
+#   info -f grub -n 'Simple configuration'
+
+GRUB_DEFAULT=0
+GRUB_TIMEOUT_STYLE=hidden
+GRUB_TIMEOUT=0
+GRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`
+GRUB_CMDLINE_LINUX_DEFAULT="quiet splash"
+GRUB_CMDLINE_LINUX="console=tty1 console=ttyS0,115200n8 earlyprintk=ttyS0,115200 rootdelay=300"
+
+# Uncomment to enable BadRAM filtering, modify to suit your needs
+#GRUB_BADRAM="0x01234567,0xfefefefe,0x89abcdef,0xefefefef"
+export GRUB_DISABLE_OS_PROBER=true
+"#;
+
+    const RHEL9: &str = "GRUB_TIMEOUT=5\nGRUB_DISTRIBUTOR=\"$(sed 's, release .*$,,g' /etc/system-release)\"\nGRUB_DEFAULT=saved\nGRUB_DISABLE_SUBMENU=true\nGRUB_TERMINAL_OUTPUT=\"console\"\nGRUB_CMDLINE_LINUX=\"crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M resume=/dev/mapper/rhel-swap rd.lvm.lv=rhel/root rd.lvm.lv=rhel/swap rhgb quiet\"\nGRUB_DISABLE_RECOVERY=\"true\"\nGRUB_ENABLE_BLSCFG=true\n";
+
+    #[test]
+    fn reads_values_with_each_quoting() {
+        let g = DefaultGrub::parse(UBUNTU);
+        assert_eq!(g.get("GRUB_DEFAULT"), Some("0"));
+        assert_eq!(g.get("GRUB_CMDLINE_LINUX_DEFAULT"), Some("quiet splash"));
+        assert_eq!(
+            g.get("GRUB_DISTRIBUTOR"),
+            Some("`lsb_release -i -s 2> /dev/null || echo Debian`")
+        );
+        assert_eq!(g.get("GRUB_DISABLE_OS_PROBER"), Some("true"));
+        assert_eq!(g.get("GRUB_BADRAM"), None, "commented out");
+        assert_eq!(g.line_of("GRUB_CMDLINE_LINUX"), Some(11));
+        assert_eq!(g.render(), UBUNTU);
+        let r = DefaultGrub::parse(RHEL9);
+        assert_eq!(
+            r.get("GRUB_DISTRIBUTOR"),
+            Some("$(sed 's, release .*$,,g' /etc/system-release)")
+        );
+        assert_eq!(r.get("GRUB_DEFAULT"), Some("saved"));
+        assert!(r.warnings().is_empty());
+    }
+
+    #[test]
+    fn set_requotes_minimally_and_touches_one_line() {
+        let mut g = DefaultGrub::parse(UBUNTU);
+        assert!(g.set(
+            "GRUB_DEFAULT",
+            "Advanced options for Ubuntu>Ubuntu, with Linux 5.15.0-88-generic"
+        ));
+        assert!(g.set("GRUB_TIMEOUT", "5"));
+        let out = g.render();
+        let changed: Vec<_> = UBUNTU
+            .lines()
+            .zip(out.lines())
+            .filter(|(a, b)| a != b)
+            .collect();
+        assert_eq!(
+            changed,
+            vec![
+                ("GRUB_DEFAULT=0", "GRUB_DEFAULT=\"Advanced options for Ubuntu>Ubuntu, with Linux 5.15.0-88-generic\""),
+                ("GRUB_TIMEOUT=0", "GRUB_TIMEOUT=5"),
+            ]
+        );
+        let again = DefaultGrub::parse(&out);
+        assert_eq!(
+            again.get("GRUB_DEFAULT"),
+            Some("Advanced options for Ubuntu>Ubuntu, with Linux 5.15.0-88-generic")
+        );
+        assert!(
+            !g.set("GRUB_TIMEOUT", "5"),
+            "setting the same value is a no-op"
+        );
+    }
+
+    #[test]
+    fn set_appends_when_absent() {
+        let mut g = DefaultGrub::parse("GRUB_TIMEOUT=5");
+        g.set("GRUB_SAVEDEFAULT", "true");
+        assert_eq!(g.render(), "GRUB_TIMEOUT=5\nGRUB_SAVEDEFAULT=\"true\"\n");
+        assert_eq!(g.get("GRUB_SAVEDEFAULT"), Some("true"));
+    }
+
+    #[test]
+    fn add_and_remove_kernel_arg_keep_quotes_and_var_refs() {
+        let mut g =
+            DefaultGrub::parse("GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX console=ttyS0\"\n");
+        assert!(g.add_kernel_arg("cgroup.memory=nokmem"));
+        assert_eq!(
+            g.render(),
+            "GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX console=ttyS0 cgroup.memory=nokmem\"\n"
+        );
+        assert!(!g.add_kernel_arg("cgroup.memory=nokmem"));
+        assert!(g.remove_kernel_arg("cgroup.memory"));
+        assert_eq!(
+            g.render(),
+            "GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX console=ttyS0\"\n"
+        );
+
+        let mut g = DefaultGrub::parse(UBUNTU);
+        assert!(g.remove_kernel_arg("quiet"));
+        assert!(g.add_kernel_arg("panic=10"));
+        let out = g.render();
+        assert!(out.contains("GRUB_CMDLINE_LINUX_DEFAULT=\"splash\"\n"));
+        assert!(out.contains("rootdelay=300 panic=10\"\n"));
+
+        let mut g = DefaultGrub::parse("GRUB_CMDLINE_LINUX=''\n");
+        g.add_kernel_arg("a=b");
+        assert_eq!(g.render(), "GRUB_CMDLINE_LINUX='a=b'\n");
+        let mut g = DefaultGrub::parse("GRUB_CMDLINE_LINUX=quiet\n");
+        g.add_kernel_arg("a=b");
+        assert_eq!(g.render(), "GRUB_CMDLINE_LINUX=\"quiet a=b\"\n");
+        assert_eq!(g.get("GRUB_CMDLINE_LINUX"), Some("quiet a=b"));
+    }
+
+    #[test]
+    fn new_args_are_escaped_for_their_quotes() {
+        let mut g = DefaultGrub::parse("GRUB_CMDLINE_LINUX=\"quiet\"\n");
+        assert!(g.add_kernel_arg("acpi_osi=\"!Windows 2015\""));
+        assert_eq!(
+            g.render(),
+            "GRUB_CMDLINE_LINUX=\"quiet acpi_osi=\\\"!Windows 2015\\\"\"\n"
+        );
+        assert_eq!(
+            g.get("GRUB_CMDLINE_LINUX"),
+            Some("quiet acpi_osi=\"!Windows 2015\"")
+        );
+        let mut g = DefaultGrub::parse("GRUB_CMDLINE_LINUX='quiet'\n");
+        assert!(g.edit_cmdline(CMDLINE_LINUX, &CmdlineEdit::SetOnly("x='y'".into())));
+        assert_eq!(g.get("GRUB_CMDLINE_LINUX"), Some("quiet x='y'"));
+        let mut g = DefaultGrub::parse("GRUB_CMDLINE_LINUX=\"root=/dev/sda1 ro root=/dev/sdb1\"\n");
+        assert!(g.edit_cmdline(CMDLINE_LINUX, &CmdlineEdit::SetOnly("root=UUID=1".into())));
+        assert_eq!(g.render(), "GRUB_CMDLINE_LINUX=\"ro root=UUID=1\"\n");
+    }
+
+    #[test]
+    fn multi_line_values_escapes_and_expansion() {
+        let text = "A=\"one\ntwo\"\nB=x\\ y\nC=\"$A ${B} \\\"q\\\"\"\nD='unterminated\n";
+        let g = DefaultGrub::parse(text);
+        assert_eq!(g.get("A"), Some("one\ntwo"));
+        assert_eq!(g.get("B"), Some("x y"));
+        assert_eq!(g.get("C"), Some("$A ${B} \"q\""));
+        assert_eq!(g.get_expanded("C").as_deref(), Some("one\ntwo x y \"q\""));
+        assert_eq!(g.line_of("B"), Some(3));
+        assert_eq!(g.warnings().len(), 1);
+        assert!(g.warnings()[0].starts_with("line 5"));
+        assert_eq!(g.render(), text);
+    }
+
+    #[test]
+    fn crlf_file_is_flagged() {
+        let g = DefaultGrub::parse("GRUB_DEFAULT=0\r\nGRUB_TIMEOUT=5\r\n");
+        assert_eq!(g.get("GRUB_DEFAULT"), Some("0\r"));
+        assert!(g.warnings()[0].contains("CRLF"));
+    }
+
+    proptest! {
+        #[test]
+        fn render_of_parse_is_identity(text in "(\\PC|[\n\t '\"\\\\$`=#;(){}])*") {
+            prop_assert_eq!(DefaultGrub::parse(&text).render(), text);
+        }
+
+        #[test]
+        fn set_changes_only_its_line(value in "\\PC{0,30}") {
+            let mut g = DefaultGrub::parse(UBUNTU);
+            g.set("GRUB_TIMEOUT", &value);
+            let out = g.render();
+            let reparsed = DefaultGrub::parse(&out);
+            prop_assert_eq!(reparsed.get("GRUB_TIMEOUT"), Some(value.as_str()));
+            prop_assert_eq!(reparsed.get("GRUB_CMDLINE_LINUX"), g.get("GRUB_CMDLINE_LINUX"));
+            let before: Vec<_> = UBUNTU.lines().filter(|l| !l.starts_with("GRUB_TIMEOUT=")).collect();
+            let after: Vec<_> = out.lines().filter(|l| !l.starts_with("GRUB_TIMEOUT=")).collect();
+            prop_assert_eq!(before, after);
+        }
+    }
+}
