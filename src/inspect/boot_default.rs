@@ -159,7 +159,7 @@ pub fn resolve_grub(inputs: GrubInputs<'_>, exists: &dyn Fn(&str) -> bool) -> Bo
         let guard = format!("[ -z ${{{}}} ]", set.name);
         let applies = match set.conditions.as_slice() {
             [] => true,
-            [only] if *only == guard => env.get(&set.name).map_or(true, |v| v.is_empty()),
+            [only] if *only == guard => env.get(&set.name).is_none_or(|v| v.is_empty()),
             _ => false,
         };
         if applies {
@@ -301,7 +301,7 @@ pub fn resolve_grub(inputs: GrubInputs<'_>, exists: &dyn Fn(&str) -> bool) -> Bo
                 .args
                 .as_deref()
                 .is_some_and(|a| a.contains("kernelopts"));
-            if uses_kernelopts && lookup("kernelopts").map_or(true, |v| v.trim().is_empty()) {
+            if uses_kernelopts && lookup("kernelopts").is_none_or(|v| v.trim().is_empty()) {
                 warnings.push("the entry's options use $kernelopts but it is defined neither in grubenv nor in grub.cfg: the kernel gets no root=".to_string());
             } else if uses_kernelopts && !grubenv_vars.contains_key("kernelopts") {
                 warnings.push(

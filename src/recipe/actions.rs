@@ -696,31 +696,35 @@ pub fn set_default_kernel(
         ))
         .into());
     }
+    let image_name = format!("vmlinuz-{kernel}");
     let entry_path = if facts.uses_bls {
-        let entries = super::facts::bls_entries(ws.root())?;
+        let entries = crate::inspect::bls::read_entries(ws.root(), BLS_DIR)?;
         entries
             .iter()
-            .find(|(_, v)| v == kernel)
-            .map(|(id, _)| id.clone())
+            .find(|e| {
+                e.version() == Some(kernel)
+                    || e.linux().and_then(|l| l.rsplit('/').next()) == Some(image_name.as_str())
+            })
+            .map(|e| e.id().to_string())
             .ok_or_else(|| Failure::Refused(format!("no BLS entry boots kernel {kernel}")))?
     } else {
         let (cfg, text) = primary_grub_cfg(ws, facts)?;
-        let entries = super::facts::menu_entries(&text);
-        let entry = entries
+        let parsed = crate::inspect::grub_cfg::GrubCfg::parse(&text);
+        let entries = parsed.entries();
+        let (path, _) = entries
             .iter()
-            .filter(|e| e.kernel_version.as_deref() == Some(kernel))
-            .find(|e| !e.title.contains("recovery") && !e.title.contains("rescue"))
+            .filter(|(_, e)| {
+                e.linux.as_ref().and_then(|l| l.image.rsplit('/').next())
+                    == Some(image_name.as_str())
+            })
+            .find(|(_, e)| !e.title.contains("recovery") && !e.title.contains("rescue"))
             .ok_or_else(|| {
                 Failure::Refused(format!(
                     "no menu entry in {} boots kernel {kernel}",
                     cfg.display()
                 ))
             })?;
-        let own = entry.id.clone().unwrap_or_else(|| entry.title.clone());
-        match &entry.submenu {
-            Some((title, id)) => format!("{}>{own}", id.clone().unwrap_or_else(|| title.clone())),
-            None => own,
-        }
+        path.clone()
     };
     let grubenv = facts.grubenv.clone().or_else(|| {
         facts
