@@ -72,6 +72,8 @@ pub enum Command {
     Chroot(ChrootArgs),
     /// Check the target's filesystems (read-only unless --repair).
     Fsck(FsckArgs),
+    /// Show how the target boots: distribution, default entry and command line, kernels, problems.
+    Inspect(TargetArgs),
     /// Show what a recipe would change (unified diffs and chroot commands); changes nothing.
     Plan(PlanArgs),
     /// Apply a recipe (or `auto`: what the diagnosis suggests) after showing the plan.

@@ -132,6 +132,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let session = start_session(&cli.global, true)?;
             umount(&session, key.as_deref())
         }
+        Command::Inspect(args) => {
+            let session = start_session(&cli.global, true)?;
+            inspect(&session, &args)
+        }
         Command::Plan(args) => {
             let session = start_session(&cli.global, true)?;
             plan(&session, &args)
@@ -269,6 +273,31 @@ fn fsck(session: &Session, args: &FsckArgs) -> Result<ExitCode> {
     } else {
         ExitCode::Success
     })
+}
+
+fn inspect(session: &Session, args: &TargetArgs) -> Result<ExitCode> {
+    let target = open_target(args)?;
+    let snapshot = crate::inspect::snapshot::snapshot(&target.rootdir()?);
+    let layout = target.layout().clone();
+    target.release()?;
+    let mut snapshot = snapshot?;
+    for note in layout.unresolved.iter().filter(|n| !n.nofail) {
+        snapshot.problems.push(format!(
+            "/etc/fstab line {}: {} for {} is not on the disk and has no nofail: boot stops in emergency mode (recipe fix-root-fs)",
+            note.line, note.spec, note.mount_point
+        ));
+    }
+    if session.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"layout": layout, "snapshot": snapshot})
+            )?
+        );
+    } else {
+        print!("{}", snapshot.render_text());
+    }
+    Ok(ExitCode::Success)
 }
 
 fn az_payload(args: &AzPayloadArgs) -> Result<ExitCode> {

@@ -8,4 +8,6 @@ pub mod grub_cfg;
 pub mod grubenv;
 pub mod kernels;
 pub mod loader_conf;
+pub mod os;
+pub mod snapshot;
 pub mod version;

@@ -9,28 +9,7 @@ use serde::Serialize;
 
 use crate::rootfs::RootDir;
 
-/// The distribution family, which decides the tools and file layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    Rhel,
-    Debian,
-    Suse,
-    Amazon,
-    AzureLinux,
-}
-
-impl Family {
-    pub fn id(self) -> &'static str {
-        match self {
-            Family::Rhel => "rhel",
-            Family::Debian => "debian",
-            Family::Suse => "suse",
-            Family::Amazon => "amazon",
-            Family::AzureLinux => "azurelinux",
-        }
-    }
-}
+pub use crate::inspect::os::Family;
 
 /// One installed kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -66,47 +45,16 @@ pub fn initramfs_path(family: Family, version: &str) -> PathBuf {
     }
 }
 
-fn os_release_value(text: &str, key: &str) -> Option<String> {
-    text.lines().find_map(|line| {
-        let (k, v) = line.split_once('=')?;
-        (k.trim() == key).then(|| v.trim().trim_matches('"').trim_matches('\'').to_string())
-    })
-}
-
-fn family_of(id: &str, id_like: &str) -> Option<Family> {
-    let words: Vec<&str> = std::iter::once(id)
-        .chain(id_like.split_whitespace())
-        .collect();
-    for word in words {
-        let family = match word {
-            "rhel" | "centos" | "fedora" | "almalinux" | "rocky" | "ol" => Family::Rhel,
-            "debian" | "ubuntu" => Family::Debian,
-            "sles" | "suse" | "opensuse" | "opensuse-leap" => Family::Suse,
-            "amzn" => Family::Amazon,
-            "azurelinux" | "mariner" => Family::AzureLinux,
-            _ => continue,
-        };
-        return Some(family);
-    }
-    None
-}
-
 impl Facts {
     pub fn gather(root: &RootDir) -> Result<Facts> {
-        let os_release = match root.read_string_optional("/etc/os-release")? {
-            Some(text) => text,
-            None => root
-                .read_string_optional("/usr/lib/os-release")?
-                .unwrap_or_default(),
-        };
-        let os_id = os_release_value(&os_release, "ID").unwrap_or_default();
-        let id_like = os_release_value(&os_release, "ID_LIKE").unwrap_or_default();
-        let family = family_of(&os_id, &id_like).ok_or_else(|| {
+        let distro = crate::inspect::os::detect(root)?;
+        let family = distro.family.ok_or_else(|| {
             crate::Failure::Unsupported(format!(
-                "unknown distribution (ID={os_id:?} ID_LIKE={id_like:?} in /etc/os-release): no recipe knows its boot tools"
+                "unknown distribution ({}): no recipe knows its boot tools",
+                distro.describe()
             ))
         })?;
-        let version_id = os_release_value(&os_release, "VERSION_ID").unwrap_or_default();
+        let (os_id, version_id) = (distro.id.clone(), distro.version_id.clone());
         let mut grub_cfgs: Vec<PathBuf> = ["/boot/grub2/grub.cfg", "/boot/grub/grub.cfg"]
             .iter()
             .map(PathBuf::from)
@@ -178,22 +126,6 @@ pub use crate::inspect::version::compare_versions;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn families_from_os_release_ids() {
-        assert_eq!(
-            family_of("almalinux", "rhel centos fedora"),
-            Some(Family::Rhel)
-        );
-        assert_eq!(family_of("ubuntu", "debian"), Some(Family::Debian));
-        assert_eq!(family_of("sles", ""), Some(Family::Suse));
-        assert_eq!(
-            family_of("amzn", "centos rhel fedora"),
-            Some(Family::Amazon)
-        );
-        assert_eq!(family_of("mariner", ""), Some(Family::AzureLinux));
-        assert_eq!(family_of("gentoo", ""), None);
-    }
 
     #[test]
     fn gathers_kernels_and_grub_files() {
