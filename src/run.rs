@@ -341,13 +341,21 @@ fn parse_params(raw: &[String]) -> Result<std::collections::BTreeMap<String, Str
 /// Diagnosis from the given console logs plus the target's own logs.
 fn diagnose_for_repair(logs: &[PathBuf], target: &Target) -> Result<crate::diagnose::Diagnosis> {
     let mut classifier = crate::diagnose::Classifier::new()?;
-    crate::diagnose::target_logs::add_target_logs(&mut classifier, &target.rootdir()?)?;
+    let root = target.rootdir()?;
+    crate::diagnose::target_logs::add_target_logs(&mut classifier, &root)?;
     for log in logs {
         let file =
             std::fs::File::open(log).with_context(|| format!("opening log {}", log.display()))?;
         classifier.add_reader(std::io::BufReader::new(file), &log.display().to_string())?;
     }
-    classifier.finish()
+    let mut diagnosis = classifier.finish()?;
+    let snapshot = crate::inspect::snapshot::snapshot(&root)?;
+    diagnosis.extend(crate::diagnose::offline::offline_findings(
+        &root,
+        &snapshot,
+        Some(target.layout()),
+    )?);
+    Ok(diagnosis)
 }
 
 fn plan(session: &Session, args: &PlanArgs) -> Result<ExitCode> {
@@ -448,7 +456,16 @@ fn diagnose(session: &Session, args: &DiagnoseArgs) -> Result<ExitCode> {
         let root = target.rootdir()?;
         crate::diagnose::target_logs::add_target_logs(&mut classifier, &root)?;
     }
-    let diagnosis = classifier.finish()?;
+    let mut diagnosis = classifier.finish()?;
+    if let Some(target) = &target {
+        let root = target.rootdir()?;
+        let snapshot = crate::inspect::snapshot::snapshot(&root)?;
+        diagnosis.extend(crate::diagnose::offline::offline_findings(
+            &root,
+            &snapshot,
+            Some(target.layout()),
+        )?);
+    }
     if let Some(target) = target {
         target.release()?;
     }

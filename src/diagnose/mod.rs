@@ -15,6 +15,7 @@ mod boot;
 mod findings;
 mod known_bugs;
 mod line;
+pub mod offline;
 mod parse;
 mod signatures;
 pub mod target_logs;

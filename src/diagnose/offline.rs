@@ -1,0 +1,384 @@
+//! Offline checks of the mounted OS: problems that stop a boot, found
+//! without any console log.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::{EvidenceLine, Finding, RecipeSuggestion, Severity};
+use crate::inspect::kernels::InitramfsState;
+use crate::inspect::snapshot::Snapshot;
+use crate::rootfs::{EntryKind, RootDir};
+use crate::target::Layout;
+
+/// Drivers a cloud VM needs to find its disk; blacklisting one stops the boot.
+const ESSENTIAL_DRIVERS: &[&str] = &[
+    "hv_vmbus",
+    "hv_storvsc",
+    "virtio_blk",
+    "virtio_scsi",
+    "virtio_pci",
+    "nvme",
+    "xen_blkfront",
+    "ata_piix",
+    "sd_mod",
+];
+
+fn finding(
+    id: &str,
+    severity: Severity,
+    title: String,
+    explanation: &str,
+    evidence: Vec<EvidenceLine>,
+) -> Finding {
+    Finding {
+        id: id.to_string(),
+        severity,
+        title,
+        explanation: explanation.to_string(),
+        evidence,
+        suggestions: Vec::new(),
+        boot_index: None,
+        kernel_version: None,
+        culprit_module: None,
+    }
+}
+
+fn evidence(source: &str, line_number: u64, text: impl Into<String>) -> EvidenceLine {
+    EvidenceLine {
+        source: source.to_string(),
+        line_number,
+        text: text.into(),
+    }
+}
+
+fn suggest(recipe: &str, params: &[(&str, &str)], why: &str) -> RecipeSuggestion {
+    RecipeSuggestion {
+        recipe: recipe.to_string(),
+        params: params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        why: why.to_string(),
+    }
+}
+
+/// Findings about the target as it is on disk.
+pub fn offline_findings(
+    root: &RootDir,
+    snapshot: &Snapshot,
+    layout: Option<&Layout>,
+) -> Result<Vec<Finding>> {
+    let mut findings = Vec::new();
+    let default = snapshot
+        .boot
+        .as_ref()
+        .and_then(|b| b.entry.kernel_version.clone());
+    if let Some(version) = &default {
+        if let Some(kernel) = snapshot.kernels.iter().find(|k| &k.version == version) {
+            let state = match kernel.initramfs.state {
+                InitramfsState::Missing => Some("missing"),
+                InitramfsState::Empty => Some("empty"),
+                InitramfsState::OlderThanModules => Some("older than the kernel's modules"),
+                InitramfsState::Present => None,
+            };
+            if let Some(state) = state {
+                let mut f = finding(
+                    "offline-initramfs-missing",
+                    Severity::Critical,
+                    format!("The default kernel's initramfs is {state}"),
+                    "Without a complete initramfs the kernel cannot load the storage drivers or find root, and panics with \
+                     `VFS: Unable to mount root fs on unknown-block(0,0)`.",
+                    vec![evidence(&kernel.initramfs.path, 0, format!("{} ({state})", kernel.initramfs.path))],
+                );
+                f.kernel_version = Some(version.clone());
+                f.suggestions.push(suggest(
+                    "rebuild-initramfs",
+                    &[("kernel", version)],
+                    "regenerate it for this kernel",
+                ));
+                f.suggestions.push(suggest(
+                    "older-kernel",
+                    &[("avoid_kernel", version)],
+                    "or boot an older complete kernel",
+                ));
+                findings.push(f);
+            }
+            if kernel.modules_dir.is_none() {
+                let mut f = finding(
+                    "offline-kernel-modules-missing",
+                    Severity::Critical,
+                    format!("The default kernel {version} has no modules directory"),
+                    "The kernel package was removed or half-installed: it cannot load drivers. Boot an older kernel and reinstall it.",
+                    vec![evidence(&format!("/lib/modules/{version}"), 0, "missing")],
+                );
+                f.kernel_version = Some(version.clone());
+                f.suggestions.push(suggest(
+                    "older-kernel",
+                    &[("avoid_kernel", version)],
+                    "boot a complete older kernel",
+                ));
+                findings.push(f);
+            }
+            if !kernel.out_of_tree_modules.is_empty() {
+                let mut f = finding(
+                    "offline-out-of-tree-modules",
+                    Severity::Info,
+                    format!("Out-of-tree modules are installed for {version}"),
+                    "Third-party modules (extra/, updates/, DKMS) taint the kernel and are a common cause of panics after a kernel update.",
+                    kernel.out_of_tree_modules.iter().take(8).map(|m| evidence(m, 0, m.clone())).collect(),
+                );
+                f.kernel_version = Some(version.clone());
+                findings.push(f);
+            }
+        }
+    }
+    if let (Some(arg), Some(fstab)) = (&snapshot.root_arg, &snapshot.fstab_root) {
+        if !arg.eq_ignore_ascii_case(fstab) {
+            let mut f = finding(
+                "offline-root-mismatch",
+                Severity::Error,
+                "root= and fstab name different root filesystems".into(),
+                "The kernel mounts root= while systemd remounts / from fstab; when they differ one of them usually does not exist.",
+                vec![evidence("kernel command line", 0, format!("root={arg}")), evidence("/etc/fstab", 0, format!("{fstab} /"))],
+            );
+            f.suggestions.push(suggest(
+                "fix-root-fs",
+                &[],
+                "point both at the filesystem on the disk",
+            ));
+            findings.push(f);
+        }
+    }
+    if let Some(layout) = layout {
+        let missing: Vec<_> = layout.unresolved.iter().filter(|n| !n.nofail).collect();
+        if !missing.is_empty() {
+            let mut f = finding(
+                "offline-fstab-source-missing",
+                Severity::Error,
+                format!("{} fstab entr{} name a source that is not on the disk", missing.len(), if missing.len() == 1 { "y" } else { "ies" }),
+                "systemd waits for these and drops to emergency mode (`Dependency failed for …`) unless they are marked nofail.",
+                missing.iter().map(|n| evidence("/etc/fstab", n.line as u64, format!("{} {} {}", n.spec, n.mount_point, n.fstype))).collect(),
+            );
+            f.suggestions.push(suggest(
+                "fix-root-fs",
+                &[],
+                "add nofail to them (and fix root references)",
+            ));
+            findings.push(f);
+        }
+    }
+    let init = [
+        "/sbin/init",
+        "/usr/lib/systemd/systemd",
+        "/lib/systemd/systemd",
+    ];
+    if !init.iter().any(|p| root.is_file(p)) {
+        findings.push(finding(
+            "offline-init-missing",
+            Severity::Critical,
+            "No init program (/sbin/init, systemd) on the root filesystem".into(),
+            "The kernel panics with `No working init found` / `Attempted to kill init!`: the root filesystem is damaged or is not the real root.",
+            vec![evidence("/sbin/init", 0, "missing")],
+        ));
+    }
+    findings.extend(blacklisted_drivers(root)?);
+    findings.extend(sysctl_findings(root)?);
+    Ok(findings)
+}
+
+fn blacklisted_drivers(root: &RootDir) -> Result<Vec<Finding>> {
+    let mut evidence_lines = Vec::new();
+    for dir in ["/etc/modprobe.d", "/usr/lib/modprobe.d", "/lib/modprobe.d"] {
+        for entry in root.list_dir(dir)? {
+            if entry.kind != EntryKind::File || !entry.name.to_string_lossy().ends_with(".conf") {
+                continue;
+            }
+            let path = Path::new(dir).join(&entry.name);
+            let text = root.read_string_optional(&path)?.unwrap_or_default();
+            for (index, line) in text.lines().enumerate() {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                let module = match words.as_slice() {
+                    ["blacklist", m, ..] => Some(m.replace('-', "_")),
+                    ["install", m, cmd, ..]
+                        if cmd.ends_with("/false") || cmd.ends_with("/true") =>
+                    {
+                        Some(m.replace('-', "_"))
+                    }
+                    _ => None,
+                };
+                if module.is_some_and(|m| ESSENTIAL_DRIVERS.contains(&m.as_str())) {
+                    evidence_lines.push(evidence(
+                        &path.display().to_string(),
+                        index as u64 + 1,
+                        line.trim(),
+                    ));
+                }
+            }
+        }
+    }
+    if evidence_lines.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![finding(
+        "offline-storage-driver-blacklisted",
+        Severity::Critical,
+        "An essential storage/bus driver is blacklisted in modprobe.d".into(),
+        "Hyper-V, virtio or NVMe drivers are how the VM sees its disk; blacklisted, the initramfs cannot find root. Remove these lines \
+         (vmrescue chroot --rw, then rebuild-initramfs).",
+        evidence_lines,
+    )])
+}
+
+fn sysctl_findings(root: &RootDir) -> Result<Vec<Finding>> {
+    let mut settings: BTreeMap<String, (String, EvidenceLine)> = BTreeMap::new();
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    for dir in [
+        "/usr/lib/sysctl.d",
+        "/lib/sysctl.d",
+        "/run/sysctl.d",
+        "/etc/sysctl.d",
+    ] {
+        for entry in root.list_dir(dir)? {
+            let name = entry.name.to_string_lossy().into_owned();
+            if name.ends_with(".conf") {
+                files.insert(name.clone(), format!("{dir}/{name}"));
+            }
+        }
+    }
+    let mut ordered: Vec<String> = files.into_values().collect();
+    ordered.push("/etc/sysctl.conf".into());
+    for path in ordered {
+        let text = root.read_string_optional(&path)?.unwrap_or_default();
+        for (index, line) in text.lines().enumerate() {
+            let body = line.trim().trim_start_matches('-');
+            if body.starts_with('#') || body.starts_with(';') {
+                continue;
+            }
+            if let Some((k, v)) = body.split_once('=') {
+                let key = k.trim().replace('/', ".");
+                settings.insert(
+                    key,
+                    (
+                        v.trim().to_string(),
+                        evidence(&path, index as u64 + 1, line.trim()),
+                    ),
+                );
+            }
+        }
+    }
+    let mut findings = Vec::new();
+    if let Some((value, line)) = settings.get("vm.panic_on_oom") {
+        if value != "0" {
+            findings.push(finding(
+                "offline-panic-on-oom",
+                Severity::Warning,
+                format!("vm.panic_on_oom = {value}: running out of memory panics the kernel"),
+                "With panic_on_oom set, the OOM killer is not used: any memory exhaustion becomes a kernel panic.",
+                vec![line.clone()],
+            ));
+        }
+    }
+    match settings.get("kernel.panic") {
+        Some((value, line)) if value == "0" => findings.push(finding(
+            "offline-no-reboot-after-panic",
+            Severity::Info,
+            "kernel.panic = 0: a panicked VM hangs instead of rebooting".into(),
+            "Set kernel.panic to a number of seconds so the VM reboots on its own after a panic.",
+            vec![line.clone()],
+        )),
+        _ => {}
+    }
+    Ok(findings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        for d in [
+            "etc/modprobe.d",
+            "etc/sysctl.d",
+            "sbin",
+            "boot/grub",
+            "lib/modules/6.1.0-9-amd64",
+        ] {
+            std::fs::create_dir_all(p.join(d)).unwrap();
+        }
+        std::fs::write(p.join("etc/os-release"), "ID=debian\nVERSION_ID=\"12\"\n").unwrap();
+        std::fs::write(p.join("etc/fstab"), "UUID=abcd / ext4 defaults 0 1\n").unwrap();
+        std::fs::write(p.join("sbin/init"), "").unwrap();
+        std::fs::write(
+            p.join("boot/grub/grub.cfg"),
+            "set default=\"0\"\nmenuentry 'Debian' {\n\tlinux /boot/vmlinuz-6.1.0-9-amd64 root=UUID=abcd ro\n\tinitrd /boot/initrd.img-6.1.0-9-amd64\n}\n",
+        )
+        .unwrap();
+        std::fs::write(p.join("boot/vmlinuz-6.1.0-9-amd64"), "k").unwrap();
+        std::fs::write(p.join("lib/modules/6.1.0-9-amd64/modules.dep"), "").unwrap();
+        dir
+    }
+
+    fn ids(dir: &Path) -> Vec<String> {
+        let root = RootDir::open(dir).unwrap();
+        let snap = crate::inspect::snapshot::snapshot(&root).unwrap();
+        offline_findings(&root, &snap, None)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.id)
+            .collect()
+    }
+
+    #[test]
+    fn missing_initramfs_suggests_rebuilding_it_for_the_default_kernel() {
+        let dir = tree();
+        let root = RootDir::open(dir.path()).unwrap();
+        let snap = crate::inspect::snapshot::snapshot(&root).unwrap();
+        let findings = offline_findings(&root, &snap, None).unwrap();
+        let f = findings
+            .iter()
+            .find(|f| f.id == "offline-initramfs-missing")
+            .unwrap();
+        assert_eq!(f.suggestions[0].recipe, "rebuild-initramfs");
+        assert_eq!(f.suggestions[0].params["kernel"], "6.1.0-9-amd64");
+        std::fs::write(
+            dir.path().join("boot/initrd.img-6.1.0-9-amd64"),
+            "initramfs",
+        )
+        .unwrap();
+        assert!(!ids(dir.path()).contains(&"offline-initramfs-missing".to_string()));
+    }
+
+    #[test]
+    fn planted_problems_are_each_found() {
+        let dir = tree();
+        let p = dir.path();
+        std::fs::write(p.join("boot/initrd.img-6.1.0-9-amd64"), "initramfs").unwrap();
+        assert!(ids(p).is_empty(), "{:?}", ids(p));
+        std::fs::write(
+            p.join("etc/modprobe.d/bad.conf"),
+            "# comment\nblacklist hv_storvsc\n",
+        )
+        .unwrap();
+        std::fs::write(
+            p.join("etc/sysctl.d/90-oom.conf"),
+            "vm.panic_on_oom = 1\nkernel.panic = 0\n",
+        )
+        .unwrap();
+        std::fs::remove_file(p.join("sbin/init")).unwrap();
+        std::fs::write(p.join("etc/fstab"), "UUID=other / ext4 defaults 0 1\n").unwrap();
+        let found = ids(p);
+        for id in [
+            "offline-storage-driver-blacklisted",
+            "offline-panic-on-oom",
+            "offline-no-reboot-after-panic",
+            "offline-init-missing",
+            "offline-root-mismatch",
+        ] {
+            assert!(found.contains(&id.to_string()), "{id} not in {found:?}");
+        }
+    }
+}
