@@ -271,23 +271,37 @@ fn sysctl_findings(root: &RootDir) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
     if let Some((value, line)) = settings.get("vm.panic_on_oom") {
         if value != "0" {
-            findings.push(finding(
+            let mut f = finding(
                 "offline-panic-on-oom",
                 Severity::Warning,
                 format!("vm.panic_on_oom = {value}: running out of memory panics the kernel"),
                 "With panic_on_oom set, the OOM killer is not used: any memory exhaustion becomes a kernel panic.",
                 vec![line.clone()],
+            );
+            f.suggestions.push(suggest(
+                "panic-on-oom",
+                &[],
+                "let the OOM killer handle memory exhaustion",
             ));
+            findings.push(f);
         }
     }
     match settings.get("kernel.panic") {
-        Some((value, line)) if value == "0" => findings.push(finding(
-            "offline-no-reboot-after-panic",
-            Severity::Info,
-            "kernel.panic = 0: a panicked VM hangs instead of rebooting".into(),
-            "Set kernel.panic to a number of seconds so the VM reboots on its own after a panic.",
-            vec![line.clone()],
-        )),
+        Some((value, line)) if value == "0" => {
+            let mut f = finding(
+                "offline-no-reboot-after-panic",
+                Severity::Info,
+                "kernel.panic = 0: a panicked VM hangs instead of rebooting".into(),
+                "Set kernel.panic to a number of seconds so the VM reboots on its own after a panic.",
+                vec![line.clone()],
+            );
+            f.suggestions.push(suggest(
+                "panic-autoreboot",
+                &[],
+                "reboot automatically after a panic",
+            ));
+            findings.push(f);
+        }
         _ => {}
     }
     Ok(findings)

@@ -35,6 +35,14 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../recipes/cgroup-nokmem.toml"),
     ),
     (
+        "panic-on-oom.toml",
+        include_str!("../../recipes/panic-on-oom.toml"),
+    ),
+    (
+        "panic-autoreboot.toml",
+        include_str!("../../recipes/panic-autoreboot.toml"),
+    ),
+    (
         "remove-faulty-modules.toml",
         include_str!("../../recipes/remove-faulty-modules.toml"),
     ),
