@@ -41,7 +41,18 @@ pub fn main() -> u8 {
     } else {
         cli.global.output
     };
-    match run(cli) {
+    let started = std::time::Instant::now();
+    let result = run(cli);
+    let (tool, runs) = crate::cmd::tool_time();
+    tracing::info!(
+        wall_ms = started.elapsed().as_millis() as u64,
+        tool_ms = tool.as_millis() as u64,
+        tool_runs = runs,
+        "timing: {} ms in all, {} ms in {runs} external program(s)",
+        started.elapsed().as_millis(),
+        tool.as_millis()
+    );
+    match result {
         Ok(code) => code.code(),
         Err(err) => {
             let code = exit_code_for(&err);

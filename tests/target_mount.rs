@@ -44,7 +44,10 @@ fn gpt_separate_boot_xfs_root_mounts_reports_missing_fstab_source_and_cleans_up(
         "{root_line}"
     );
 
-    let out = vmrescue().arg("umount").output().unwrap();
+    let out = vmrescue()
+        .args(["umount", layout["key"].as_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(host_snapshot(), before);
 }
@@ -125,7 +128,10 @@ fn btrfs_root_with_subvolumes_mounts_the_fstab_subvolumes() {
         "{layout}"
     );
     assert_eq!(layout["mounts"][1]["mount_point"], "/home");
-    let out = vmrescue().arg("umount").output().unwrap();
+    let out = vmrescue()
+        .args(["umount", layout["key"].as_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(host_snapshot(), before);
 }
@@ -210,7 +216,8 @@ fn sigkill_at_each_mount_step_then_umount_restores_the_host_exactly() {
             "{failpoint}: {}",
             text(&out)
         );
-        let out = vmrescue().arg("umount").output().unwrap();
+        // Only this test's target: a leftover of another run must not be touched.
+        let out = vmrescue().args(["umount", &image.key()]).output().unwrap();
         assert!(out.status.success(), "{failpoint}: {}", text(&out));
         assert_eq!(host_snapshot(), before, "after a kill at {failpoint}");
     }

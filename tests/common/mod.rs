@@ -102,6 +102,12 @@ impl TestImage {
         image
     }
 
+    /// The key `vmrescue mount --image` gives this image (`img-` and the file stem).
+    pub fn key(&self) -> String {
+        let stem = self.path.file_stem().unwrap().to_string_lossy();
+        format!("img-{stem}")
+    }
+
     /// Attaches the image, runs `f` with the loop device path, detaches.
     pub fn with_loop<T>(&self, f: impl FnOnce(&str) -> T) -> T {
         let dev = sh(&format!("losetup -f --show -P {}", self.path.display()))
