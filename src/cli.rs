@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Rescue a Linux VM that panics at boot: find and mount its OS disk from a rescue VM, \
              diagnose why it does not boot, and apply reversible repairs.",
     propagate_version = true,
-    arg_required_else_help = true
+    after_help = "Without a command on a terminal, vmrescue starts the interactive wizard (`vmrescue wizard`)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -58,6 +58,8 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The interactive wizard: find, mount, diagnose, choose and apply repairs (the default on a terminal).
+    Wizard(WizardArgs),
     /// List block devices and tell the rescue host's disks from candidate OS disks.
     Scan(ScanArgs),
     /// Find, assemble and mount the target OS read-only under one directory, and leave it mounted.
@@ -99,7 +101,7 @@ pub enum Command {
 
 /// Which target to work on. Without any: the target `vmrescue mount` left
 /// mounted, else the single candidate disk.
-#[derive(Debug, Clone, Args, Default)]
+#[derive(Debug, Clone, Args)]
 pub struct TargetArgs {
     /// The broken OS disk (or one of its partitions), e.g. /dev/sdc.
     #[arg(long, value_name = "DEV", conflicts_with_all = ["image", "root"])]
@@ -113,6 +115,17 @@ pub struct TargetArgs {
     /// Where targets are mounted.
     #[arg(long, value_name = "DIR", default_value = "/mnt/vmrescue")]
     pub mount_base: PathBuf,
+}
+
+impl Default for TargetArgs {
+    fn default() -> Self {
+        TargetArgs {
+            disk: None,
+            image: None,
+            root: None,
+            mount_base: PathBuf::from(crate::target::DEFAULT_MOUNT_BASE),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +150,15 @@ pub struct FsckArgs {
     /// Confirm without asking (unattended).
     #[arg(long, short = 'y')]
     pub yes: bool,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct WizardArgs {
+    /// Extra recipes (TOML) that add to or override the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub recipes_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 #[derive(Debug, Args)]

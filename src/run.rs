@@ -113,11 +113,21 @@ fn start_session(global: &GlobalArgs, with_log_file: bool) -> Result<Session> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let Some(command) = cli.command else {
-        Cli::command().print_help().context("printing help")?;
-        return Ok(ExitCode::Usage);
+    let command = match cli.command {
+        Some(command) => command,
+        None if crate::ui::wizard::interactive_terminal() => {
+            Command::Wizard(crate::cli::WizardArgs::default())
+        }
+        None => {
+            Cli::command().print_help().context("printing help")?;
+            return Ok(ExitCode::Usage);
+        }
     };
     match command {
+        Command::Wizard(args) => {
+            let session = start_session(&cli.global, true)?;
+            wizard(&session, &args)
+        }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "vmrescue", &mut std::io::stdout());
@@ -192,6 +202,20 @@ pub fn open_target(args: &TargetArgs) -> Result<Target> {
         }
     }
     target::open(&spec, &args.mount_base)
+}
+
+fn wizard(session: &Session, args: &crate::cli::WizardArgs) -> Result<ExitCode> {
+    crate::ui::wizard::require_terminal()?;
+    let mut prompter = crate::ui::prompt::for_terminal(session.style.color);
+    let mut wizard = crate::ui::wizard::Wizard {
+        prompter: prompter.as_mut(),
+        style: session.style,
+        run_id: session.run_id.clone(),
+        log_path: session.log_path.clone(),
+        mount_base: args.target.mount_base.clone(),
+        recipes_dir: args.recipes_dir.clone(),
+    };
+    wizard.run(target_spec(&args.target))
 }
 
 fn mount(session: &Session, args: &TargetArgs) -> Result<ExitCode> {
@@ -349,26 +373,6 @@ fn parse_params(raw: &[String]) -> Result<std::collections::BTreeMap<String, Str
         .collect()
 }
 
-/// Diagnosis from the given console logs plus the target's own logs.
-fn diagnose_for_repair(logs: &[PathBuf], target: &Target) -> Result<crate::diagnose::Diagnosis> {
-    let mut classifier = crate::diagnose::Classifier::new()?;
-    let root = target.rootdir()?;
-    crate::diagnose::target_logs::add_target_logs(&mut classifier, &root)?;
-    for log in logs {
-        let file =
-            std::fs::File::open(log).with_context(|| format!("opening log {}", log.display()))?;
-        classifier.add_reader(std::io::BufReader::new(file), &log.display().to_string())?;
-    }
-    let mut diagnosis = classifier.finish()?;
-    let snapshot = crate::inspect::snapshot::snapshot(&root)?;
-    diagnosis.extend(crate::diagnose::offline::offline_findings(
-        &root,
-        &snapshot,
-        Some(target.layout()),
-    )?);
-    Ok(diagnosis)
-}
-
 fn plan(session: &Session, args: &PlanArgs) -> Result<ExitCode> {
     let request = crate::recipe::repair::RepairRequest {
         recipe: args.recipe.clone(),
@@ -377,7 +381,7 @@ fn plan(session: &Session, args: &PlanArgs) -> Result<ExitCode> {
     };
     let catalog = crate::recipe::Catalog::load(args.recipes_dir.as_deref())?;
     let target = open_target(&args.target)?;
-    let diagnosis = diagnose_for_repair(&args.logs, &target)?;
+    let diagnosis = crate::diagnose::diagnose_target(&args.logs, &target)?;
     let report = crate::recipe::repair::run(
         &target,
         &catalog,
@@ -405,7 +409,7 @@ fn repair(session: &Session, args: &RepairArgs) -> Result<ExitCode> {
     };
     let catalog = crate::recipe::Catalog::load(args.plan.recipes_dir.as_deref())?;
     let target = open_target(&args.plan.target)?;
-    let diagnosis = diagnose_for_repair(&args.plan.logs, &target)?;
+    let diagnosis = crate::diagnose::diagnose_target(&args.plan.logs, &target)?;
     let yes = args.yes;
     let human = session.output == OutputFormat::Text;
     let mut confirm = |plan: &crate::recipe::plan::Plan| -> Result<bool> {

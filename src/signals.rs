@@ -1,4 +1,4 @@
-//! SIGINT/SIGTERM: undo this process's mounts, loop devices and VG changes
+//! SIGINT/SIGTERM/SIGHUP (a closed SSH session or serial console): undo this process's mounts, loop devices and VG changes
 //! before exiting with 130 (invariant 7).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +29,7 @@ impl Drop for InteractiveGuard {
     }
 }
 
-/// Blocks SIGINT and SIGTERM in this (main) thread and every thread spawned
+/// Blocks SIGINT, SIGTERM and SIGHUP in this (main) thread and every thread spawned
 /// after it, and handles them on a dedicated thread: clean up what this
 /// process mounted, then call `exit` (which must not return). Child
 /// processes get the default signal mask back from `std::process::Command`.
@@ -37,6 +37,7 @@ pub fn install(exit: fn(i32) -> !) -> anyhow::Result<()> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
+    set.add(Signal::SIGHUP);
     set.thread_block()?;
     std::thread::Builder::new()
         .name("signals".into())

@@ -26,7 +26,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 
 pub use known_bugs::{load_known_bugs, KnownBug};
@@ -212,4 +212,28 @@ pub fn classify_reader<R: BufRead>(reader: R, source: &str) -> Result<Diagnosis>
 /// Classifies a log held in memory.
 pub fn classify_str(log: &str, source: &str) -> Result<Diagnosis> {
     classify_reader(log.as_bytes(), source)
+}
+
+/// The diagnosis a repair starts from: the given console logs, the target's
+/// own logs, and the offline checks of the mounted OS.
+pub fn diagnose_target(
+    logs: &[std::path::PathBuf],
+    target: &crate::target::Target,
+) -> Result<Diagnosis> {
+    let mut classifier = Classifier::new()?;
+    let root = target.rootdir()?;
+    target_logs::add_target_logs(&mut classifier, &root)?;
+    for log in logs {
+        let file =
+            std::fs::File::open(log).with_context(|| format!("opening log {}", log.display()))?;
+        classifier.add_reader(std::io::BufReader::new(file), &log.display().to_string())?;
+    }
+    let mut diagnosis = classifier.finish()?;
+    let snapshot = crate::inspect::snapshot::snapshot(&root)?;
+    diagnosis.extend(offline::offline_findings(
+        &root,
+        &snapshot,
+        Some(target.layout()),
+    )?);
+    Ok(diagnosis)
 }

@@ -13,7 +13,7 @@ use super::actions::{self, ActionContext, Planned};
 use super::cmdline_edit::{self as edit, has_arg};
 use super::facts::Facts;
 use super::plan::{Plan, PlannedChange, Workspace};
-use super::spec::{substitute, ParamDefault, StepSpec, VerifySpec};
+use super::spec::{substitute, ParamDefault, ParamSpec, StepSpec, VerifySpec};
 use super::Recipe;
 use crate::cmd::Cmd;
 use crate::error::Failure;
@@ -77,37 +77,56 @@ pub fn resolve_params(
     for (name, param) in &spec.params {
         let value = match given.get(name) {
             Some(value) => value.clone(),
-            None => match param.default {
-                ParamDefault::Value => param.value.clone().unwrap_or_default(),
-                ParamDefault::Required => {
-                    return Err(Failure::Refused(format!("recipe {} needs --param {name}=… ({})", spec.id, param.description)).into())
-                }
-                ParamDefault::DefaultKernel => default_kernel(root, facts)?
-                    .ok_or_else(|| Failure::Refused("cannot tell which kernel boots by default".into()))?,
-                ParamDefault::PreviousKernel => {
-                    let current = match &hints.avoid_kernel {
-                        Some(kernel) => kernel.clone(),
-                        None => default_kernel(root, facts)?
-                            .ok_or_else(|| Failure::Refused("cannot tell which kernel boots by default".into()))?,
-                    };
-                    previous_kernel(facts, &current).ok_or_else(|| {
-                        let installed: Vec<&str> = facts.kernels.iter().map(|k| k.version.as_str()).collect();
-                        Failure::Refused(format!(
-                            "no complete kernel older than {current} is installed (installed: {}): choose one with --param {name}=VERSION",
-                            installed.join(", ")
-                        ))
-                    })?
-                }
-                ParamDefault::DiagnosedModule => hints.diagnosed_module.clone().ok_or_else(|| {
-                    Failure::Refused(format!(
-                        "no faulty module was diagnosed: give it with --param {name}=MODULE (or run with --log SERIAL-LOG)"
-                    ))
-                })?,
-            },
+            None => param_default(recipe, name, param, root, facts, hints)?,
         };
         params.insert(name.clone(), value);
     }
     Ok(params)
+}
+
+/// One parameter's default by its recipe's rule; a refusal says why there is none.
+pub fn param_default(
+    recipe: &Recipe,
+    name: &str,
+    param: &ParamSpec,
+    root: &RootDir,
+    facts: &Facts,
+    hints: &ParamHints,
+) -> Result<String> {
+    let id = &recipe.spec.id;
+    Ok(match param.default {
+        ParamDefault::Value => param.value.clone().unwrap_or_default(),
+        ParamDefault::Required => {
+            return Err(Failure::Refused(format!(
+                "recipe {id} needs --param {name}=… ({})",
+                param.description
+            ))
+            .into())
+        }
+        ParamDefault::DefaultKernel => default_kernel(root, facts)?
+            .ok_or_else(|| Failure::Refused("cannot tell which kernel boots by default".into()))?,
+        ParamDefault::PreviousKernel => {
+            let current = match &hints.avoid_kernel {
+                Some(kernel) => kernel.clone(),
+                None => default_kernel(root, facts)?.ok_or_else(|| {
+                    Failure::Refused("cannot tell which kernel boots by default".into())
+                })?,
+            };
+            previous_kernel(facts, &current).ok_or_else(|| {
+                let installed: Vec<&str> =
+                    facts.kernels.iter().map(|k| k.version.as_str()).collect();
+                Failure::Refused(format!(
+                    "no complete kernel older than {current} is installed (installed: {}): choose one with --param {name}=VERSION",
+                    installed.join(", ")
+                ))
+            })?
+        }
+        ParamDefault::DiagnosedModule => hints.diagnosed_module.clone().ok_or_else(|| {
+            Failure::Refused(format!(
+                "no faulty module was diagnosed: give it with --param {name}=MODULE (or run with --log SERIAL-LOG)"
+            ))
+        })?,
+    })
 }
 
 fn kernel_versions(which: &str, root: &RootDir, facts: &Facts) -> Result<Vec<String>> {
@@ -208,10 +227,20 @@ pub struct Applied {
 
 /// Applies a plan through the journal; the target is remounted read-write first.
 pub fn apply(plan: &Plan, target: &Target, run_id: &str) -> Result<Applied> {
+    apply_with_progress(plan, target, run_id, &mut |_, _| {})
+}
+
+/// [`apply`], calling `progress` with each change's index before it is made.
+pub fn apply_with_progress(
+    plan: &Plan,
+    target: &Target,
+    run_id: &str,
+    progress: &mut dyn FnMut(usize, &PlannedChange),
+) -> Result<Applied> {
     target.make_writable()?;
     let mut journal = Journal::begin(target.root(), run_id, &plan.recipe)?;
     let mut commands = Vec::new();
-    let result = apply_changes(plan, target, &mut journal, &mut commands);
+    let result = apply_changes(plan, target, &mut journal, &mut commands, progress);
     let changed = journal.changed();
     match result {
         Ok(()) => {
@@ -237,9 +266,11 @@ fn apply_changes(
     target: &Target,
     journal: &mut Journal,
     commands: &mut Vec<String>,
+    progress: &mut dyn FnMut(usize, &PlannedChange),
 ) -> Result<()> {
     let root = target.rootdir()?;
-    for change in &plan.changes {
+    for (index, change) in plan.changes.iter().enumerate() {
+        progress(index, change);
         match change {
             PlannedChange::Write { path, after, .. } => {
                 journal.write_file(path, after.as_bytes(), 0o644)?;

@@ -135,6 +135,18 @@ impl PlannedChange {
         }
     }
 
+    /// One line for a progress display.
+    pub fn headline(&self) -> String {
+        match self {
+            PlannedChange::Write { path, before, .. } => {
+                let verb = if before.is_some() { "edit" } else { "create" };
+                format!("{verb} {}", path.display())
+            }
+            PlannedChange::Quarantine { path, .. } => format!("quarantine {}", path.display()),
+            PlannedChange::Command { argv, .. } => format!("run {}", argv.join(" ")),
+        }
+    }
+
     pub fn touched_paths(&self) -> Vec<PathBuf> {
         match self {
             PlannedChange::Write { path, .. } | PlannedChange::Quarantine { path, .. } => {

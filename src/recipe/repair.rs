@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::engine::{self, Applied, CheckResult, ParamHints};
 use super::facts::Facts;
-use super::plan::Plan;
+use super::plan::{Plan, PlannedChange};
 use super::{Catalog, Recipe};
 use crate::diagnose::{Diagnosis, Finding};
 use crate::error::{ExitCode, Failure};
@@ -122,6 +122,20 @@ pub fn auto_recipes<'a>(
     chosen
 }
 
+/// Where a repair run is, for a front end's progress display.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// About to make change `step` (0-based) of `total`.
+    Applying {
+        recipe: &'a str,
+        step: usize,
+        total: usize,
+        change: &'a PlannedChange,
+    },
+    /// Inspecting the target again to check the recipe's promises.
+    Verifying { recipe: &'a str },
+}
+
 /// Plans, confirms (through `confirm`), applies and verifies each recipe.
 pub fn run(
     target: &Target,
@@ -130,6 +144,27 @@ pub fn run(
     diagnosis: Option<&Diagnosis>,
     run_id: &str,
     confirm: &mut dyn FnMut(&Plan) -> Result<bool>,
+) -> Result<RepairReport> {
+    run_with_progress(
+        target,
+        catalog,
+        request,
+        diagnosis,
+        run_id,
+        confirm,
+        &mut |_| {},
+    )
+}
+
+/// [`run`], reporting each step to `progress`.
+pub fn run_with_progress(
+    target: &Target,
+    catalog: &Catalog,
+    request: &RepairRequest,
+    diagnosis: Option<&Diagnosis>,
+    run_id: &str,
+    confirm: &mut dyn FnMut(&Plan) -> Result<bool>,
+    progress: &mut dyn FnMut(Progress),
 ) -> Result<RepairReport> {
     let root = target.rootdir()?;
     let facts = Facts::gather(&root)?;
@@ -170,10 +205,27 @@ pub fn run(
             } else {
                 run_id.to_string()
             };
-            outcome.applied = Some(engine::apply(&plan, target, &recipe_run_id)?);
+            let total = plan.changes.len();
+            let recipe_id = recipe.spec.id.as_str();
+            outcome.applied = Some(engine::apply_with_progress(
+                &plan,
+                target,
+                &recipe_run_id,
+                &mut |step, change| {
+                    progress(Progress::Applying {
+                        recipe: recipe_id,
+                        step,
+                        total,
+                        change,
+                    })
+                },
+            )?);
             outcome.status = RecipeStatus::Applied;
         }
         if !request.dry_run {
+            progress(Progress::Verifying {
+                recipe: &recipe.spec.id,
+            });
             outcome.verify = engine::verify(recipe, &params, &root, Some(target.layout()))?;
             if outcome.verify.iter().any(|c| !c.ok) {
                 outcome.status = RecipeStatus::VerifyFailed;

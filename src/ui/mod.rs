@@ -1,7 +1,9 @@
 //! Presentation: output style, logging set-up, report rendering. No business logic.
 
 pub mod logging;
+pub mod prompt;
 pub mod runcommand;
+pub mod wizard;
 
 use std::io::IsTerminal;
 
