@@ -60,6 +60,36 @@ impl LoaderConf {
             .map(|l| l.value.as_str())
     }
 
+    /// Sets `key` on its last line (keeping that line's indentation), or
+    /// appends it; every other line stays byte-identical.
+    pub fn set(&mut self, key: &str, value: &str) {
+        let position = self
+            .lines
+            .iter()
+            .rposition(|l| l.key.as_deref() == Some(key));
+        match position {
+            Some(index) => {
+                let line = &mut self.lines[index];
+                let indent: String = line.raw.chars().take_while(|c| c.is_whitespace()).collect();
+                let newline = if line.raw.ends_with('\n') { "\n" } else { "" };
+                line.raw = format!("{indent}{key} {value}{newline}");
+                line.value = value.to_string();
+            }
+            None => {
+                if let Some(last) = self.lines.last_mut() {
+                    if !last.raw.ends_with('\n') {
+                        last.raw.push('\n');
+                    }
+                }
+                self.lines.push(Line {
+                    raw: format!("{key} {value}\n"),
+                    key: Some(key.to_string()),
+                    value: value.to_string(),
+                });
+            }
+        }
+    }
+
     pub fn default_pattern(&self) -> Option<&str> {
         self.get("default")
     }
@@ -189,6 +219,21 @@ fn match_class(p: &[char], start: usize, c: char) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_replaces_the_last_default_line_only_or_appends() {
+        let mut conf =
+            LoaderConf::parse("# comment\ndefault old.conf\n  default newer.conf\ntimeout 3");
+        conf.set("default", "debian-6.1.conf");
+        assert_eq!(
+            conf.render(),
+            "# comment\ndefault old.conf\n  default debian-6.1.conf\ntimeout 3"
+        );
+        assert_eq!(conf.default_pattern(), Some("debian-6.1.conf"));
+        let mut conf = LoaderConf::parse("timeout 3");
+        conf.set("default", "x.conf");
+        assert_eq!(conf.render(), "timeout 3\ndefault x.conf\n");
+    }
     use crate::inspect::bls::sort_for_systemd_boot;
     use proptest::prelude::*;
 

@@ -41,6 +41,8 @@ impl Planned {
 
 const DEFAULT_GRUB: &str = "/etc/default/grub";
 const BLS_DIR: &str = "/boot/loader/entries";
+/// systemd's kernel-install takes new kernels' command line from here.
+const KERNEL_INSTALL_CMDLINE: &str = "/etc/kernel/cmdline";
 
 fn bls_entries(ws: &Workspace) -> Result<Vec<PathBuf>> {
     Ok(ws
@@ -74,6 +76,15 @@ pub fn edit_kernel_arg(
         let new = edit::edit_shell_var(&text, "GRUB_CMDLINE_LINUX", apply);
         let why = format!("{verb} {arg} in GRUB_CMDLINE_LINUX (used when grub.cfg is regenerated)");
         planned.push(ws.write(DEFAULT_GRUB, new, &why)?);
+    }
+    if let Some(text) = ws.read(KERNEL_INSTALL_CMDLINE)? {
+        places += 1;
+        let mut new = apply(text.trim_end_matches('\n'));
+        if text.ends_with('\n') {
+            new.push('\n');
+        }
+        let why = format!("{verb} {arg} in {KERNEL_INSTALL_CMDLINE} (kernel-install writes it into new kernels' entries)");
+        planned.push(ws.write(KERNEL_INSTALL_CMDLINE, new, &why)?);
     }
     let mut uses_kernelopts = false;
     for entry in bls_entries(ws)? {
@@ -114,7 +125,7 @@ pub fn edit_kernel_arg(
     }
     if places == 0 {
         return Err(Failure::Refused(format!(
-            "no kernel command line found to {verb} {arg} in ({DEFAULT_GRUB}, BLS entries, grubenv)"
+            "no kernel command line found to {verb} {arg} in ({DEFAULT_GRUB}, {KERNEL_INSTALL_CMDLINE}, BLS entries, grubenv)"
         ))
         .into());
     }
@@ -696,6 +707,11 @@ pub fn set_default_kernel(
         ))
         .into());
     }
+    if facts.grub_cfgs.is_empty() {
+        if let Some(conf) = &facts.systemd_boot_conf {
+            return set_systemd_boot_default(ws, planned, conf, kernel, once);
+        }
+    }
     let image_name = format!("vmlinuz-{kernel}");
     let entry_path = if facts.uses_bls {
         let entries = crate::inspect::bls::read_entries(ws.root(), BLS_DIR)?;
@@ -710,21 +726,22 @@ pub fn set_default_kernel(
     } else {
         let (cfg, text) = primary_grub_cfg(ws, facts)?;
         let parsed = crate::inspect::grub_cfg::GrubCfg::parse(&text);
-        let entries = parsed.entries();
-        let (path, _) = entries
+        let entries = parsed.entries_with_ids();
+        let (index_path, id_path, _) = entries
             .iter()
-            .filter(|(_, e)| {
+            .filter(|(_, _, e)| {
                 e.linux.as_ref().and_then(|l| l.image.rsplit('/').next())
                     == Some(image_name.as_str())
             })
-            .find(|(_, e)| !e.title.contains("recovery") && !e.title.contains("rescue"))
+            .find(|(_, _, e)| !e.title.contains("recovery") && !e.title.contains("rescue"))
             .ok_or_else(|| {
                 Failure::Refused(format!(
                     "no menu entry in {} boots kernel {kernel}",
                     cfg.display()
                 ))
             })?;
-        path.clone()
+        // Ids keep naming this kernel after a later kernel update shifts the menu.
+        id_path.clone().unwrap_or_else(|| index_path.clone())
     };
     let grubenv = facts.grubenv.clone().or_else(|| {
         facts
@@ -765,6 +782,55 @@ pub fn set_default_kernel(
             "make grub.cfg boot ${saved_entry} (as GRUB_DEFAULT=saved generates it)",
         )?);
     }
+    Ok(())
+}
+
+/// systemd-boot: loader.conf `default` names the kernel's entry file.
+fn set_systemd_boot_default(
+    ws: &mut Workspace,
+    planned: &mut Planned,
+    conf_path: &Path,
+    kernel: &str,
+    once: bool,
+) -> Result<()> {
+    if once {
+        return Err(Failure::Refused(
+            "systemd-boot keeps a one-time choice in an EFI variable (LoaderEntryOneShot) of the VM's firmware, which cannot be set from its disk: make the kernel the default instead (once=false)".into(),
+        )
+        .into());
+    }
+    let entries_dir = conf_path
+        .parent()
+        .map(|p| p.join("entries"))
+        .context("loader.conf has no parent directory")?;
+    let entries = crate::inspect::bls::read_entries(ws.root(), &entries_dir.to_string_lossy())?;
+    let image_name = format!("vmlinuz-{kernel}");
+    let entry = entries
+        .iter()
+        .find(|e| {
+            e.version() == Some(kernel)
+                || e.linux().is_some_and(|l| {
+                    l.rsplit('/').next() == Some(image_name.as_str())
+                        || l.contains(&format!("/{kernel}/"))
+                })
+        })
+        .ok_or_else(|| {
+            Failure::Refused(format!(
+                "no systemd-boot entry in {} boots kernel {kernel}",
+                entries_dir.display()
+            ))
+        })?;
+    let text = ws.read(conf_path)?.unwrap_or_default();
+    let mut conf = crate::inspect::loader_conf::LoaderConf::parse(&text);
+    conf.set("default", &entry.file_name);
+    planned.push(ws.write(
+        conf_path,
+        conf.render(),
+        &format!(
+            "systemd-boot default entry {} (kernel {kernel})",
+            entry.file_name
+        ),
+    )?);
     Ok(())
 }
 

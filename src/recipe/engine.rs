@@ -36,6 +36,15 @@ pub fn default_kernel(root: &RootDir, facts: &Facts) -> Result<Option<String>> {
     super::facts::default_kernel(root, facts)
 }
 
+fn newest_complete_kernel(facts: &Facts) -> Option<&str> {
+    facts
+        .kernels
+        .iter()
+        .filter(|k| k.has_modules && k.initramfs_present)
+        .map(|k| k.version.as_str())
+        .max_by(|a, b| super::facts::compare_versions(a, b))
+}
+
 /// The newest installed kernel older than `than` with modules and an initramfs.
 fn previous_kernel(facts: &Facts, than: &str) -> Option<String> {
     let mut complete: Vec<&str> = facts
@@ -108,9 +117,20 @@ pub fn param_default(
         ParamDefault::PreviousKernel => {
             let current = match &hints.avoid_kernel {
                 Some(kernel) => kernel.clone(),
-                None => default_kernel(root, facts)?.ok_or_else(|| {
-                    Failure::Refused("cannot tell which kernel boots by default".into())
-                })?,
+                None => {
+                    let default = default_kernel(root, facts)?.ok_or_else(|| {
+                        Failure::Refused("cannot tell which kernel boots by default".into())
+                    })?;
+                    // Already booting an older kernel than the newest complete
+                    // one (a previous run did it): keep it, so a second run
+                    // changes nothing instead of going back one more kernel.
+                    if newest_complete_kernel(facts)
+                        .is_some_and(|newest| super::facts::compare_versions(&default, newest).is_lt())
+                    {
+                        return Ok(default);
+                    }
+                    default
+                }
             };
             previous_kernel(facts, &current).ok_or_else(|| {
                 let installed: Vec<&str> =

@@ -31,6 +31,8 @@ pub struct Facts {
     pub grubenv: Option<PathBuf>,
     /// BLS entries drive the menu (RHEL 8+, Fedora, AL2023).
     pub uses_bls: bool,
+    /// systemd-boot's loader.conf on the ESP (or /boot), when it is the boot loader.
+    pub systemd_boot_conf: Option<PathBuf>,
     pub kernels: Vec<KernelFacts>,
 }
 
@@ -73,6 +75,14 @@ impl Facts {
             .map(PathBuf::from)
             .find(|p| root.exists(p));
         let uses_bls = !root.list_dir("/boot/loader/entries")?.is_empty();
+        let systemd_boot_conf = [
+            "/boot/efi/loader/loader.conf",
+            "/efi/loader/loader.conf",
+            "/boot/loader/loader.conf",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| root.is_file(p));
         let mut kernels = Vec::new();
         for entry in root.list_dir("/boot")? {
             let name = entry.name.to_string_lossy();
@@ -104,6 +114,7 @@ impl Facts {
             grub_cfgs,
             grubenv,
             uses_bls,
+            systemd_boot_conf,
             kernels,
         })
     }
