@@ -73,12 +73,17 @@ fn chroot_mounts_stay_out_of_the_host_mount_table_and_exit_status_passes_through
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1200));
     let during = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mount_root = format!("/mnt/vmrescue/{}", image.key());
     assert!(
-        !during.contains("/mnt/vmrescue/img-disk/proc"),
+        during.contains(&format!("{mount_root} ")),
+        "the target is mounted while the chroot runs"
+    );
+    assert!(
+        !during.contains(&format!("{mount_root}/proc")),
         "chroot binds leaked into the host"
     );
     assert!(
-        !during.contains("/mnt/vmrescue/img-disk/dev "),
+        !during.contains(&format!("{mount_root}/dev ")),
         "chroot binds leaked into the host"
     );
     let status = child.wait().unwrap();

@@ -82,11 +82,16 @@ pub fn resolve_params(
             .into());
         }
     }
+    // A failing kernel named on the command line outranks the diagnosis's.
+    let mut hints = hints.clone();
+    if let Some(kernel) = given.get("avoid_kernel").filter(|k| !k.is_empty()) {
+        hints.avoid_kernel = Some(kernel.clone());
+    }
     let mut params = BTreeMap::new();
     for (name, param) in &spec.params {
         let value = match given.get(name) {
             Some(value) => value.clone(),
-            None => param_default(recipe, name, param, root, facts, hints)?,
+            None => param_default(recipe, name, param, root, facts, &hints)?,
         };
         params.insert(name.clone(), value);
     }

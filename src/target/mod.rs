@@ -426,20 +426,32 @@ fn host_safe_disk(scan: &disk::Scan, device: &Path) -> Result<String> {
 
 fn attach_loop(image: &Path, state: &mut StateFile) -> Result<PathBuf> {
     let control = loopdev::LoopControl::open().context("opening /dev/loop-control")?;
-    let device = control.next_free().context("finding a free loop device")?;
-    let path = device.path().context("loop device has no path")?;
+    // Another program may take the free device between the lookup and the
+    // attach (EBUSY): take the next one then.
+    let mut attempts = 0;
+    let (device, path) = loop {
+        let device = control.next_free().context("finding a free loop device")?;
+        let path = device.path().context("loop device has no path")?;
+        match device.with().part_scan(true).autoclear(true).attach(image) {
+            Ok(()) => break (device, path),
+            Err(err) if err.raw_os_error() == Some(libc::EBUSY) && attempts < 8 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!("attaching {} to {}", image.display(), path.display())
+                })
+            }
+        }
+    };
+    // Recorded only once it is ours. Autoclear detaches the device once
+    // nothing holds it (our mounts do), so a crash before this line or before
+    // anything is mounted leaves no loop device behind.
     state.push(Step::LoopAttached {
         device: path.clone(),
         image: image.to_path_buf(),
     })?;
-    device
-        .with()
-        .part_scan(true)
-        .autoclear(true)
-        .attach(image)
-        .with_context(|| format!("attaching {} to {}", image.display(), path.display()))?;
-    // Autoclear detaches the device once nothing holds it (our mounts do), so
-    // a crash before anything is mounted leaves no loop device behind.
     std::mem::forget(device);
     failpoint::hit("mount-after-loop");
     crate::disk::partitions::rescan(&path)?;
@@ -867,7 +879,18 @@ pub fn from_state(key: Option<&str>) -> Result<Option<Target>> {
 pub fn umount(key: Option<&str>) -> Result<Vec<String>> {
     let mut cleaned = Vec::new();
     for path in StateFile::list()? {
-        let file = StateFile::load(&path)?;
+        if key.is_some_and(|k| path.file_stem().is_some_and(|stem| stem != k)) {
+            continue;
+        }
+        let file = match StateFile::load(&path) {
+            Ok(file) => file,
+            // Not one of ours (another tool's file in the directory): leave it.
+            Err(err) if key.is_none() => {
+                tracing::warn!("skipping {}: {err:#}", path.display());
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
         if key.is_some_and(|k| k != file.state.key) {
             continue;
         }

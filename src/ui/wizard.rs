@@ -387,7 +387,7 @@ impl Wizard<'_> {
         }
         let root = target.rootdir()?;
         let facts = Facts::gather(&root)?;
-        let hints = repair::hints_from(Some(diagnosis));
+        let mut hints = repair::hints_from(Some(diagnosis));
         for (name, param) in &recipe.spec.params {
             let default = engine::param_default(recipe, name, param, &root, &facts, &hints);
             let picks_kernel = matches!(
@@ -421,12 +421,15 @@ impl Wizard<'_> {
                     &format!("{name}: {}", param.description),
                     suggestion.as_deref(),
                 )?;
-                if value.is_empty() {
+                if value.is_empty() && suggestion.is_none() {
                     eprintln!("no value for {name}: recipe not run");
                     return Ok(None);
                 }
                 value
             };
+            if name == "avoid_kernel" && !value.is_empty() {
+                hints.avoid_kernel = Some(value.clone());
+            }
             params.insert(name.clone(), value);
         }
         Ok(Some(params))

@@ -53,7 +53,9 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-/// What must be the same before and after a test: mounts, loop devices, state files.
+/// What must be the same before and after a test: the mounts under the
+/// mount base, the loop devices backed by test images, and the state files.
+/// Other activity on the machine (image builds, another suite) is ignored.
 pub fn host_snapshot() -> (Vec<String>, String, Vec<String>) {
     let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
@@ -63,18 +65,27 @@ pub fn host_snapshot() -> (Vec<String>, String, Vec<String>) {
             let mount_point = left.split(' ').nth(4).unwrap();
             format!("{mount_point} {right}")
         })
+        .filter(|m| m.starts_with("/mnt/vmrescue") || m.contains(TEST_IMAGE_DIR))
         .collect();
     mounts.sort();
-    let loops = sh("losetup -a | sort");
+    let loops: String = sh("losetup -a | sort")
+        .lines()
+        .filter(|l| l.contains(TEST_IMAGE_DIR))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let mut states: Vec<String> = std::fs::read_dir("/run/vmrescue")
         .map(|d| {
             d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".json"))
                 .collect()
         })
         .unwrap_or_default();
     states.sort();
     (mounts, loops, states)
 }
+
+/// Where [`TestImage`]s live (`tempfile` names its directories `.tmpXXXXXX`).
+const TEST_IMAGE_DIR: &str = "/var/tmp/.tmp";
 
 /// A disk image file in a temporary directory, with helpers to fill it.
 pub struct TestImage {
@@ -86,7 +97,15 @@ impl TestImage {
     /// `sfdisk` script, then one mkfs per partition (`None` leaves it empty).
     pub fn new(size_mb: u64, sfdisk: &str, filesystems: &[Option<&str>]) -> TestImage {
         let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-        let path = dir.path().join("disk.img");
+        // A name of its own, so concurrent test runs never share a target key.
+        let path = dir.path().join(format!(
+            "disk{}.img",
+            dir.path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches(".tmp")
+        ));
         sh(&format!(
             "truncate -s {size_mb}M {p} && printf '{sfdisk}' | sfdisk -q {p}",
             p = path.display()
@@ -224,10 +243,11 @@ pub fn rhel_bls_image() -> TestImage {
         std::fs::create_dir_all(root.join("boot/grub2")).unwrap();
         std::fs::write(root.join("boot/grub2/grub.cfg"), "set default=\"${saved_entry}\"\nload_env\nblscfg\n").unwrap();
         for version in ["5.14.0-362.8.1.el9_3.x86_64", "5.14.0-427.13.1.el9_4.x86_64"] {
-            std::fs::write(root.join(format!("boot/vmlinuz-{version}")), "kernel").unwrap();
-            std::fs::write(root.join(format!("boot/initramfs-{version}.img")), "initramfs").unwrap();
+            // Modules first: an initramfs older than modules.dep is a finding.
             std::fs::create_dir_all(root.join(format!("lib/modules/{version}/extra"))).unwrap();
             std::fs::write(root.join(format!("lib/modules/{version}/modules.dep")), "").unwrap();
+            std::fs::write(root.join(format!("boot/vmlinuz-{version}")), "kernel").unwrap();
+            std::fs::write(root.join(format!("boot/initramfs-{version}.img")), "initramfs").unwrap();
             std::fs::write(
                 entries.join(format!("0123456789abcdef-{version}.conf")),
                 format!(
