@@ -27,10 +27,37 @@ pub struct Planned {
 }
 
 impl Planned {
+    /// Adds a change; a later write of a file already written (with no
+    /// command in between) folds into the earlier one, so each file shows
+    /// one diff from its original.
     pub(crate) fn push(&mut self, change: Option<PlannedChange>) {
-        if let Some(change) = change {
-            self.changes.push(change);
+        let Some(change) = change else { return };
+        if let PlannedChange::Write {
+            path, after, why, ..
+        } = &change
+        {
+            let earlier = self
+                .changes
+                .iter()
+                .rposition(|c| c.touched_paths().contains(path))
+                .filter(|&index| {
+                    !self.changes[index + 1..]
+                        .iter()
+                        .any(|c| matches!(c, PlannedChange::Command { .. }))
+                });
+            if let Some(PlannedChange::Write {
+                after: earlier_after,
+                why: earlier_why,
+                ..
+            }) = earlier.map(|index| &mut self.changes[index])
+            {
+                *earlier_after = after.clone();
+                earlier_why.push_str("; ");
+                earlier_why.push_str(why);
+                return;
+            }
         }
+        self.changes.push(change);
     }
 
     fn writes(&self, path: &Path) -> bool {
