@@ -599,7 +599,8 @@ fn recipes(session: &Session, args: &RecipesArgs) -> Result<ExitCode> {
         }
         Some(RecipesCommand::Show { id, target }) => {
             let recipe = catalog.get(id)?;
-            let wants_target = target.disk.is_some() || target.image.is_some() || target.root.is_some();
+            let wants_target =
+                target.disk.is_some() || target.image.is_some() || target.root.is_some();
             let audit = if wants_target {
                 let target = open_target(target)?;
                 let audit = current_audit(recipe, &target);

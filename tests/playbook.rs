@@ -13,8 +13,12 @@ use std::process::Output;
 const ROCKY_KERNELS: &[&str] = &["4.18.0-553.el8_10.x86_64", "4.18.0-553.22.1.el8_10.x86_64"];
 
 fn fixture(path: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path))
-        .unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(path),
+    )
+    .unwrap()
 }
 
 fn write(root: &Path, path: &str, text: &str) {
@@ -41,7 +45,13 @@ fn copy_dir(from: &Path, to: &Path) {
 fn rocky8() -> tempfile::TempDir {
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
     let root = dir.path();
-    for d in ["var/lib", "etc/sysctl.d", "etc/systemd/system", "usr/lib/systemd/system", "sbin"] {
+    for d in [
+        "var/lib",
+        "etc/sysctl.d",
+        "etc/systemd/system",
+        "usr/lib/systemd/system",
+        "sbin",
+    ] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     write(
@@ -49,7 +59,11 @@ fn rocky8() -> tempfile::TempDir {
         "etc/os-release",
         "NAME=\"Rocky Linux\"\nVERSION=\"8.10 (Green Obsidian)\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"8.10\"\n",
     );
-    write(root, "etc/fstab", "UUID=2f64394d-a847-4c1a-bda9-e658edc017ad / xfs defaults 0 0\n");
+    write(
+        root,
+        "etc/fstab",
+        "UUID=2f64394d-a847-4c1a-bda9-e658edc017ad / xfs defaults 0 0\n",
+    );
     write(
         root,
         "etc/default/grub",
@@ -57,7 +71,11 @@ fn rocky8() -> tempfile::TempDir {
          GRUB_CMDLINE_LINUX=\"console=tty1 console=ttyS0,115200n8 earlyprintk=ttyS0 rootdelay=300\"\nGRUB_ENABLE_BLSCFG=true\n",
     );
     write(root, "sbin/init", "");
-    write(root, "boot/grub2/grub.cfg", &fixture("boot/rocky8/grub.cfg"));
+    write(
+        root,
+        "boot/grub2/grub.cfg",
+        &fixture("boot/rocky8/grub.cfg"),
+    );
     write(root, "boot/grub2/grubenv", &fixture("boot/rocky8/grubenv"));
     copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/boot/rocky8/loader"),
@@ -74,8 +92,16 @@ fn rocky8() -> tempfile::TempDir {
 /// kexec-tools as RHEL 8 installs it (dracut-based: with kdumpctl).
 fn add_kexec_tools(root: &Path) {
     write(root, "etc/kdump.conf", &fixture("kdump/rhel8-kdump.conf"));
-    write(root, "etc/sysconfig/kdump", &fixture("kdump/rhel8-sysconfig-kdump"));
-    write(root, "usr/lib/systemd/system/kdump.service", &fixture("kdump/kdump.service"));
+    write(
+        root,
+        "etc/sysconfig/kdump",
+        &fixture("kdump/rhel8-sysconfig-kdump"),
+    );
+    write(
+        root,
+        "usr/lib/systemd/system/kdump.service",
+        &fixture("kdump/kdump.service"),
+    );
     write(root, "usr/bin/kdumpctl", "#!/bin/bash\n");
 }
 
@@ -83,7 +109,11 @@ fn debian12() -> tempfile::TempDir {
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
     let root = dir.path();
     std::fs::create_dir_all(root.join("var/lib")).unwrap();
-    write(root, "etc/os-release", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n");
+    write(
+        root,
+        "etc/os-release",
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+    );
     write(root, "etc/fstab", "UUID=abcd / ext4 defaults 0 1\n");
     write(root, "sbin/init", "");
     write(root, "usr/sbin/grub-mkconfig", "");
@@ -219,7 +249,11 @@ fn apply_twice_then_undo(
 
     let out = run.vmrescue(root, &["undo", "--yes"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(changed(&before, &tree_state(root)), Vec::<String>::new(), "undo left differences");
+    assert_eq!(
+        changed(&before, &tree_state(root)),
+        Vec::<String>::new(),
+        "undo left differences"
+    );
     after
 }
 
@@ -227,9 +261,21 @@ fn apply_twice_then_undo(
 fn panic_knobs_without_params_is_an_audit_that_changes_nothing() {
     let tree = rocky8();
     let root = tree.path();
-    write(root, "etc/sysctl.d/90-hang.conf", "# site policy\nkernel.softlockup_panic = 0\n");
-    write(root, "usr/lib/sysctl.d/50-default.conf", "kernel.hung_task_timeout_secs = 120\n");
-    write(root, "etc/sysctl.d/50-default.conf", "kernel.hung_task_timeout_secs = 300\n");
+    write(
+        root,
+        "etc/sysctl.d/90-hang.conf",
+        "# site policy\nkernel.softlockup_panic = 0\n",
+    );
+    write(
+        root,
+        "usr/lib/sysctl.d/50-default.conf",
+        "kernel.hung_task_timeout_secs = 120\n",
+    );
+    write(
+        root,
+        "etc/sysctl.d/50-default.conf",
+        "kernel.hung_task_timeout_secs = 300\n",
+    );
     let run = Run::new();
     let before = tree_state(root);
     let out = run.vmrescue(root, &["plan", "panic-knobs"]);
@@ -237,18 +283,31 @@ fn panic_knobs_without_params_is_an_audit_that_changes_nothing() {
     let plan = stdout(&out);
     assert!(
         plan.contains("kernel.softlockup_panic = 0 (/etc/sysctl.d/90-hang.conf:2)")
-            && plan.contains("kernel.hung_task_timeout_secs = 300 (/etc/sysctl.d/50-default.conf:1)")
+            && plan
+                .contains("kernel.hung_task_timeout_secs = 300 (/etc/sysctl.d/50-default.conf:1)")
             && plan.contains("kernel.unknown_nmi_panic = kernel default")
             && plan.contains("panics on a soft lockup")
             && plan.contains("nothing to do: audit only"),
         "{plan}"
     );
     for knob in [
-        "softlockup_panic", "hardlockup_panic", "hung_task_panic", "hung_task_timeout_secs",
-        "panic_on_warn", "panic_on_rcu_stall", "panic_print", "nmi_watchdog", "watchdog_thresh",
-        "unknown_nmi_panic", "panic_on_unrecovered_nmi", "panic_on_io_nmi",
+        "softlockup_panic",
+        "hardlockup_panic",
+        "hung_task_panic",
+        "hung_task_timeout_secs",
+        "panic_on_warn",
+        "panic_on_rcu_stall",
+        "panic_print",
+        "nmi_watchdog",
+        "watchdog_thresh",
+        "unknown_nmi_panic",
+        "panic_on_unrecovered_nmi",
+        "panic_on_io_nmi",
     ] {
-        assert!(plan.contains(&format!("kernel.{knob} = ")), "{knob} missing: {plan}");
+        assert!(
+            plan.contains(&format!("kernel.{knob} = ")),
+            "{knob} missing: {plan}"
+        );
     }
     assert!(!plan.contains("+++"), "an audit has no diff: {plan}");
 
@@ -271,9 +330,19 @@ fn panic_knobs_without_params_is_an_audit_that_changes_nothing() {
 fn panic_knobs_sets_only_the_named_knobs_and_undo_restores() {
     let tree = rocky8();
     let root = tree.path();
-    write(root, "etc/sysctl.d/90-hang.conf", "# site policy\nkernel.softlockup_panic = 0\nkernel.panic = 10\n");
+    write(
+        root,
+        "etc/sysctl.d/90-hang.conf",
+        "# site policy\nkernel.softlockup_panic = 0\nkernel.panic = 10\n",
+    );
     let run = Run::new();
-    let args = ["panic-knobs", "--param", "softlockup_panic=1", "--param", "hung_task_timeout_secs=240"];
+    let args = [
+        "panic-knobs",
+        "--param",
+        "softlockup_panic=1",
+        "--param",
+        "hung_task_timeout_secs=240",
+    ];
     let mut plan_args = vec!["plan"];
     plan_args.extend(args);
     let out = run.vmrescue(root, &plan_args);
@@ -283,7 +352,8 @@ fn panic_knobs_sets_only_the_named_knobs_and_undo_restores() {
         plan.contains("kernel.softlockup_panic = 0 (/etc/sysctl.d/90-hang.conf:2) -> 1")
             && plan.contains("kernel.hung_task_timeout_secs = kernel default -> 240")
             && plan.contains("-kernel.softlockup_panic = 0\n+# disabled by vmrescue")
-            && plan.contains("+kernel.softlockup_panic = 1\n+kernel.hung_task_timeout_secs = 240\n")
+            && plan
+                .contains("+kernel.softlockup_panic = 1\n+kernel.hung_task_timeout_secs = 240\n")
             && !plan.contains("kernel.hardlockup_panic = kernel default ->"),
         "{plan}"
     );
@@ -291,7 +361,10 @@ fn panic_knobs_sets_only_the_named_knobs_and_undo_restores() {
         &run,
         root,
         &args,
-        &["/etc/sysctl.d/90-hang.conf", "/etc/sysctl.d/99-vmrescue.conf"],
+        &[
+            "/etc/sysctl.d/90-hang.conf",
+            "/etc/sysctl.d/99-vmrescue.conf",
+        ],
     );
     let Entry::File(drop_in, _) = &after[Path::new("etc/sysctl.d/99-vmrescue.conf")] else {
         panic!("no drop-in")
@@ -301,7 +374,10 @@ fn panic_knobs_sets_only_the_named_knobs_and_undo_restores() {
         "# Written by vmrescue; `vmrescue undo` removes it.\nkernel.softlockup_panic = 1\nkernel.hung_task_timeout_secs = 240\n"
     );
 
-    let out = run.vmrescue(root, &["plan", "panic-knobs", "--param", "panic_on_warn=yes"]);
+    let out = run.vmrescue(
+        root,
+        &["plan", "panic-knobs", "--param", "panic_on_warn=yes"],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
 
@@ -324,7 +400,10 @@ fn enable_kdump_on_rocky8_adds_crashkernel_auto_edits_kdump_conf_and_links_the_u
     ] {
         assert!(plan.contains(expected), "missing {expected:?} in\n{plan}");
     }
-    assert!(!plan.contains("chroot$"), "BLS with blscfg needs no grub2-mkconfig: {plan}");
+    assert!(
+        !plan.contains("chroot$"),
+        "BLS with blscfg needs no grub2-mkconfig: {plan}"
+    );
 
     let out = run.vmrescue(root, &["repair", "enable-kdump", "--yes"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -354,7 +433,10 @@ fn enable_kdump_on_rocky8_adds_crashkernel_auto_edits_kdump_conf_and_links_the_u
     );
     assert_eq!(conf.lines().count(), original.lines().count());
     let grubenv = std::fs::read_to_string(root.join("boot/grub2/grubenv")).unwrap();
-    assert!(grubenv.contains("crashkernel=auto") && grubenv.len() == 1024, "{grubenv}");
+    assert!(
+        grubenv.contains("crashkernel=auto") && grubenv.len() == 1024,
+        "{grubenv}"
+    );
     let out = run.vmrescue(root, &["undo", "--yes"]);
     assert!(out.status.success(), "{}", text(&out));
 
@@ -378,12 +460,28 @@ fn enable_kdump_keeps_a_crashkernel_value_already_there_and_takes_an_explicit_on
     let root = tree.path();
     add_kexec_tools(root);
     let grub = std::fs::read_to_string(root.join("etc/default/grub")).unwrap();
-    write(root, "etc/default/grub", &grub.replace("rootdelay=300", "rootdelay=300 crashkernel=512M"));
+    write(
+        root,
+        "etc/default/grub",
+        &grub.replace("rootdelay=300", "rootdelay=300 crashkernel=512M"),
+    );
     let run = Run::new();
     let out = run.vmrescue(root, &["plan", "enable-kdump"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(stdout(&out).contains("plan for enable-kdump crashkernel=512M"), "{}", text(&out));
-    let out = run.vmrescue(root, &["plan", "enable-kdump", "--param", "crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M"]);
+    assert!(
+        stdout(&out).contains("plan for enable-kdump crashkernel=512M"),
+        "{}",
+        text(&out)
+    );
+    let out = run.vmrescue(
+        root,
+        &[
+            "plan",
+            "enable-kdump",
+            "--param",
+            "crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         stdout(&out).contains("-GRUB_CMDLINE_LINUX=\"console=tty1 console=ttyS0,115200n8 earlyprintk=ttyS0 rootdelay=300 crashkernel=512M\"\n+GRUB_CMDLINE_LINUX=\"console=tty1 console=ttyS0,115200n8 earlyprintk=ttyS0 rootdelay=300 crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M\""),
@@ -401,7 +499,8 @@ fn enable_kdump_refuses_with_exit_5_naming_the_package_when_the_tools_are_missin
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("kdump is not installed") && stderr.contains("install the kexec-tools package"),
+        stderr.contains("kdump is not installed")
+            && stderr.contains("install the kexec-tools package"),
         "{stderr}"
     );
     assert_eq!(tree_state(tree.path()), before);
@@ -409,15 +508,27 @@ fn enable_kdump_refuses_with_exit_5_naming_the_package_when_the_tools_are_missin
     let debian = debian12();
     let out = run.vmrescue(debian.path(), &["plan", "enable-kdump"]);
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("kdump-tools"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("kdump-tools"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
 fn enable_kdump_on_debian_sets_use_kdump_and_links_into_basic_target() {
     let tree = debian12();
     let root = tree.path();
-    write(root, "etc/default/kdump-tools", &fixture("kdump/kdump-tools.default"));
-    write(root, "lib/systemd/system/kdump-tools.service", &fixture("kdump/kdump-tools.service"));
+    write(
+        root,
+        "etc/default/kdump-tools",
+        &fixture("kdump/kdump-tools.default"),
+    );
+    write(
+        root,
+        "lib/systemd/system/kdump-tools.service",
+        &fixture("kdump/kdump-tools.service"),
+    );
     let run = Run::new();
     let out = run.vmrescue(root, &["plan", "enable-kdump"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -460,10 +571,14 @@ fn kdump_hyperv_on_dracut_based_kexec_tools_moves_refused_directives_to_the_kdum
         &["kdump-hyperv"],
         &["/etc/kdump.conf", "/etc/sysconfig/kdump"],
     );
-    let Entry::File(conf, _) = &after[Path::new("etc/kdump.conf")] else { panic!() };
+    let Entry::File(conf, _) = &after[Path::new("etc/kdump.conf")] else {
+        panic!()
+    };
     let conf = String::from_utf8_lossy(conf);
     assert!(
-        !conf.lines().any(|l| l.starts_with("blacklist") || l.starts_with("disk_timeout") || l.starts_with("options")),
+        !conf.lines().any(|l| l.starts_with("blacklist")
+            || l.starts_with("disk_timeout")
+            || l.starts_with("options")),
         "{conf}"
     );
 }
@@ -476,7 +591,9 @@ fn kdump_hyperv_on_mkinitrd_era_kdump_writes_the_four_directives() {
     std::fs::remove_file(root.join("usr/bin/kdumpctl")).unwrap();
     let run = Run::new();
     let after = apply_twice_then_undo(&run, root, &["kdump-hyperv"], &["/etc/kdump.conf"]);
-    let Entry::File(conf, _) = &after[Path::new("etc/kdump.conf")] else { panic!() };
+    let Entry::File(conf, _) = &after[Path::new("etc/kdump.conf")] else {
+        panic!()
+    };
     let conf = String::from_utf8_lossy(conf);
     let original = fixture("kdump/rhel8-kdump.conf");
     assert_eq!(
@@ -494,7 +611,10 @@ fn kdump_hyperv_refuses_with_exit_5_without_kdump_conf() {
     let out = run.vmrescue(tree.path(), &["repair", "kdump-hyperv", "--yes"]);
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("/etc/kdump.conf") && stderr.contains("kexec-tools"), "{stderr}");
+    assert!(
+        stderr.contains("/etc/kdump.conf") && stderr.contains("kexec-tools"),
+        "{stderr}"
+    );
     assert_eq!(tree_state(tree.path()), before);
 }
 

@@ -15,7 +15,22 @@ pub const DEFAULT_KDUMP_TOOLS: &str = "/etc/default/kdump-tools";
 /// Where systemd units are enabled (wants links) and masked.
 pub const ETC_UNITS: &str = "/etc/systemd/system";
 const UNIT_DIRS: &[&str] = &["/usr/lib/systemd/system", "/lib/systemd/system"];
-const KDUMPCTL: &[&str] = &["/usr/bin/kdumpctl", "/usr/sbin/kdumpctl", "/bin/kdumpctl", "/sbin/kdumpctl"];
+/// Directives of the mkinitrd-era kdump (RHEL 6) that kdumpctl with dracut
+/// (RHEL 7 and later) refuses: with one of them active, kdump does not start.
+pub const REFUSED_BY_KDUMPCTL: &[&str] = &[
+    "net",
+    "options",
+    "link_delay",
+    "disk_timeout",
+    "debug_mem_level",
+    "blacklist",
+];
+const KDUMPCTL: &[&str] = &[
+    "/usr/bin/kdumpctl",
+    "/usr/sbin/kdumpctl",
+    "/bin/kdumpctl",
+    "/sbin/kdumpctl",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -206,7 +221,11 @@ mod tests {
         let root = RootDir::open(p).unwrap();
         let setup = detect(&root, Family::Rhel).unwrap();
         assert_eq!(setup.missing(), vec!["kdump.service", "/etc/kdump.conf"]);
-        std::fs::write(p.join("usr/lib/systemd/system/kdump.service"), "[Install]\nWantedBy=multi-user.target\n").unwrap();
+        std::fs::write(
+            p.join("usr/lib/systemd/system/kdump.service"),
+            "[Install]\nWantedBy=multi-user.target\n",
+        )
+        .unwrap();
         std::fs::write(p.join("etc/kdump.conf"), "path /var/crash\n").unwrap();
         let setup = detect(&root, Family::Rhel).unwrap();
         assert!(setup.installed() && !setup.enabled() && !setup.dracut_based);
@@ -220,7 +239,8 @@ mod tests {
         )
         .unwrap();
         assert!(detect(&root, Family::Rhel).unwrap().enabled());
-        std::os::unix::fs::symlink("/dev/null", p.join("etc/systemd/system/kdump.service")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", p.join("etc/systemd/system/kdump.service"))
+            .unwrap();
         let setup = detect(&root, Family::Rhel).unwrap();
         assert!(setup.masked && !setup.enabled());
     }

@@ -144,7 +144,12 @@ impl KdumpConf {
         let found: Vec<usize> = self.find(&key).into_iter().map(|(i, _)| i).collect();
         match found.split_first() {
             Some((first, rest)) => {
-                if self.lines[*first].directive.as_ref().map(|d| d.value.as_str()) != Some(value) {
+                if self.lines[*first]
+                    .directive
+                    .as_ref()
+                    .map(|d| d.value.as_str())
+                    != Some(value)
+                {
                     self.replace_value(*first, value);
                 }
                 for index in rest {

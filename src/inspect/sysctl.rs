@@ -115,13 +115,19 @@ mod tests {
             "; comment\n-kernel.hung_task_panic = 1\n",
         )
         .unwrap();
-        std::fs::write(p.join("etc/sysctl.conf"), "# kernel.panic = 1\nkernel.panic = 9\n")
-            .unwrap();
+        std::fs::write(
+            p.join("etc/sysctl.conf"),
+            "# kernel.panic = 1\nkernel.panic = 9\n",
+        )
+        .unwrap();
         let root = RootDir::open(p).unwrap();
         let settings = effective(&root).unwrap();
         assert_eq!(settings["kernel.panic"].value, "9");
         assert_eq!(settings["kernel.panic"].origin(), "/etc/sysctl.conf:2");
-        assert!(!settings.contains_key("kernel.sysrq"), "the /usr/lib file is hidden");
+        assert!(
+            !settings.contains_key("kernel.sysrq"),
+            "the /usr/lib file is hidden"
+        );
         assert_eq!(settings["kernel.hung_task_panic"].value, "1");
     }
 }

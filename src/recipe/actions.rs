@@ -263,10 +263,9 @@ pub fn audit_sysctl(
     let key = crate::inspect::sysctl::normalize_key(key);
     if let Some(value) = value {
         if value.is_empty() || !value.chars().all(|c| c.is_ascii_digit()) {
-            return Err(Failure::Usage(format!(
-                "{key}: `{value}` is not a non-negative integer"
-            ))
-            .into());
+            return Err(
+                Failure::Usage(format!("{key}: `{value}` is not a non-negative integer")).into(),
+            );
         }
     }
     let current = crate::inspect::sysctl::effective(ws.root())?.remove(&key);
@@ -287,7 +286,10 @@ pub fn audit_sysctl(
 /// would override it.
 pub fn set_sysctl(ws: &mut Workspace, planned: &mut Planned, key: &str, value: &str) -> Result<()> {
     if value.contains(['\n', '\r']) || key.contains(['\n', '\r', '=']) {
-        return Err(Failure::Usage(format!("`{key} = {value}` is not a one-line sysctl setting")).into());
+        return Err(Failure::Usage(format!(
+            "`{key} = {value}` is not a one-line sysctl setting"
+        ))
+        .into());
     }
     let normalized = key.replace('/', ".");
     let drop_in = PathBuf::from("/etc/sysctl.d/99-vmrescue.conf");

@@ -17,17 +17,6 @@ use crate::rootfs::RootDir;
 /// The kdump kernel's extra arguments in /etc/sysconfig/kdump (kexec-tools).
 pub const CMDLINE_APPEND: &str = "KDUMP_COMMANDLINE_APPEND";
 
-/// Directives of the mkinitrd-era kdump (RHEL 6) that kdumpctl with dracut
-/// (RHEL 7 and later) refuses: with one of them active, kdump does not start.
-const DEPRECATED: &[&str] = &[
-    "net",
-    "options",
-    "link_delay",
-    "disk_timeout",
-    "debug_mem_level",
-    "blacklist",
-];
-
 /// The family's `crashkernel=` when the operator gives none: RHEL 7/8
 /// kernels size the reservation themselves with `auto`; later kernels
 /// (and other distributions) need the memory-size table.
@@ -115,15 +104,14 @@ enum Placement {
 }
 
 fn placement(setup: &KdumpSetup, directive: &str, value: &str) -> Result<Placement> {
-    if !setup.dracut_based || !DEPRECATED.contains(&directive) {
+    if !setup.dracut_based || !detect::REFUSED_BY_KDUMPCTL.contains(&directive) {
         return Ok(Placement::Conf);
     }
     let words: Vec<&str> = value.split_whitespace().collect();
     Ok(match directive {
-        "blacklist" => Placement::KdumpCmdline(vec![format!(
-            "rd.driver.blacklist={}",
-            words.join(",")
-        )]),
+        "blacklist" => {
+            Placement::KdumpCmdline(vec![format!("rd.driver.blacklist={}", words.join(","))])
+        }
         "options" => {
             let (module, options) = words
                 .split_first()
@@ -171,7 +159,12 @@ fn add_kdump_args(text: &str, args: &[String]) -> String {
                 let mut modules: Vec<String> = current
                     .value(key)
                     .flatten()
-                    .map(|v| v.split(',').filter(|m| !m.is_empty()).map(str::to_string).collect())
+                    .map(|v| {
+                        v.split(',')
+                            .filter(|m| !m.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
                     .unwrap_or_default();
                 for module in new.split(',') {
                     if !modules.iter().any(|m| m == module) {
@@ -241,7 +234,9 @@ pub fn set_kdump_option(
             planned.push(ws.write(
                 KDUMP_CONF,
                 conf.render(),
-                &format!("comment out `{directive}`: this kdumpctl refuses it and kdump would not start"),
+                &format!(
+                    "comment out `{directive}`: this kdumpctl refuses it and kdump would not start"
+                ),
             )?);
             let sysconfig = ws.read(SYSCONFIG_KDUMP)?.unwrap_or_else(|| {
                 "# Written by vmrescue; `vmrescue undo` removes it.\n".to_string()
@@ -262,7 +257,9 @@ pub fn set_kdump_option(
             planned.push(ws.write(
                 KDUMP_CONF,
                 conf.render(),
-                &format!("comment out `{directive}`: this kdumpctl refuses it and kdump would not start"),
+                &format!(
+                    "comment out `{directive}`: this kdumpctl refuses it and kdump would not start"
+                ),
             )?);
             planned.notes.push(format!(
                 "`{directive} {value}` is not written: this kexec-tools (kdumpctl with dracut) refuses it and {why}"
@@ -299,9 +296,7 @@ pub fn enable_kdump_service(
         planned.changes.push(PlannedChange::Symlink {
             path: link.clone(),
             target: unit_path.clone(),
-            why: format!(
-                "enable {unit} (what `systemctl enable {unit}` creates)"
-            ),
+            why: format!("enable {unit} (what `systemctl enable {unit}` creates)"),
         });
     }
     if setup.flavor == Flavor::KdumpTools && setup.use_kdump != Some(true) {
@@ -336,7 +331,7 @@ pub fn check_option(
     };
     let conf = KdumpConf::parse(&text);
     let refused = setup.dracut_based
-        && DEPRECATED.contains(&directive)
+        && detect::REFUSED_BY_KDUMPCTL.contains(&directive)
         && conf.directives().any(|(_, d)| d.name == directive);
     if refused {
         return Ok((
@@ -350,10 +345,7 @@ pub fn check_option(
             let now = conf.get(&crate::inspect::kdump_conf::directive_key(directive, value));
             (
                 ok,
-                format!(
-                    "{KDUMP_CONF}: {directive} {}",
-                    now.unwrap_or("(not set)")
-                ),
+                format!("{KDUMP_CONF}: {directive} {}", now.unwrap_or("(not set)")),
             )
         }
         Placement::KdumpCmdline(args) => {

@@ -200,7 +200,10 @@ impl SysctlAudit {
             Some(new) => format!(" -> {new}"),
             None => String::new(),
         };
-        format!("  {} = {current}{change}\n      {}\n", self.key, self.explain)
+        format!(
+            "  {} = {current}{change}\n      {}\n",
+            self.key, self.explain
+        )
     }
 }
 

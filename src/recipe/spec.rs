@@ -148,11 +148,21 @@ pub enum StepSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "check", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum VerifySpec {
-    DefaultKernelIs { kernel: String },
-    KernelArgPresent { arg: String },
-    KernelArgAbsent { arg: String },
-    InitramfsComplete { kernel: String },
-    ModuleNotLoadable { module: String },
+    DefaultKernelIs {
+        kernel: String,
+    },
+    KernelArgPresent {
+        arg: String,
+    },
+    KernelArgAbsent {
+        arg: String,
+    },
+    InitramfsComplete {
+        kernel: String,
+    },
+    ModuleNotLoadable {
+        module: String,
+    },
     RootResolves {},
     SysctlIs {
         key: String,
@@ -275,7 +285,10 @@ pub fn substitute_optional(
     text: &str,
     params: &BTreeMap<String, String>,
 ) -> Result<Option<String>> {
-    if param_refs(text).iter().any(|name| !params.contains_key(*name)) {
+    if param_refs(text)
+        .iter()
+        .any(|name| !params.contains_key(*name))
+    {
         return Ok(None);
     }
     substitute(text, params).map(Some)
