@@ -315,6 +315,15 @@ fn panic_knobs_without_params_is_an_audit_that_changes_nothing() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(json(&out)["recipes"][0]["status"], "nothing-to-do");
     assert_eq!(tree_state(root), before);
+    let out = run.vmrescue(root, &["repair", "panic-knobs", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("kernel.softlockup_panic = 0 (/etc/sysctl.d/90-hang.conf:2)")
+            && stdout(&out).contains("audit only"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(tree_state(root), before);
 
     let out = run.vmrescue(root, &["recipes", "show", "panic-knobs"]);
     assert!(out.status.success(), "{}", text(&out));

@@ -82,6 +82,14 @@ pub fn print_repair_report(
                     _ => style.green(&status),
                 };
                 println!("{}: {status}", style.bold(&outcome.recipe));
+                if !plan_only && outcome.status == RecipeStatus::NothingToDo {
+                    for line in &outcome.plan.audit {
+                        print!("{}", line.render());
+                    }
+                    if let Some(reason) = &outcome.plan.noop_reason {
+                        println!("  {reason}");
+                    }
+                }
                 if let Some(applied) = &outcome.applied {
                     for path in &applied.changed {
                         println!("  changed {}", path.display());

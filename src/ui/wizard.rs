@@ -362,7 +362,7 @@ impl Wizard<'_> {
         if report
             .recipes
             .iter()
-            .any(|r| r.status == RecipeStatus::NothingToDo)
+            .any(|r| r.status == RecipeStatus::NothingToDo && r.plan.noop_reason.is_none())
         {
             eprintln!("already done: nothing needed changing");
         }
