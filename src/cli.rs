@@ -224,8 +224,13 @@ pub struct RecipesArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum RecipesCommand {
-    /// Everything about one recipe: summary, symptoms, parameters, steps, checks.
-    Show { id: String },
+    /// Everything about one recipe: summary, symptoms, parameters, steps, checks;
+    /// with a target, also the current values of the settings it audits.
+    Show {
+        id: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -597,16 +597,55 @@ fn recipes(session: &Session, args: &RecipesArgs) -> Result<ExitCode> {
                 }
             }
         }
-        Some(RecipesCommand::Show { id }) => {
+        Some(RecipesCommand::Show { id, target }) => {
             let recipe = catalog.get(id)?;
+            let wants_target =
+                target.disk.is_some() || target.image.is_some() || target.root.is_some();
+            let audit = if wants_target {
+                let target = open_target(target)?;
+                let audit = current_audit(recipe, &target);
+                target.release()?;
+                Some(audit?)
+            } else {
+                None
+            };
             if session.json {
-                println!("{}", serde_json::to_string_pretty(&recipe.spec)?);
+                let mut value = serde_json::to_value(&recipe.spec)?;
+                if let (Some(audit), Some(object)) = (&audit, value.as_object_mut()) {
+                    object.insert("current".into(), serde_json::to_value(audit)?);
+                }
+                println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
                 print!("{}", crate::ui::render_recipe(recipe, session.style));
+                if let Some(audit) = audit {
+                    println!("on this target:");
+                    for line in &audit {
+                        print!("{}", line.render());
+                    }
+                }
             }
         }
     }
     Ok(ExitCode::Success)
+}
+
+/// The settings a recipe audits, as the target has them now (a plan with
+/// no parameters given, which changes nothing).
+fn current_audit(
+    recipe: &crate::recipe::Recipe,
+    target: &Target,
+) -> Result<Vec<crate::recipe::plan::SysctlAudit>> {
+    let root = target.rootdir()?;
+    let facts = crate::recipe::facts::Facts::gather(&root)?;
+    let params = crate::recipe::engine::resolve_params(
+        recipe,
+        &Default::default(),
+        &root,
+        &facts,
+        &Default::default(),
+    )?;
+    let plan = crate::recipe::engine::plan(recipe, &params, &root, &facts, Some(target.layout()))?;
+    Ok(plan.audit)
 }
 
 fn umount(session: &Session, key: Option<&str>) -> Result<ExitCode> {

@@ -185,6 +185,133 @@ pub fn offline_findings(
     }
     findings.extend(blacklisted_drivers(root)?);
     findings.extend(sysctl_findings(root)?);
+    findings.extend(kdump_findings(root, snapshot)?);
+    Ok(findings)
+}
+
+/// Why the target looks like a Hyper-V (Azure) guest: the Azure agent or
+/// cloud-init's Azure datasource, or hv_* drivers forced into the initramfs
+/// or loaded at boot.
+fn hyperv_evidence(root: &RootDir) -> Result<Option<EvidenceLine>> {
+    for path in ["/etc/waagent.conf", "/usr/sbin/waagent", "/var/lib/waagent"] {
+        if root.exists(path) {
+            return Ok(Some(evidence(path, 0, "Azure guest agent (WALinuxAgent)")));
+        }
+    }
+    let datasource = "/var/lib/cloud/instance/datasource";
+    if let Some(text) = root.read_string_optional(datasource)? {
+        if text.contains("Azure") {
+            return Ok(Some(evidence(datasource, 1, text.trim())));
+        }
+    }
+    let mut files: Vec<String> = vec![
+        "/etc/dracut.conf".into(),
+        "/etc/initramfs-tools/modules".into(),
+        "/etc/modules".into(),
+    ];
+    for dir in ["/etc/dracut.conf.d", "/etc/modules-load.d"] {
+        for entry in root.list_dir(dir)? {
+            let name = entry.name.to_string_lossy();
+            if name.ends_with(".conf") {
+                files.push(format!("{dir}/{name}"));
+            }
+        }
+    }
+    for file in files {
+        let text = root.read_string_optional(&file)?.unwrap_or_default();
+        for (index, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with('#') {
+                continue;
+            }
+            let names_hv = line
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|word| word.starts_with("hv_"));
+            if names_hv {
+                return Ok(Some(evidence(&file, index as u64 + 1, line.trim())));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn kdump_findings(root: &RootDir, snapshot: &Snapshot) -> Result<Vec<Finding>> {
+    use crate::inspect::kdump::{self, Flavor, KDUMP_CONF, REFUSED_BY_KDUMPCTL};
+    let Some(family) = snapshot.distro.family else {
+        return Ok(Vec::new());
+    };
+    let setup = kdump::detect(root, family)?;
+    if !setup.enabled() {
+        return Ok(Vec::new());
+    }
+    let enabled = setup
+        .enabled_links
+        .first()
+        .map(|link| evidence(&link.display().to_string(), 0, "kdump service enabled"))
+        .into_iter()
+        .collect::<Vec<_>>();
+    let mut findings = Vec::new();
+    let cmdline = snapshot.boot.as_ref().and_then(|b| b.entry.cmdline.clone());
+    if let Some(cmdline) = cmdline {
+        if !crate::inspect::cmdline::KernelCmdline::parse(&cmdline).contains("crashkernel") {
+            let mut lines = enabled.clone();
+            lines.push(evidence("default boot entry", 0, cmdline));
+            let mut f = finding(
+                "offline-kdump-no-crashkernel",
+                Severity::Warning,
+                "kdump is enabled but the default boot entry has no crashkernel= argument".into(),
+                "Without crashkernel= no memory is reserved for the crash kernel: the kdump service fails at boot and a panic leaves no vmcore.",
+                lines,
+            );
+            f.suggestions.push(suggest(
+                "enable-kdump",
+                &[],
+                "reserve crash kernel memory (and check the rest of the kdump setup)",
+            ));
+            findings.push(f);
+        }
+    }
+    if setup.flavor == Flavor::KexecTools {
+        if let (Some(platform), Some(text)) = (
+            hyperv_evidence(root)?,
+            root.read_string_optional(KDUMP_CONF)?,
+        ) {
+            let conf = crate::inspect::kdump_conf::KdumpConf::parse(&text);
+            let refused: Vec<EvidenceLine> = conf
+                .directives()
+                .filter(|(_, d)| {
+                    setup.dracut_based && REFUSED_BY_KDUMPCTL.contains(&d.name.as_str())
+                })
+                .map(|(index, d)| {
+                    evidence(
+                        KDUMP_CONF,
+                        index as u64 + 1,
+                        format!("{} {}", d.name, d.value),
+                    )
+                })
+                .collect();
+            let has_ide = conf.has("extra_modules", "ata_piix sr_mod sd_mod", true);
+            if !has_ide || !refused.is_empty() {
+                let mut lines = enabled.clone();
+                lines.push(platform);
+                lines.extend(refused);
+                let mut f = finding(
+                    "offline-kdump-hyperv-settings-missing",
+                    Severity::Warning,
+                    "kdump enabled on a Hyper-V guest without the Hyper-V kdump settings".into(),
+                    "In the kdump kernel of a Hyper-V guest the synthetic storage drivers often do not come up again, so the \
+                     crash kernel finds no disk and the vmcore is lost; kdump.conf needs the emulated IDE drivers and the \
+                     Hyper-V drivers kept out (and kdumpctl of RHEL 7+ refuses the old blacklist/options/disk_timeout lines).",
+                    lines,
+                );
+                f.suggestions.push(suggest(
+                    "kdump-hyperv",
+                    &[],
+                    "apply the Hyper-V kdump settings (Generation 1 VMs)",
+                ));
+                findings.push(f);
+            }
+        }
+    }
     Ok(findings)
 }
 
@@ -232,42 +359,18 @@ fn blacklisted_drivers(root: &RootDir) -> Result<Vec<Finding>> {
 }
 
 fn sysctl_findings(root: &RootDir) -> Result<Vec<Finding>> {
-    let mut settings: BTreeMap<String, (String, EvidenceLine)> = BTreeMap::new();
-    let mut files: BTreeMap<String, String> = BTreeMap::new();
-    for dir in [
-        "/usr/lib/sysctl.d",
-        "/lib/sysctl.d",
-        "/run/sysctl.d",
-        "/etc/sysctl.d",
-    ] {
-        for entry in root.list_dir(dir)? {
-            let name = entry.name.to_string_lossy().into_owned();
-            if name.ends_with(".conf") {
-                files.insert(name.clone(), format!("{dir}/{name}"));
-            }
-        }
-    }
-    let mut ordered: Vec<String> = files.into_values().collect();
-    ordered.push("/etc/sysctl.conf".into());
-    for path in ordered {
-        let text = root.read_string_optional(&path)?.unwrap_or_default();
-        for (index, line) in text.lines().enumerate() {
-            let body = line.trim().trim_start_matches('-');
-            if body.starts_with('#') || body.starts_with(';') {
-                continue;
-            }
-            if let Some((k, v)) = body.split_once('=') {
-                let key = k.trim().replace('/', ".");
-                settings.insert(
-                    key,
-                    (
-                        v.trim().to_string(),
-                        evidence(&path, index as u64 + 1, line.trim()),
-                    ),
+    let settings: BTreeMap<String, (String, EvidenceLine)> =
+        crate::inspect::sysctl::effective(root)?
+            .into_iter()
+            .map(|(key, setting)| {
+                let line = evidence(
+                    &setting.file.display().to_string(),
+                    setting.line,
+                    setting.text,
                 );
-            }
-        }
-    }
+                (key, (setting.value, line))
+            })
+            .collect();
     let mut findings = Vec::new();
     if let Some((value, line)) = settings.get("vm.panic_on_oom") {
         if value != "0" {
@@ -364,6 +467,118 @@ mod tests {
         )
         .unwrap();
         assert!(!ids(dir.path()).contains(&"offline-initramfs-missing".to_string()));
+    }
+
+    /// A RHEL 8 tree with kdump enabled on Azure.
+    fn rhel_kdump_tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        let write = |path: &str, text: &str| {
+            let path = p.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write("etc/os-release", "ID=\"rhel\"\nVERSION_ID=\"8.10\"\n");
+        write("etc/fstab", "UUID=abcd / xfs defaults 0 0\n");
+        write("sbin/init", "");
+        write(
+            "boot/grub2/grub.cfg",
+            "set default=\"0\"\nmenuentry 'RHEL' {\n\tlinux /vmlinuz-4.18.0-553.el8_10.x86_64 root=UUID=abcd ro console=ttyS0\n\tinitrd /initramfs-4.18.0-553.el8_10.x86_64.img\n}\n",
+        );
+        write("boot/vmlinuz-4.18.0-553.el8_10.x86_64", "k");
+        write("boot/initramfs-4.18.0-553.el8_10.x86_64.img", "i");
+        write("lib/modules/4.18.0-553.el8_10.x86_64/modules.dep", "");
+        write(
+            "etc/kdump.conf",
+            "path /var/crash\ncore_collector makedumpfile -l --message-level 1 -d 31\n",
+        );
+        write(
+            "usr/lib/systemd/system/kdump.service",
+            "[Install]\nWantedBy=multi-user.target\n",
+        );
+        write("usr/bin/kdumpctl", "");
+        std::fs::create_dir_all(p.join("etc/systemd/system/multi-user.target.wants")).unwrap();
+        std::os::unix::fs::symlink(
+            "/usr/lib/systemd/system/kdump.service",
+            p.join("etc/systemd/system/multi-user.target.wants/kdump.service"),
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn enabled_kdump_without_crashkernel_suggests_enable_kdump() {
+        let dir = rhel_kdump_tree();
+        let found = ids(dir.path());
+        assert!(
+            found.contains(&"offline-kdump-no-crashkernel".to_string()),
+            "{found:?}"
+        );
+        assert!(
+            !found.contains(&"offline-kdump-hyperv-settings-missing".to_string()),
+            "not a Hyper-V guest yet: {found:?}"
+        );
+        let cfg = dir.path().join("boot/grub2/grub.cfg");
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("console=ttyS0", "console=ttyS0 crashkernel=auto");
+        std::fs::write(&cfg, text).unwrap();
+        assert!(!ids(dir.path()).contains(&"offline-kdump-no-crashkernel".to_string()));
+        std::fs::remove_file(
+            dir.path()
+                .join("etc/systemd/system/multi-user.target.wants/kdump.service"),
+        )
+        .unwrap();
+        std::fs::write(
+            &cfg,
+            std::fs::read_to_string(&cfg)
+                .unwrap()
+                .replace(" crashkernel=auto", ""),
+        )
+        .unwrap();
+        assert!(
+            !ids(dir.path()).contains(&"offline-kdump-no-crashkernel".to_string()),
+            "kdump not enabled"
+        );
+    }
+
+    #[test]
+    fn kdump_on_a_hyperv_guest_without_the_settings_suggests_kdump_hyperv() {
+        let dir = rhel_kdump_tree();
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("etc/dracut.conf.d")).unwrap();
+        std::fs::write(
+            p.join("etc/dracut.conf.d/azure.conf"),
+            "add_drivers+=\" hv_vmbus hv_netvsc hv_storvsc \"\n",
+        )
+        .unwrap();
+        let root = RootDir::open(p).unwrap();
+        let snap = crate::inspect::snapshot::snapshot(&root).unwrap();
+        let findings = offline_findings(&root, &snap, None).unwrap();
+        let f = findings
+            .iter()
+            .find(|f| f.id == "offline-kdump-hyperv-settings-missing")
+            .unwrap();
+        assert_eq!(f.suggestions[0].recipe, "kdump-hyperv");
+        assert!(f
+            .evidence
+            .iter()
+            .any(|e| e.source == "/etc/dracut.conf.d/azure.conf" && e.line_number == 1));
+        std::fs::write(
+            p.join("etc/kdump.conf"),
+            "path /var/crash\nextra_modules ata_piix sr_mod sd_mod\n",
+        )
+        .unwrap();
+        assert!(!ids(p).contains(&"offline-kdump-hyperv-settings-missing".to_string()));
+        // The old advice on RHEL 7+: kdumpctl refuses it, kdump does not start.
+        std::fs::remove_file(p.join("etc/dracut.conf.d/azure.conf")).unwrap();
+        std::fs::write(p.join("etc/waagent.conf"), "").unwrap();
+        std::fs::write(
+            p.join("etc/kdump.conf"),
+            "path /var/crash\nextra_modules ata_piix sr_mod sd_mod\nblacklist hv_vmbus\n",
+        )
+        .unwrap();
+        assert!(ids(p).contains(&"offline-kdump-hyperv-settings-missing".to_string()));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use super::cmdline_edit::{self as edit, add_arg, remove_arg};
 use super::facts::{Facts, Family};
-use super::plan::{PlannedChange, Workspace};
+use super::plan::{PlannedChange, SysctlAudit, Workspace};
 use crate::error::Failure;
 use crate::rootfs::EntryKind;
 use crate::target::Layout;
@@ -23,13 +23,41 @@ pub struct ActionContext<'a> {
 pub struct Planned {
     pub changes: Vec<PlannedChange>,
     pub notes: Vec<String>,
+    pub audit: Vec<SysctlAudit>,
 }
 
 impl Planned {
-    fn push(&mut self, change: Option<PlannedChange>) {
-        if let Some(change) = change {
-            self.changes.push(change);
+    /// Adds a change; a later write of a file already written (with no
+    /// command in between) folds into the earlier one, so each file shows
+    /// one diff from its original.
+    pub(crate) fn push(&mut self, change: Option<PlannedChange>) {
+        let Some(change) = change else { return };
+        if let PlannedChange::Write {
+            path, after, why, ..
+        } = &change
+        {
+            let earlier = self
+                .changes
+                .iter()
+                .rposition(|c| c.touched_paths().contains(path))
+                .filter(|&index| {
+                    !self.changes[index + 1..]
+                        .iter()
+                        .any(|c| matches!(c, PlannedChange::Command { .. }))
+                });
+            if let Some(PlannedChange::Write {
+                after: earlier_after,
+                why: earlier_why,
+                ..
+            }) = earlier.map(|index| &mut self.changes[index])
+            {
+                *earlier_after = after.clone();
+                earlier_why.push_str("; ");
+                earlier_why.push_str(why);
+                return;
+            }
         }
+        self.changes.push(change);
     }
 
     fn writes(&self, path: &Path) -> bool {
@@ -234,9 +262,46 @@ pub fn fix_leaked_root(old_cfg: &str, new_cfg: &str) -> Option<String> {
     (fixed != new_cfg).then_some(fixed)
 }
 
+/// Reports a sysctl's effective value (as the target has it now) and what
+/// it does; sets it when the operator chose a value.
+pub fn audit_sysctl(
+    ws: &mut Workspace,
+    planned: &mut Planned,
+    key: &str,
+    explain: &str,
+    value: Option<&str>,
+) -> Result<()> {
+    let key = crate::inspect::sysctl::normalize_key(key);
+    if let Some(value) = value {
+        if value.is_empty() || !value.chars().all(|c| c.is_ascii_digit()) {
+            return Err(
+                Failure::Usage(format!("{key}: `{value}` is not a non-negative integer")).into(),
+            );
+        }
+    }
+    let current = crate::inspect::sysctl::effective(ws.root())?.remove(&key);
+    planned.audit.push(SysctlAudit {
+        key: key.clone(),
+        explain: explain.to_string(),
+        current: current.as_ref().map(|s| s.value.clone()),
+        origin: current.as_ref().map(|s| s.origin()),
+        new: value.map(str::to_string),
+    });
+    match value {
+        Some(value) => set_sysctl(ws, planned, &key, value),
+        None => Ok(()),
+    }
+}
+
 /// Sets a sysctl in a vmrescue drop-in and comments out settings that
 /// would override it.
 pub fn set_sysctl(ws: &mut Workspace, planned: &mut Planned, key: &str, value: &str) -> Result<()> {
+    if value.contains(['\n', '\r']) || key.contains(['\n', '\r', '=']) {
+        return Err(Failure::Usage(format!(
+            "`{key} = {value}` is not a one-line sysctl setting"
+        ))
+        .into());
+    }
     let normalized = key.replace('/', ".");
     let drop_in = PathBuf::from("/etc/sysctl.d/99-vmrescue.conf");
     let mut files: Vec<PathBuf> = ws

@@ -13,7 +13,9 @@ use super::actions::{self, ActionContext, Planned};
 use super::cmdline_edit::{self as edit, has_arg};
 use super::facts::Facts;
 use super::plan::{Plan, PlannedChange, Workspace};
-use super::spec::{substitute, ParamDefault, ParamSpec, StepSpec, VerifySpec};
+use super::spec::{
+    param_refs, substitute, substitute_optional, ParamDefault, ParamSpec, StepSpec, VerifySpec,
+};
 use super::Recipe;
 use crate::cmd::Cmd;
 use crate::error::Failure;
@@ -91,14 +93,18 @@ pub fn resolve_params(
     for (name, param) in &spec.params {
         let value = match given.get(name) {
             Some(value) => value.clone(),
-            None => param_default(recipe, name, param, root, facts, &hints)?,
+            None => match param_default(recipe, name, param, root, facts, &hints)? {
+                Some(value) => value,
+                None => continue,
+            },
         };
         params.insert(name.clone(), value);
     }
     Ok(params)
 }
 
-/// One parameter's default by its recipe's rule; a refusal says why there is none.
+/// One parameter's default by its recipe's rule (`None` for an optional
+/// parameter, which has none); a refusal says why there is none.
 pub fn param_default(
     recipe: &Recipe,
     name: &str,
@@ -106,9 +112,11 @@ pub fn param_default(
     root: &RootDir,
     facts: &Facts,
     hints: &ParamHints,
-) -> Result<String> {
+) -> Result<Option<String>> {
     let id = &recipe.spec.id;
-    Ok(match param.default {
+    Ok(Some(match param.default {
+        ParamDefault::Optional => return Ok(None),
+        ParamDefault::Crashkernel => super::kdump::default_crashkernel(root, facts)?,
         ParamDefault::Value => param.value.clone().unwrap_or_default(),
         ParamDefault::Required => {
             return Err(Failure::Refused(format!(
@@ -132,7 +140,7 @@ pub fn param_default(
                     if newest_complete_kernel(facts)
                         .is_some_and(|newest| super::facts::compare_versions(&default, newest).is_lt())
                     {
-                        return Ok(default);
+                        return Ok(Some(default));
                     }
                     default
                 }
@@ -151,7 +159,7 @@ pub fn param_default(
                 "no faulty module was diagnosed: give it with --param {name}=MODULE (or run with --log SERIAL-LOG)"
             ))
         })?,
-    })
+    }))
 }
 
 fn kernel_versions(which: &str, root: &RootDir, facts: &Facts) -> Result<Vec<String>> {
@@ -232,13 +240,56 @@ pub fn plan(
             StepSpec::FixRootReferences {} => {
                 actions::fix_root_references(&mut ws, &ctx, &mut planned)?
             }
+            StepSpec::AuditSysctl {
+                key,
+                explain,
+                value,
+            } => {
+                let value = value
+                    .as_deref()
+                    .map(|v| substitute_optional(v, params))
+                    .transpose()?
+                    .flatten();
+                actions::audit_sysctl(
+                    &mut ws,
+                    &mut planned,
+                    &s(key)?,
+                    &s(explain)?,
+                    value.as_deref(),
+                )?
+            }
+            StepSpec::RequireKdump { kdump_conf } => {
+                super::kdump::require_kdump(&ws, &ctx, &mut planned, *kdump_conf)?
+            }
+            StepSpec::SetKdumpOption {
+                directive,
+                value,
+                list,
+            } => super::kdump::set_kdump_option(
+                &mut ws,
+                &ctx,
+                &mut planned,
+                &s(directive)?,
+                &s(value)?,
+                *list,
+            )?,
+            StepSpec::EnableKdumpService {} => {
+                super::kdump::enable_kdump_service(&mut ws, &ctx, &mut planned)?
+            }
         }
     }
+    let audit_only = !planned.audit.is_empty() && planned.audit.iter().all(|a| a.new.is_none());
+    let noop_reason = audit_only.then(|| {
+        "audit only: no setting was named as a parameter (e.g. --param softlockup_panic=1), so nothing is changed".to_string()
+    });
     Ok(Plan {
         recipe: recipe.spec.id.clone(),
         params: params.clone(),
         changes: planned.changes,
         notes: planned.notes,
+        audit: planned.audit,
+        noop_reason,
+        after: recipe.spec.after.clone(),
     })
 }
 
@@ -303,6 +354,9 @@ fn apply_changes(
             PlannedChange::Quarantine { path, .. } => {
                 journal.quarantine(path)?;
             }
+            PlannedChange::Symlink { path, target, .. } => {
+                journal.create_symlink(path, target)?;
+            }
             PlannedChange::Command { argv, rewrites, .. } => {
                 let display = argv.join(" ");
                 let before: Vec<(PathBuf, Option<String>)> = rewrites
@@ -353,6 +407,15 @@ pub fn verify(
     let facts = Facts::gather(root)?;
     let mut results = Vec::new();
     for check in &recipe.spec.verify {
+        // A check of an optional parameter the operator did not give has nothing to check.
+        let unset = check
+            .strings()
+            .iter()
+            .flat_map(|text| param_refs(text))
+            .any(|name| !params.contains_key(name));
+        if unset {
+            continue;
+        }
         let s = |text: &str| substitute(text, params);
         let (name, ok, detail) = match check {
             VerifySpec::KernelArgPresent { arg } => {
@@ -474,6 +537,19 @@ pub fn verify(
                 )
             }
             VerifySpec::RootResolves {} => actions::check_root_resolves(root, &facts, layout)?,
+            VerifySpec::KdumpOptionIs {
+                directive,
+                value,
+                list,
+            } => {
+                let (ok, detail) =
+                    super::kdump::check_option(root, &facts, &s(directive)?, &s(value)?, *list)?;
+                (check.check_name(), ok, detail)
+            }
+            VerifySpec::KdumpServiceEnabled {} => {
+                let (ok, detail) = super::kdump::check_service(root, &facts)?;
+                (check.check_name(), ok, detail)
+            }
         };
         results.push(CheckResult {
             check: name.to_string(),
@@ -519,41 +595,8 @@ pub fn command_lines(root: &RootDir, facts: &Facts) -> Result<Vec<(String, Strin
 }
 
 fn effective_sysctl(root: &RootDir, key: &str) -> Result<Option<String>> {
-    let normalized = key.replace('/', ".");
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut names: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for dir in [
-        "/usr/lib/sysctl.d",
-        "/lib/sysctl.d",
-        "/run/sysctl.d",
-        "/etc/sysctl.d",
-    ] {
-        for entry in root.list_dir(dir)? {
-            let name = entry.name.to_string_lossy().into_owned();
-            if name.ends_with(".conf") {
-                names.insert(name, Path::new(dir).join(&entry.name));
-            }
-        }
-    }
-    files.extend(names.into_values());
-    files.push(PathBuf::from("/etc/sysctl.conf"));
-    let mut value = None;
-    for file in files {
-        for line in root
-            .read_string_optional(&file)?
-            .unwrap_or_default()
-            .lines()
-        {
-            let body = line.trim().trim_start_matches('-');
-            if body.starts_with('#') || body.starts_with(';') {
-                continue;
-            }
-            if let Some((k, v)) = body.split_once('=') {
-                if k.trim().replace('/', ".") == normalized {
-                    value = Some(v.trim().to_string());
-                }
-            }
-        }
-    }
-    Ok(value)
+    let key = crate::inspect::sysctl::normalize_key(key);
+    Ok(crate::inspect::sysctl::effective(root)?
+        .remove(&key)
+        .map(|setting| setting.value))
 }

@@ -5,6 +5,7 @@ pub mod actions;
 pub mod cmdline_edit;
 pub mod engine;
 pub mod facts;
+pub mod kdump;
 pub mod plan;
 pub mod repair;
 pub mod spec;
@@ -45,6 +46,18 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "remove-faulty-modules.toml",
         include_str!("../../recipes/remove-faulty-modules.toml"),
+    ),
+    (
+        "panic-knobs.toml",
+        include_str!("../../recipes/panic-knobs.toml"),
+    ),
+    (
+        "enable-kdump.toml",
+        include_str!("../../recipes/enable-kdump.toml"),
+    ),
+    (
+        "kdump-hyperv.toml",
+        include_str!("../../recipes/kdump-hyperv.toml"),
     ),
 ];
 
@@ -119,6 +132,11 @@ mod tests {
             "fix-root-fs",
             "cgroup-nokmem",
             "remove-faulty-modules",
+            "panic-on-oom",
+            "panic-autoreboot",
+            "panic-knobs",
+            "enable-kdump",
+            "kdump-hyperv",
         ] {
             assert!(ids.contains(&id), "{id} missing from {ids:?}");
         }

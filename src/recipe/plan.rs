@@ -88,6 +88,12 @@ pub enum PlannedChange {
     },
     /// Move a file into the journal (restorable by undo).
     Quarantine { path: PathBuf, why: String },
+    /// Create a symlink (a systemd wants link); undo removes it.
+    Symlink {
+        path: PathBuf,
+        target: PathBuf,
+        why: String,
+    },
     /// Run one of the target's own programs in a chroot.
     Command {
         argv: Vec<String>,
@@ -132,6 +138,13 @@ impl PlannedChange {
             PlannedChange::Command { argv, why, .. } => {
                 format!("# {why}\nchroot$ {}\n", argv.join(" "))
             }
+            PlannedChange::Symlink { path, target, why } => {
+                format!(
+                    "# {why}\nsymlink {} -> {}\n",
+                    path.display(),
+                    target.display()
+                )
+            }
         }
     }
 
@@ -144,16 +157,53 @@ impl PlannedChange {
             }
             PlannedChange::Quarantine { path, .. } => format!("quarantine {}", path.display()),
             PlannedChange::Command { argv, .. } => format!("run {}", argv.join(" ")),
+            PlannedChange::Symlink { path, .. } => format!("link {}", path.display()),
         }
     }
 
     pub fn touched_paths(&self) -> Vec<PathBuf> {
         match self {
-            PlannedChange::Write { path, .. } | PlannedChange::Quarantine { path, .. } => {
+            PlannedChange::Write { path, .. }
+            | PlannedChange::Quarantine { path, .. }
+            | PlannedChange::Symlink { path, .. } => {
                 vec![path.clone()]
             }
             PlannedChange::Command { rewrites, .. } => rewrites.clone(),
         }
+    }
+}
+
+/// One audited sysctl: what it does, its effective value, and what the plan sets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SysctlAudit {
+    pub key: String,
+    pub explain: String,
+    /// `None`: not set anywhere, the kernel default applies.
+    pub current: Option<String>,
+    /// `file:line` of the effective setting.
+    pub origin: Option<String>,
+    /// The value the plan sets, when the operator chose one.
+    pub new: Option<String>,
+}
+
+impl SysctlAudit {
+    pub fn render(&self) -> String {
+        let current = match (&self.current, &self.origin) {
+            (Some(value), Some(origin)) => format!("{value} ({origin})"),
+            (Some(value), None) => value.clone(),
+            _ => "kernel default".to_string(),
+        };
+        let change = match &self.new {
+            Some(new) if self.current.as_deref() == Some(new.as_str()) => {
+                format!(" (already {new})")
+            }
+            Some(new) => format!(" -> {new}"),
+            None => String::new(),
+        };
+        format!(
+            "  {} = {current}{change}\n      {}\n",
+            self.key, self.explain
+        )
     }
 }
 
@@ -165,6 +215,15 @@ pub struct Plan {
     pub changes: Vec<PlannedChange>,
     /// Why steps did nothing, and other things the operator should know.
     pub notes: Vec<String>,
+    /// Audited settings (audit-sysctl steps), in step order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub audit: Vec<SysctlAudit>,
+    /// Says why an empty plan changes nothing, when it is not "already done".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noop_reason: Option<String>,
+    /// What to do once the VM boots again (the recipe's `after`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
 }
 
 impl Plan {
@@ -183,11 +242,23 @@ impl Plan {
         for note in &self.notes {
             out.push_str(&format!("note: {note}\n"));
         }
+        if !self.audit.is_empty() {
+            out.push_str("audit (effective values from the target's sysctl.conf and sysctl.d):\n");
+            for line in &self.audit {
+                out.push_str(&line.render());
+            }
+        }
         if self.changes.is_empty() {
-            out.push_str("nothing to do: the target already has these changes\n");
+            match &self.noop_reason {
+                Some(reason) => out.push_str(&format!("nothing to do: {reason}\n")),
+                None => out.push_str("nothing to do: the target already has these changes\n"),
+            }
         }
         for change in &self.changes {
             out.push_str(&change.render());
+        }
+        for line in &self.after {
+            out.push_str(&format!("after boot: {line}\n"));
         }
         out
     }

@@ -30,6 +30,9 @@ pub struct RecipeSpec {
     pub steps: Vec<StepSpec>,
     #[serde(default)]
     pub verify: Vec<VerifySpec>,
+    /// What the operator should do once the VM boots again (shown with the result).
+    #[serde(default)]
+    pub after: Vec<String>,
 }
 
 fn default_order() -> u32 {
@@ -64,6 +67,12 @@ pub enum ParamDefault {
     DefaultKernel,
     /// The culprit module named by the diagnosis.
     DiagnosedModule,
+    /// No value unless the operator gives one; steps and checks that name
+    /// it do only their audit part (or are skipped) without it.
+    Optional,
+    /// The `crashkernel=` value already on the target's command line, else
+    /// the family's: `auto` on RHEL 7/8, a memory-size table otherwise.
+    Crashkernel,
 }
 
 /// One typed action of a recipe. `{param}` in strings is replaced by the
@@ -107,18 +116,65 @@ pub enum StepSpec {
     FstabNofail {},
     /// Set a sysctl in a vmrescue drop-in, commenting out conflicting settings.
     SetSysctl { key: String, value: String },
+    /// Report a sysctl's effective value with what it does; set it (as
+    /// set-sysctl) only when `value` names a parameter the operator gave.
+    AuditSysctl {
+        key: String,
+        /// One line: which hang or error the knob turns into a panic.
+        explain: String,
+        #[serde(default)]
+        value: Option<String>,
+    },
+    /// Refuse unless the target has its family's kdump tools (and, with
+    /// `kdump_conf`, an /etc/kdump.conf).
+    RequireKdump {
+        #[serde(default)]
+        kdump_conf: bool,
+    },
+    /// Set a directive of /etc/kdump.conf in place; `list` adds words to a
+    /// list directive instead of replacing it. Directives that dracut-based
+    /// kexec-tools refuses are written where it reads them instead.
+    SetKdumpOption {
+        directive: String,
+        value: String,
+        #[serde(default)]
+        list: bool,
+    },
+    /// Enable the kdump service: the systemd wants symlink inside the target
+    /// (and USE_KDUMP=1 for Debian's kdump-tools).
+    EnableKdumpService {},
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "check", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum VerifySpec {
-    DefaultKernelIs { kernel: String },
-    KernelArgPresent { arg: String },
-    KernelArgAbsent { arg: String },
-    InitramfsComplete { kernel: String },
-    ModuleNotLoadable { module: String },
+    DefaultKernelIs {
+        kernel: String,
+    },
+    KernelArgPresent {
+        arg: String,
+    },
+    KernelArgAbsent {
+        arg: String,
+    },
+    InitramfsComplete {
+        kernel: String,
+    },
+    ModuleNotLoadable {
+        module: String,
+    },
     RootResolves {},
-    SysctlIs { key: String, value: String },
+    SysctlIs {
+        key: String,
+        value: String,
+    },
+    KdumpOptionIs {
+        directive: String,
+        value: String,
+        #[serde(default)]
+        list: bool,
+    },
+    KdumpServiceEnabled {},
 }
 
 impl StepSpec {
@@ -133,11 +189,15 @@ impl StepSpec {
             StepSpec::FixRootReferences {} => "fix-root-references",
             StepSpec::FstabNofail {} => "fstab-nofail",
             StepSpec::SetSysctl { .. } => "set-sysctl",
+            StepSpec::AuditSysctl { .. } => "audit-sysctl",
+            StepSpec::RequireKdump { .. } => "require-kdump",
+            StepSpec::SetKdumpOption { .. } => "set-kdump-option",
+            StepSpec::EnableKdumpService {} => "enable-kdump-service",
         }
     }
 
     /// Every string field, for parameter checks.
-    fn strings(&self) -> Vec<&str> {
+    pub fn strings(&self) -> Vec<&str> {
         match self {
             StepSpec::SetDefaultKernel { kernel, once } => {
                 let mut v = vec![kernel.as_str()];
@@ -148,9 +208,23 @@ impl StepSpec {
             StepSpec::RebuildInitramfs { kernel, .. } => vec![kernel],
             StepSpec::BlacklistModule { module } => vec![module],
             StepSpec::SetSysctl { key, value } => vec![key, value],
+            StepSpec::AuditSysctl {
+                key,
+                explain,
+                value,
+            } => {
+                let mut v = vec![key.as_str(), explain.as_str()];
+                v.extend(value.as_deref());
+                v
+            }
+            StepSpec::SetKdumpOption {
+                directive, value, ..
+            } => vec![directive, value],
             StepSpec::RegenerateGrubConfig { .. }
             | StepSpec::FixRootReferences {}
-            | StepSpec::FstabNofail {} => {
+            | StepSpec::FstabNofail {}
+            | StepSpec::RequireKdump { .. }
+            | StepSpec::EnableKdumpService {} => {
                 vec![]
             }
         }
@@ -158,7 +232,22 @@ impl StepSpec {
 }
 
 impl VerifySpec {
-    fn strings(&self) -> Vec<&str> {
+    pub fn check_name(&self) -> &'static str {
+        match self {
+            VerifySpec::DefaultKernelIs { .. } => "default-kernel-is",
+            VerifySpec::KernelArgPresent { .. } => "kernel-arg-present",
+            VerifySpec::KernelArgAbsent { .. } => "kernel-arg-absent",
+            VerifySpec::InitramfsComplete { .. } => "initramfs-complete",
+            VerifySpec::ModuleNotLoadable { .. } => "module-not-loadable",
+            VerifySpec::RootResolves {} => "root-resolves",
+            VerifySpec::SysctlIs { .. } => "sysctl-is",
+            VerifySpec::KdumpOptionIs { .. } => "kdump-option-is",
+            VerifySpec::KdumpServiceEnabled {} => "kdump-service-enabled",
+        }
+    }
+
+    /// Every string field, for parameter checks.
+    pub fn strings(&self) -> Vec<&str> {
         match self {
             VerifySpec::DefaultKernelIs { kernel } | VerifySpec::InitramfsComplete { kernel } => {
                 vec![kernel]
@@ -166,7 +255,10 @@ impl VerifySpec {
             VerifySpec::KernelArgPresent { arg } | VerifySpec::KernelArgAbsent { arg } => vec![arg],
             VerifySpec::ModuleNotLoadable { module } => vec![module],
             VerifySpec::SysctlIs { key, value } => vec![key, value],
-            VerifySpec::RootResolves {} => vec![],
+            VerifySpec::KdumpOptionIs {
+                directive, value, ..
+            } => vec![directive, value],
+            VerifySpec::RootResolves {} | VerifySpec::KdumpServiceEnabled {} => vec![],
         }
     }
 }
@@ -185,6 +277,21 @@ pub fn param_refs(text: &str) -> Vec<&str> {
         rest = &rest[start + len + 1..];
     }
     refs
+}
+
+/// Like [`substitute`], but `None` when a referenced parameter has no value
+/// (an optional one the operator did not give).
+pub fn substitute_optional(
+    text: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<Option<String>> {
+    if param_refs(text)
+        .iter()
+        .any(|name| !params.contains_key(*name))
+    {
+        return Ok(None);
+    }
+    substitute(text, params).map(Some)
 }
 
 /// Replaces `{name}` with parameter values.
@@ -227,6 +334,17 @@ fn validate(spec: &RecipeSpec) -> Result<()> {
     for (name, param) in &spec.params {
         if param.default == ParamDefault::Value && param.value.is_none() {
             bail!("parameter `{name}`: default = \"value\" needs a `value`");
+        }
+    }
+    for step in &spec.steps {
+        let fixed: Vec<&str> = match step {
+            StepSpec::AuditSysctl { key, explain, .. } => vec![key, explain],
+            other => other.strings(),
+        };
+        for name in fixed.iter().flat_map(|t| param_refs(t)) {
+            if spec.params.get(name).map(|p| p.default) == Some(ParamDefault::Optional) {
+                bail!("optional parameter `{name}` can only be used in an audit-sysctl value or a check");
+            }
         }
     }
     let strings = spec

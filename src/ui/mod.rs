@@ -82,6 +82,14 @@ pub fn print_repair_report(
                     _ => style.green(&status),
                 };
                 println!("{}: {status}", style.bold(&outcome.recipe));
+                if !plan_only && outcome.status == RecipeStatus::NothingToDo {
+                    for line in &outcome.plan.audit {
+                        print!("{}", line.render());
+                    }
+                    if let Some(reason) = &outcome.plan.noop_reason {
+                        println!("  {reason}");
+                    }
+                }
                 if let Some(applied) = &outcome.applied {
                     for path in &applied.changed {
                         println!("  changed {}", path.display());
@@ -101,6 +109,11 @@ pub fn print_repair_report(
                         style.red("FAILED")
                     };
                     println!("  verify {}: {mark} ({})", check.check, check.detail);
+                }
+                if outcome.applied.is_some() {
+                    for line in &outcome.plan.after {
+                        println!("  after boot: {line}");
+                    }
                 }
             }
             if let Some(log) = log_path {
@@ -150,6 +163,11 @@ pub fn print_repair_report(
                     ));
                 }
                 summary.push((level, line));
+                if outcome.applied.is_some() {
+                    for after in &outcome.plan.after {
+                        summary.push((Level::Info, format!("after boot: {after}")));
+                    }
+                }
             }
             if report.recipes.is_empty() {
                 summary.push((
@@ -257,6 +275,7 @@ pub fn render_recipe(recipe: &crate::recipe::Recipe, style: Style) -> String {
         for (name, param) in &spec.params {
             let default = match (&param.default, &param.value) {
                 (crate::recipe::spec::ParamDefault::Value, Some(value)) => value.clone(),
+                (crate::recipe::spec::ParamDefault::Optional, _) => "not changed".to_string(),
                 (rule, _) => serde_json::to_value(rule)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
@@ -267,7 +286,40 @@ pub fn render_recipe(recipe: &crate::recipe::Recipe, style: Style) -> String {
     }
     let _ = writeln!(out, "steps:");
     for step in &spec.steps {
-        let _ = writeln!(out, "  - {}", step.action_name());
+        use crate::recipe::spec::StepSpec;
+        match step {
+            StepSpec::AuditSysctl {
+                key,
+                explain,
+                value,
+            } => {
+                let set = value
+                    .as_deref()
+                    .map(|v| format!(" (set with --param {})", v.trim_matches(['{', '}'])))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "  - audit-sysctl {key}{set}: {explain}");
+            }
+            StepSpec::SetKdumpOption {
+                directive, value, ..
+            } => {
+                let _ = writeln!(out, "  - set-kdump-option {directive} {value}");
+            }
+            StepSpec::AddKernelArg { arg } | StepSpec::RemoveKernelArg { arg } => {
+                let _ = writeln!(out, "  - {} {arg}", step.action_name());
+            }
+            StepSpec::SetSysctl { key, value } => {
+                let _ = writeln!(out, "  - set-sysctl {key} = {value}");
+            }
+            _ => {
+                let _ = writeln!(out, "  - {}", step.action_name());
+            }
+        }
+    }
+    if !spec.after.is_empty() {
+        let _ = writeln!(out, "after boot:");
+        for line in &spec.after {
+            let _ = writeln!(out, "  - {line}");
+        }
     }
     let _ = writeln!(out, "source: {}", recipe.source);
     out

@@ -362,7 +362,7 @@ impl Wizard<'_> {
         if report
             .recipes
             .iter()
-            .any(|r| r.status == RecipeStatus::NothingToDo)
+            .any(|r| r.status == RecipeStatus::NothingToDo && r.plan.noop_reason.is_none())
         {
             eprintln!("already done: nothing needed changing");
         }
@@ -403,24 +403,35 @@ impl Wizard<'_> {
                     }
                     _ => &[],
                 };
-                let Some(kernel) =
-                    self.choose_kernel(&root, &facts, param, default.ok().as_deref(), words)?
+                let Some(kernel) = self.choose_kernel(
+                    &root,
+                    &facts,
+                    param,
+                    default.ok().flatten().as_deref(),
+                    words,
+                )?
                 else {
                     return Ok(None);
                 };
                 kernel
             } else {
                 let suggestion = match &default {
-                    Ok(value) => Some(value.clone()),
+                    Ok(value) => value.clone(),
                     Err(why) => {
                         eprintln!("  ({why:#})");
                         None
                     }
                 };
-                let value = self.prompter.input(
-                    &format!("{name}: {}", param.description),
-                    suggestion.as_deref(),
-                )?;
+                let optional = param.default == ParamDefault::Optional;
+                let prompt = if optional {
+                    format!("{name}: {} (empty: none)", param.description)
+                } else {
+                    format!("{name}: {}", param.description)
+                };
+                let value = self.prompter.input(&prompt, suggestion.as_deref())?;
+                if value.is_empty() && optional {
+                    continue;
+                }
                 if value.is_empty() && suggestion.is_none() {
                     eprintln!("no value for {name}: recipe not run");
                     return Ok(None);
