@@ -302,8 +302,16 @@ mod tests {
     #[test]
     fn verify_needs_boot_and_takes_the_target_flags() {
         let cli = Cli::try_parse_from([
-            "vmrescue", "verify", "--boot", "--image", "/var/tmp/x.raw", "--via", "kernel",
-            "--timeout", "90", "--add-drivers",
+            "vmrescue",
+            "verify",
+            "--boot",
+            "--image",
+            "/var/tmp/x.raw",
+            "--via",
+            "kernel",
+            "--timeout",
+            "90",
+            "--add-drivers",
         ])
         .unwrap();
         let Some(Command::Verify(args)) = cli.command else {
@@ -311,10 +319,14 @@ mod tests {
         };
         assert!(args.boot && args.boot_check.add_drivers);
         assert_eq!(args.boot_check.boot_timeout, 90);
-        assert_eq!(args.target.image.as_deref(), Some(std::path::Path::new("/var/tmp/x.raw")));
+        assert_eq!(
+            args.target.image.as_deref(),
+            Some(std::path::Path::new("/var/tmp/x.raw"))
+        );
         let err = Cli::try_parse_from(["vmrescue", "verify", "--image", "x"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
-        let cli = Cli::try_parse_from(["vmrescue", "repair", "auto", "--yes", "--verify-boot"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["vmrescue", "repair", "auto", "--yes", "--verify-boot"]).unwrap();
         let Some(Command::Repair(args)) = cli.command else {
             panic!("not repair")
         };

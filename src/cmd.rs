@@ -737,7 +737,10 @@ mod tests {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         while std::fs::read_to_string(dir.path().join("out")).unwrap() != "started\n" {
-            assert!(Instant::now() < deadline, "no output from the background program");
+            assert!(
+                Instant::now() < deadline,
+                "no output from the background program"
+            );
             thread::sleep(Duration::from_millis(20));
         }
         assert!(bg.try_wait().unwrap().is_none());

@@ -451,7 +451,9 @@ fn repair(session: &Session, args: &RepairArgs) -> Result<ExitCode> {
         let mut value = serde_json::to_value(&report)?;
         match &boot {
             Some(Ok(verified)) => value["verify_boot"] = serde_json::to_value(verified)?,
-            Some(Err(err)) => value["verify_boot"] = serde_json::json!({"error": format!("{err:#}")}),
+            Some(Err(err)) => {
+                value["verify_boot"] = serde_json::json!({"error": format!("{err:#}")})
+            }
             None => {}
         }
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -523,7 +525,11 @@ fn print_verify_report(
                         "{}",
                         line(
                             Level::Error,
-                            &format!("boot failure: {}: {}", failure.kind.label(), failure.mark.text)
+                            &format!(
+                                "boot failure: {}: {}",
+                                failure.kind.label(),
+                                failure.mark.text
+                            )
                         )
                     );
                 }
@@ -535,7 +541,10 @@ fn print_verify_report(
                         .unwrap_or_default();
                     println!(
                         "{}",
-                        line(Level::Info, &format!("boot diagnosis: {} ({}){next}", finding.title, finding.id))
+                        line(
+                            Level::Info,
+                            &format!("boot diagnosis: {} ({}){next}", finding.title, finding.id)
+                        )
                     );
                 }
             }

@@ -143,7 +143,8 @@ pub fn read(root: &RootDir, work: &Path) -> Result<BootInfo> {
         let mut members = Vec::new();
         let mut readable = true;
         for (target_path, copy) in &images {
-            let bytes = std::fs::read(copy).with_context(|| format!("reading {}", copy.display()))?;
+            let bytes =
+                std::fs::read(copy).with_context(|| format!("reading {}", copy.display()))?;
             match initramfs::list(&bytes) {
                 Ok(names) => members.extend(names),
                 Err(err) => {
@@ -206,7 +207,11 @@ pub fn driver_archive(root: &RootDir, info: &BootInfo, controller: Controller) -
         .collect();
     names.extend(indexes.iter().map(|i| format!("{prefix}/{i}")));
     let mut entries = initramfs::parent_dirs(names.iter().map(String::as_str));
-    for relative in files.iter().map(String::as_str).chain(indexes.iter().copied()) {
+    for relative in files
+        .iter()
+        .map(String::as_str)
+        .chain(indexes.iter().copied())
+    {
         let data = root
             .read(format!("{base}/{relative}"))
             .with_context(|| format!("reading {base}/{relative} on the target"))?;
@@ -269,7 +274,10 @@ mod tests {
 
     #[test]
     fn serial_console_is_added_only_when_missing_last() {
-        assert_eq!(direct_cmdline(Some("root=UUID=x ro quiet")), "root=UUID=x ro quiet console=ttyS0");
+        assert_eq!(
+            direct_cmdline(Some("root=UUID=x ro quiet")),
+            "root=UUID=x ro quiet console=ttyS0"
+        );
         assert_eq!(
             direct_cmdline(Some("root=/dev/sda1 console=ttyS0,115200 panic=-1")),
             "root=/dev/sda1 console=ttyS0,115200 panic=-1"
@@ -303,7 +311,11 @@ mod tests {
              kernel/drivers/virtio/virtio_ring.ko.xz:\n",
         )
         .unwrap();
-        std::fs::write(base.join("modules.alias"), "alias virtio:d00000002v* virtio_blk\n").unwrap();
+        std::fs::write(
+            base.join("modules.alias"),
+            "alias virtio:d00000002v* virtio_blk\n",
+        )
+        .unwrap();
         std::fs::write(base.join("kernel/drivers/block/virtio_blk.ko.xz"), "blk").unwrap();
         std::fs::write(base.join("kernel/drivers/virtio/virtio_ring.ko.xz"), "ring").unwrap();
         let root = RootDir::open(dir.path()).unwrap();

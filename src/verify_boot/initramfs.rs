@@ -79,8 +79,8 @@ pub struct CpioEntry {
 
 fn hex_field(header: &[u8], index: usize) -> Result<u32> {
     let start = 6 + index * 8;
-    let text = std::str::from_utf8(&header[start..start + 8])
-        .context("cpio header field is not ASCII")?;
+    let text =
+        std::str::from_utf8(&header[start..start + 8]).context("cpio header field is not ASCII")?;
     u32::from_str_radix(text, 16).with_context(|| format!("cpio header field {text:?} is not hex"))
 }
 
@@ -128,13 +128,8 @@ fn read_archives(data: &[u8], names: &mut Vec<(String, u32)>) -> Result<usize> {
 /// The names of every member of an initramfs image (all its archives).
 pub fn list(image: &[u8]) -> Result<Vec<String>> {
     let mut names = Vec::new();
-    let mut pos = 0;
-    while pos < image.len() {
-        let used = read_archives(&image[pos..], &mut names)?;
-        pos += used;
-        if pos >= image.len() {
-            break;
-        }
+    let pos = read_archives(image, &mut names)?;
+    if pos < image.len() {
         let rest = &image[pos..];
         let Some(compression) = Compression::detect(rest) else {
             bail!(
@@ -142,6 +137,8 @@ pub fn list(image: &[u8]) -> Result<Vec<String>> {
                 &rest[..rest.len().min(6)]
             );
         };
+        // The decompressor reads the rest of the file (concatenated streams
+        // included), as the kernel would.
         let expanded = decompress(compression, rest)
             .with_context(|| format!("expanding the compressed part at byte {pos}"))?;
         let used = read_archives(&expanded, &mut names)?;
@@ -151,9 +148,6 @@ pub fn list(image: &[u8]) -> Result<Vec<String>> {
                 expanded.len() - used
             );
         }
-        // The decompressor read the rest of the file (concatenated streams
-        // included); the kernel would too.
-        break;
     }
     Ok(names.into_iter().map(|(name, _)| name).collect())
 }
@@ -176,10 +170,7 @@ fn decompress(compression: Compression, data: &[u8]) -> Result<Vec<u8>> {
 
 /// Kernel module names an initramfs carries (`virtio_blk`, `nvme`…).
 pub fn module_names(members: &[String]) -> BTreeSet<String> {
-    members
-        .iter()
-        .filter_map(|m| module_name(m))
-        .collect()
+    members.iter().filter_map(|m| module_name(m)).collect()
 }
 
 /// `…/virtio_blk.ko.xz` → `virtio_blk` (dashes as underscores, like modprobe).
@@ -272,7 +263,10 @@ pub struct DriverSupport {
 
 /// Storage support from the module names in the initramfs plus the
 /// kernel's built-in modules (`modules.builtin`).
-pub fn driver_support(in_initramfs: &BTreeSet<String>, builtin: &BTreeSet<String>) -> DriverSupport {
+pub fn driver_support(
+    in_initramfs: &BTreeSet<String>,
+    builtin: &BTreeSet<String>,
+) -> DriverSupport {
     let has = |m: &str| in_initramfs.contains(m) || builtin.contains(m);
     let usable = CONTROLLERS
         .iter()
@@ -414,7 +408,10 @@ mod tests {
     #[test]
     fn written_archives_read_back() {
         let mut entries = parent_dirs(["usr/lib/modules/6.1.0/kernel/virtio_blk.ko"]);
-        entries.push(file("usr/lib/modules/6.1.0/kernel/virtio_blk.ko", b"\x7fELF..."));
+        entries.push(file(
+            "usr/lib/modules/6.1.0/kernel/virtio_blk.ko",
+            b"\x7fELF...",
+        ));
         entries.push(file("init", b"#!/bin/sh\n"));
         let archive = write_newc(&entries);
         assert_eq!(archive.len() % 512, 0);
@@ -459,10 +456,16 @@ mod tests {
         let early = write_newc(&[file("kernel/x86/microcode/GenuineIntel.bin", b"ucode")]);
         let main = write_newc(&[
             file("init", b"#!/bin/sh"),
-            file("usr/lib/modules/6.1.0-18-amd64/kernel/drivers/block/virtio_blk.ko.xz", b"x"),
+            file(
+                "usr/lib/modules/6.1.0-18-amd64/kernel/drivers/block/virtio_blk.ko.xz",
+                b"x",
+            ),
         ]);
-        for (program, args) in [("gzip", ["-c", "-n"]), ("zstd", ["-c", "-q"]), ("xz", ["-c", "-z"])]
-        {
+        for (program, args) in [
+            ("gzip", ["-c", "-n"]),
+            ("zstd", ["-c", "-q"]),
+            ("xz", ["-c", "-z"]),
+        ] {
             let compressed = match Cmd::new(program).args(args).stdin_bytes(main.clone()).run() {
                 Ok(out) => out.stdout,
                 Err(err) => {
@@ -493,15 +496,24 @@ mod tests {
             module_name("lib/modules/5.14/kernel/drivers/scsi/hv_storvsc.ko.xz").as_deref(),
             Some("hv_storvsc")
         );
-        assert_eq!(module_name("kernel/drivers/ata/ata-piix.ko").as_deref(), Some("ata_piix"));
+        assert_eq!(
+            module_name("kernel/drivers/ata/ata-piix.ko").as_deref(),
+            Some("ata_piix")
+        );
         assert_eq!(module_name("usr/lib/modules/5.14/modules.dep"), None);
     }
 
     #[test]
     fn controllers_follow_the_drivers_present() {
         let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-        let support = driver_support(&set(&["virtio_blk", "virtio_scsi", "sd_mod"]), &set(&["virtio_pci"]));
-        assert_eq!(support.usable, [Controller::VirtioBlk, Controller::VirtioScsi]);
+        let support = driver_support(
+            &set(&["virtio_blk", "virtio_scsi", "sd_mod"]),
+            &set(&["virtio_pci"]),
+        );
+        assert_eq!(
+            support.usable,
+            [Controller::VirtioBlk, Controller::VirtioScsi]
+        );
         let hyperv = driver_support(&set(&["hv_storvsc", "hv_vmbus", "sd_mod"]), &set(&[]));
         assert!(hyperv.usable.is_empty());
         assert_eq!(hyperv.storage_drivers, ["hv_storvsc"]);
@@ -532,7 +544,8 @@ mod tests {
 
     #[test]
     fn builtin_list() {
-        let builtin = parse_builtin("kernel/drivers/virtio/virtio_pci.ko\nkernel/fs/ext4/ext4.ko\n");
+        let builtin =
+            parse_builtin("kernel/drivers/virtio/virtio_pci.ko\nkernel/fs/ext4/ext4.ko\n");
         assert!(builtin.contains("virtio_pci") && builtin.contains("ext4"));
     }
 }

@@ -149,7 +149,11 @@ impl VerifyReport {
         for note in &self.notes {
             let _ = writeln!(out, "{}: {note}", style.yellow("note"));
         }
-        let _ = writeln!(out, "accelerator: {} ({})", self.accelerator, self.accelerator_reason);
+        let _ = writeln!(
+            out,
+            "accelerator: {} ({})",
+            self.accelerator, self.accelerator_reason
+        );
         if !self.ok {
             let _ = writeln!(out, "last {} console lines:", self.last_lines.len());
             for line in &self.last_lines {
@@ -524,7 +528,10 @@ pub fn verify_boot(args: &TargetArgs, opts: &VerifyOptions) -> Result<VerifyRepo
             mark: stage::Mark {
                 line_number: watched.tracker.lines(),
                 text: match kind {
-                    FailureKind::Timeout => format!("no decisive console line within {} s", opts.timeout.as_secs()),
+                    FailureKind::Timeout => format!(
+                        "no decisive console line within {} s",
+                        opts.timeout.as_secs()
+                    ),
                     _ => format!(
                         "QEMU ended before userspace{}",
                         watched
@@ -615,7 +622,10 @@ mod tests {
 
     #[test]
     fn the_best_usable_controller_wins() {
-        let s = support(&[Controller::VirtioScsi, Controller::Ide], &["virtio_scsi", "ata_piix"]);
+        let s = support(
+            &[Controller::VirtioScsi, Controller::Ide],
+            &["virtio_scsi", "ata_piix"],
+        );
         let choice =
             choose_controller(None, Some(&s), &BTreeSet::new(), false, false, &|_| true).unwrap();
         assert_eq!(choice.controller, Controller::VirtioScsi);
@@ -629,17 +639,22 @@ mod tests {
             .unwrap_err();
         assert_eq!(crate::exit_code_for(&err), ExitCode::Unsupported);
         let msg = format!("{err:#}");
-        assert!(msg.contains("hv_storvsc") && msg.contains("--add-drivers"), "{msg}");
-        let choice =
-            choose_controller(None, Some(&s), &BTreeSet::new(), true, true, &|c| c == Controller::Nvme)
-                .unwrap();
+        assert!(
+            msg.contains("hv_storvsc") && msg.contains("--add-drivers"),
+            "{msg}"
+        );
+        let choice = choose_controller(None, Some(&s), &BTreeSet::new(), true, true, &|c| {
+            c == Controller::Nvme
+        })
+        .unwrap();
         assert_eq!(choice.controller, Controller::Nvme);
         assert!(choice.add_drivers);
     }
 
     #[test]
     fn no_initramfs_still_boots_to_show_the_failure() {
-        let choice = choose_controller(None, None, &BTreeSet::new(), false, false, &|_| false).unwrap();
+        let choice =
+            choose_controller(None, None, &BTreeSet::new(), false, false, &|_| false).unwrap();
         assert_eq!(choice.controller, Controller::VirtioBlk);
         assert!(choice.note.unwrap().contains("no initramfs"));
         let builtin: BTreeSet<String> = ["nvme".to_string()].into_iter().collect();
@@ -671,7 +686,10 @@ mod tests {
         assert_eq!(firmware_for(&mbr, &grub_bios), Firmware::Bios);
         assert_eq!(firmware_for(&gpt_esp, &grub_bios), Firmware::Uefi);
         assert_eq!(firmware_for(&hybrid, &grub_bios), Firmware::Bios);
-        assert_eq!(firmware_for(&hybrid, &bootinfo::BootInfo::default()), Firmware::Uefi);
+        assert_eq!(
+            firmware_for(&hybrid, &bootinfo::BootInfo::default()),
+            Firmware::Uefi
+        );
     }
 
     #[test]
@@ -714,7 +732,10 @@ mod tests {
         );
         assert_eq!(report.exit_code(), ExitCode::VerifyFailed);
         let text = report.render_text(Style::resolve(crate::cli::ColorChoice::Never));
-        assert!(text.contains("next: vmrescue plan rebuild-initramfs"), "{text}");
+        assert!(
+            text.contains("next: vmrescue plan rebuild-initramfs"),
+            "{text}"
+        );
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["version"], 1);
         assert_eq!(json["stage"], "kernel");

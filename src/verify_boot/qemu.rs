@@ -59,7 +59,10 @@ const OVMF_PAIRS: &[(&str, &str)] = &[
         "/usr/share/OVMF/OVMF_CODE_4M.fd",
         "/usr/share/OVMF/OVMF_VARS_4M.fd",
     ),
-    ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
+    (
+        "/usr/share/OVMF/OVMF_CODE.fd",
+        "/usr/share/OVMF/OVMF_VARS.fd",
+    ),
     (
         "/usr/share/edk2/ovmf/OVMF_CODE.fd",
         "/usr/share/edk2/ovmf/OVMF_VARS.fd",
@@ -68,7 +71,10 @@ const OVMF_PAIRS: &[(&str, &str)] = &[
         "/usr/share/qemu/ovmf-x86_64-code.bin",
         "/usr/share/qemu/ovmf-x86_64-vars.bin",
     ),
-    ("/usr/share/qemu/OVMF_CODE.fd", "/usr/share/qemu/OVMF_VARS.fd"),
+    (
+        "/usr/share/qemu/OVMF_CODE.fd",
+        "/usr/share/qemu/OVMF_VARS.fd",
+    ),
 ];
 
 pub fn find_ovmf() -> Result<Ovmf> {
@@ -165,7 +171,8 @@ pub fn choose_accel(
     if !kvm_usable() {
         return Ok(Accel::tcg("no usable /dev/kvm"));
     }
-    let cache_path = crate::target::state::state_dir().join("accel-probe.json");
+    // Not `.json`: those are the target state files.
+    let cache_path = crate::target::state::state_dir().join("accel-probe.cache");
     let id = boot_id();
     if let Ok(text) = std::fs::read_to_string(&cache_path) {
         if let Ok(cache) = serde_json::from_str::<AccelCache>(&text) {
@@ -187,7 +194,10 @@ pub fn choose_accel(
     if let Err(err) = std::fs::create_dir_all(crate::target::state::state_dir())
         .and_then(|()| std::fs::write(&cache_path, serde_json::to_vec(&cache).unwrap_or_default()))
     {
-        tracing::debug!("not caching the accelerator probe in {}: {err}", cache_path.display());
+        tracing::debug!(
+            "not caching the accelerator probe in {}: {err}",
+            cache_path.display()
+        );
     }
     Ok(accel)
 }
@@ -208,7 +218,9 @@ fn probe(qemu: &Path, kernel: &Path, work: &Path) -> Result<Accel> {
         let started = Instant::now();
         let output = Cmd::new(qemu)
             .args(&candidate.args)
-            .args(["-m", "256", "-smp", "1", "-display", "none", "-monitor", "none"])
+            .args([
+                "-m", "256", "-smp", "1", "-display", "none", "-monitor", "none",
+            ])
             .args(["-no-reboot", "-nic", "none", "-nodefaults", "-serial"])
             .arg(format!("file:{}", log.display()))
             .arg("-kernel")
@@ -291,7 +303,10 @@ pub enum Boot {
     /// The disk's own boot loader through SeaBIOS.
     Bios,
     /// The disk's own boot loader through OVMF, with a private copy of the variables.
-    Uefi { code: PathBuf, vars_copy: PathBuf },
+    Uefi {
+        code: PathBuf,
+        vars_copy: PathBuf,
+    },
     Direct(DirectBoot),
 }
 
@@ -332,19 +347,25 @@ pub fn qemu_args(spec: &VmSpec, accel: &Accel) -> Vec<OsString> {
         escape_option(&spec.disk.display().to_string())
     );
     push(&["-drive", &drive]);
-    let device: &[&str] = match spec.controller {
-        Controller::VirtioBlk => &["-device", "virtio-blk-pci,drive=target,bootindex=0"],
-        Controller::VirtioScsi => &[
-            "-device",
-            "virtio-scsi-pci,id=scsi0",
-            "-device",
-            "scsi-hd,drive=target,bus=scsi0.0,bootindex=0",
-        ],
-        Controller::Nvme => &["-device", "nvme,drive=target,serial=vmrescue0,bootindex=0"],
-        Controller::Ahci => &["-device", "ide-hd,drive=target,bus=ide.0,bootindex=0"],
-        Controller::Ide => &["-device", "ide-hd,drive=target,bus=ide.0,unit=0,bootindex=0"],
+    // With -kernel QEMU's own loader ROM takes boot index 0.
+    let boot_index = if matches!(spec.boot, Boot::Direct(_)) {
+        ""
+    } else {
+        ",bootindex=0"
     };
-    push(device);
+    let device = match spec.controller {
+        Controller::VirtioBlk => vec![format!("virtio-blk-pci,drive=target{boot_index}")],
+        Controller::VirtioScsi => vec![
+            "virtio-scsi-pci,id=scsi0".to_string(),
+            format!("scsi-hd,drive=target,bus=scsi0.0{boot_index}"),
+        ],
+        Controller::Nvme => vec![format!("nvme,drive=target,serial=vmrescue0{boot_index}")],
+        Controller::Ahci => vec![format!("ide-hd,drive=target,bus=ide.0{boot_index}")],
+        Controller::Ide => vec![format!("ide-hd,drive=target,bus=ide.0,unit=0{boot_index}")],
+    };
+    for item in &device {
+        push(&["-device", item]);
+    }
     match &spec.boot {
         Boot::Bios => {}
         Boot::Uefi { code, vars_copy } => {
@@ -441,11 +462,19 @@ pub fn boot_and_watch(
         {
             Change::Stage(stage) => {
                 stage_at = Instant::now();
-                tracing::info!("boot stage: {} ({:.0} s)", stage.label(), started.elapsed().as_secs_f64());
+                tracing::info!(
+                    "boot stage: {} ({:.0} s)",
+                    stage.label(),
+                    started.elapsed().as_secs_f64()
+                );
             }
             Change::Failure(kind) => {
                 failure_at = Instant::now();
-                tracing::info!("boot failure: {} ({:.0} s)", kind.label(), started.elapsed().as_secs_f64());
+                tracing::info!(
+                    "boot failure: {} ({:.0} s)",
+                    kind.label(),
+                    started.elapsed().as_secs_f64()
+                );
             }
             Change::None => {}
         };
@@ -509,12 +538,21 @@ mod tests {
 
     #[test]
     fn bios_virtio_disk_is_attached_copy_on_write() {
-        let args = qemu_args(&spec(Controller::VirtioBlk, Boot::Bios), &Accel::tcg("test"));
+        let args = qemu_args(
+            &spec(Controller::VirtioBlk, Boot::Bios),
+            &Accel::tcg("test"),
+        );
         let line = joined(&args);
         assert!(line.contains("-accel tcg"), "{line}");
-        assert!(line.contains("file=/var/tmp/a,,b.raw,format=raw,if=none,id=target,snapshot=on"), "{line}");
+        assert!(
+            line.contains("file=/var/tmp/a,,b.raw,format=raw,if=none,id=target,snapshot=on"),
+            "{line}"
+        );
         assert!(line.contains("virtio-blk-pci,drive=target"), "{line}");
-        assert!(line.contains("-nic none") && line.contains("-no-reboot"), "{line}");
+        assert!(
+            line.contains("-nic none") && line.contains("-no-reboot"),
+            "{line}"
+        );
         assert!(line.contains("-serial file:/tmp/console.log"), "{line}");
         assert!(!line.contains("-kernel"), "{line}");
     }
@@ -526,12 +564,22 @@ mod tests {
             initrd: Some("/tmp/k/initrd".into()),
             cmdline: "root=UUID=x ro quiet console=ttyS0".into(),
         };
-        let args = qemu_args(&spec(Controller::Ahci, Boot::Direct(direct)), &Accel::kvm(true, ""));
+        let args = qemu_args(
+            &spec(Controller::Ahci, Boot::Direct(direct)),
+            &Accel::kvm(true, ""),
+        );
         let line = joined(&args);
-        assert!(line.starts_with("-machine q35 -accel kvm -cpu host"), "{line}");
+        assert!(
+            line.starts_with("-machine q35 -accel kvm -cpu host"),
+            "{line}"
+        );
         let append = args.iter().position(|a| a == "-append").unwrap();
         assert_eq!(args[append + 1], "root=UUID=x ro quiet console=ttyS0");
         assert!(line.contains("-initrd /tmp/k/initrd"), "{line}");
+        assert!(
+            line.contains("ide-hd,drive=target,bus=ide.0 ") && !line.contains("bootindex"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -541,7 +589,9 @@ mod tests {
             vars_copy: "/tmp/x/vars.fd".into(),
         };
         let line = joined(&qemu_args(&spec(Controller::Nvme, boot), &Accel::tcg("")));
-        assert!(line.contains("if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"));
+        assert!(line.contains(
+            "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
+        ));
         assert!(line.contains("if=pflash,format=raw,unit=1,file=/tmp/x/vars.fd"));
         assert!(line.contains("nvme,drive=target"));
     }

@@ -521,7 +521,13 @@ mod tests {
         assert!(tracker.stage() < Stage::RootMounted);
         let failure = tracker.failure().unwrap();
         assert_eq!(failure.kind, FailureKind::InitramfsShell);
-        assert!(failure.mark.text.contains("Starting Dracut Emergency Shell"), "{failure:?}");
+        assert!(
+            failure
+                .mark
+                .text
+                .contains("Starting Dracut Emergency Shell"),
+            "{failure:?}"
+        );
     }
 
     #[test]
@@ -582,7 +588,8 @@ mod tests {
                    INIT: version 2.96 booting\n";
         let tracker = track(log);
         assert_eq!(tracker.stage(), Stage::Userspace);
-        let freeing_only = track("Linux version 5.3.0\nFreeing unused kernel image memory: 2712K\n");
+        let freeing_only =
+            track("Linux version 5.3.0\nFreeing unused kernel image memory: 2712K\n");
         assert_eq!(freeing_only.stage(), Stage::RootMounted);
         let with_initramfs =
             track("Linux version 5.3.0\nTrying to unpack rootfs image as initramfs...\nFreeing unused kernel image memory: 2712K\n");
@@ -616,7 +623,10 @@ mod tests {
     fn decisions() {
         let limits = Limits::default();
         let kernel = track("Linux version 6.1.0");
-        assert_eq!(decide(&kernel, clock(10, 5, 0, false), limits), Decision::Continue);
+        assert_eq!(
+            decide(&kernel, clock(10, 5, 0, false), limits),
+            Decision::Continue
+        );
         assert_eq!(
             decide(&kernel, clock(180, 5, 0, false), limits),
             Decision::Stop(Outcome::Failure(FailureKind::Timeout))
@@ -626,7 +636,10 @@ mod tests {
             Decision::Stop(Outcome::Failure(FailureKind::Exited))
         );
         let panic = track("Linux version 6.1.0\nKernel panic - not syncing: VFS");
-        assert_eq!(decide(&panic, clock(10, 5, 1, false), limits), Decision::Continue);
+        assert_eq!(
+            decide(&panic, clock(10, 5, 1, false), limits),
+            Decision::Continue
+        );
         assert_eq!(
             decide(&panic, clock(10, 5, 3, false), limits),
             Decision::Stop(Outcome::Failure(FailureKind::Panic))
@@ -634,7 +647,10 @@ mod tests {
         let userspace =
             track("Linux version 6.1.0\nVFS: Mounted root (ext4)\nReached target Basic System.");
         assert_eq!(userspace.stage(), Stage::Userspace);
-        assert_eq!(decide(&userspace, clock(30, 5, 0, false), limits), Decision::Continue);
+        assert_eq!(
+            decide(&userspace, clock(30, 5, 0, false), limits),
+            Decision::Continue
+        );
         assert_eq!(
             decide(&userspace, clock(30, 20, 0, false), limits),
             Decision::Stop(Outcome::Success)
@@ -644,6 +660,9 @@ mod tests {
             Decision::Stop(Outcome::Success)
         );
         let login = track("VMRESCUE-BOOT-OK 6.12.95+deb12-amd64");
-        assert_eq!(decide(&login, clock(30, 0, 0, false), limits), Decision::Stop(Outcome::Success));
+        assert_eq!(
+            decide(&login, clock(30, 0, 0, false), limits),
+            Decision::Stop(Outcome::Success)
+        );
     }
 }

@@ -47,7 +47,10 @@ pub fn resolve(args: &TargetArgs) -> Result<BootDisk> {
         (path.clone(), TargetSpec::Image(path))
     } else if let Some(disk) = &args.disk {
         let whole = crate::target::host_safe_disk(&crate::disk::scan()?, disk)?;
-        (PathBuf::from(&whole), TargetSpec::Disk(PathBuf::from(whole)))
+        (
+            PathBuf::from(&whole),
+            TargetSpec::Disk(PathBuf::from(whole)),
+        )
     } else if let Some((path, _)) = single_mounted_target()? {
         let spec = if path.is_file() {
             TargetSpec::Image(path.clone())
@@ -58,7 +61,10 @@ pub fn resolve(args: &TargetArgs) -> Result<BootDisk> {
     } else {
         let scan = crate::disk::scan()?;
         let whole = scan.pick_target()?.path.clone();
-        (PathBuf::from(&whole), TargetSpec::Disk(PathBuf::from(whole)))
+        (
+            PathBuf::from(&whole),
+            TargetSpec::Disk(PathBuf::from(whole)),
+        )
     };
     let kept_key = vmrescue_state_for(&path)?.map(|(key, _)| key);
     Ok(BootDisk {
@@ -135,7 +141,11 @@ fn device_nodes(disk: &Path) -> Result<Vec<PathBuf>> {
         let sys = Path::new("/sys/class/block").join(&name);
         for sub in ["holders"] {
             if let Ok(entries) = std::fs::read_dir(sys.join(sub)) {
-                queue.extend(entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()));
+                queue.extend(
+                    entries
+                        .flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned()),
+                );
             }
         }
         // Partitions are subdirectories of the disk's sysfs directory.
@@ -156,9 +166,8 @@ fn device_nodes(disk: &Path) -> Result<Vec<PathBuf>> {
 /// repair in progress would be booted half done.
 pub fn refuse_if_mounted_rw(disk: &BootDisk) -> Result<()> {
     let nodes = device_nodes(&disk.path)?;
-    let canonical = |source: &str| {
-        std::fs::canonicalize(source).unwrap_or_else(|_| PathBuf::from(source))
-    };
+    let canonical =
+        |source: &str| std::fs::canonicalize(source).unwrap_or_else(|_| PathBuf::from(source));
     let writable: Vec<mountinfo::MountEntry> = mountinfo::read()?
         .into_iter()
         .filter(|m| !m.read_only && m.source.starts_with("/dev/"))
