@@ -220,8 +220,6 @@ pub const FOREIGN_STORAGE_DRIVERS: &[&str] = &[
     "mptsas",
     "megaraid_sas",
     "mpt3sas",
-    "ena",
-    "nvme_tcp",
 ];
 
 impl Controller {

@@ -93,6 +93,8 @@ pub struct VerifyReport {
     pub disk: PathBuf,
     pub kernel_version: Option<String>,
     pub command_line: Option<String>,
+    /// Storage drivers the initramfs (or the kernel) has, when it could be read.
+    pub storage_drivers: Option<Vec<String>>,
     pub drivers_added: bool,
     pub console_log: PathBuf,
     /// The last console lines (on failure).
@@ -559,6 +561,7 @@ pub fn verify_boot(args: &TargetArgs, opts: &VerifyOptions) -> Result<VerifyRepo
         disk: disk.path.clone(),
         kernel_version: info.kernel_version.clone(),
         command_line: cmdline,
+        storage_drivers: info.support.as_ref().map(|s| s.storage_drivers.clone()),
         drivers_added: extra.is_some(),
         console_log: console_log.clone(),
         last_lines: Vec::new(),
@@ -716,6 +719,7 @@ mod tests {
             disk: "/var/tmp/x.raw".into(),
             kernel_version: None,
             command_line: None,
+            storage_drivers: None,
             drivers_added: false,
             console_log: "/var/log/vmrescue/verify-boot-x.console.log".into(),
             last_lines: vec!["Kernel panic".into()],
