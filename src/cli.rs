@@ -82,6 +82,9 @@ pub enum Command {
     Repair(RepairArgs),
     /// Explain why the VM does not boot, from console logs and the target's own logs.
     Diagnose(DiagnoseArgs),
+    /// Prove the target boots: `--boot` boots it in a throwaway QEMU VM
+    /// (copy-on-write, the disk is never written) and reports how far it got.
+    Verify(VerifyArgs),
     /// Restore what a repair run changed (default: the newest run not yet undone).
     Undo(UndoArgs),
     /// List the repair runs journaled on the target.
@@ -188,6 +191,46 @@ pub struct RepairArgs {
     /// Print the plan only.
     #[arg(long)]
     pub dry_run: bool,
+    /// After the repair (and unmounting), boot the disk in QEMU as `verify --boot` does;
+    /// a failed boot exits 6.
+    #[arg(long)]
+    pub verify_boot: bool,
+    #[command(flatten)]
+    pub boot_check: BootCheckArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Boot the target in a throwaway QEMU VM and read its serial console.
+    #[arg(long, required = true)]
+    pub boot: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub boot_check: BootCheckArgs,
+}
+
+/// How `verify --boot` (and `repair --verify-boot`) boots the disk.
+#[derive(Debug, Clone, Args)]
+pub struct BootCheckArgs {
+    /// grub: the disk's own boot loader (BIOS, or OVMF for a UEFI disk); kernel: direct boot of the
+    /// default entry's kernel and initramfs with its command line plus console=ttyS0;
+    /// auto: grub when that command line has console=ttyS0, else kernel.
+    #[arg(long, value_enum, default_value_t = crate::verify_boot::Via::Auto)]
+    pub via: crate::verify_boot::Via,
+    /// Wall-clock limit of the boot.
+    #[arg(long = "timeout", value_name = "SECONDS", default_value_t = 180)]
+    pub boot_timeout: u64,
+    /// With --via kernel: append the target's own modules for a storage controller QEMU emulates
+    /// (virtio, NVMe, AHCI, IDE) when its initramfs has none; the target is not changed.
+    #[arg(long)]
+    pub add_drivers: bool,
+    /// The disk's controller [default: the best one whose drivers the initramfs has].
+    #[arg(long, value_enum)]
+    pub controller: Option<crate::verify_boot::initramfs::Controller>,
+    /// Accelerator: KVM only when a short probe boot shows it works (VMRESCUE_ACCEL=kvm|tcg also forces it).
+    #[arg(long, value_enum, default_value_t = crate::verify_boot::qemu::AccelChoice::Auto)]
+    pub accel: crate::verify_boot::qemu::AccelChoice,
 }
 
 #[derive(Debug, Args)]
@@ -281,6 +324,40 @@ mod tests {
         let cli = Cli::try_parse_from(["vmrescue", "scan", "--json", "-vv"]).unwrap();
         assert!(cli.global.json);
         assert_eq!(cli.global.verbose, 2);
+    }
+
+    #[test]
+    fn verify_needs_boot_and_takes_the_target_flags() {
+        let cli = Cli::try_parse_from([
+            "vmrescue",
+            "verify",
+            "--boot",
+            "--image",
+            "/var/tmp/x.raw",
+            "--via",
+            "kernel",
+            "--timeout",
+            "90",
+            "--add-drivers",
+        ])
+        .unwrap();
+        let Some(Command::Verify(args)) = cli.command else {
+            panic!("not verify")
+        };
+        assert!(args.boot && args.boot_check.add_drivers);
+        assert_eq!(args.boot_check.boot_timeout, 90);
+        assert_eq!(
+            args.target.image.as_deref(),
+            Some(std::path::Path::new("/var/tmp/x.raw"))
+        );
+        let err = Cli::try_parse_from(["vmrescue", "verify", "--image", "x"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let cli =
+            Cli::try_parse_from(["vmrescue", "repair", "auto", "--yes", "--verify-boot"]).unwrap();
+        let Some(Command::Repair(args)) = cli.command else {
+            panic!("not repair")
+        };
+        assert!(args.verify_boot);
     }
 
     #[test]

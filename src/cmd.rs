@@ -230,6 +230,39 @@ impl Cmd {
         Ok(status)
     }
 
+    /// Starts the program in the background with stdout and stderr going to
+    /// the given files (a VM whose console is read from a file while it
+    /// runs). The program is killed if vmrescue dies (`PR_SET_PDEATHSIG`)
+    /// and when the returned [`Background`] is dropped without being waited for.
+    pub fn spawn_to_files(
+        &self,
+        stdout: std::fs::File,
+        stderr: std::fs::File,
+    ) -> anyhow::Result<Background> {
+        tracing::debug!(argv = %self.display_argv(), "starting in the background");
+        let mut command = self.command()?;
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(stderr));
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(|e| self.spawn_error(e))?;
+        Ok(Background {
+            child,
+            argv: self.display_argv(),
+            started: Instant::now(),
+            status: None,
+        })
+    }
+
     fn command(&self) -> anyhow::Result<Command> {
         let mut command = Command::new(&self.program);
         command.args(&self.args);
@@ -321,6 +354,93 @@ impl Cmd {
             argv: self.display_argv(),
             status: describe_status(output),
             stderr_tail: output.stderr_tail.clone(),
+        }
+    }
+}
+
+/// A program started by [`Cmd::spawn_to_files`]. Dropping it stops the
+/// program (SIGKILL) if it still runs.
+#[derive(Debug)]
+pub struct Background {
+    child: Child,
+    argv: String,
+    started: Instant,
+    status: Option<ExitStatus>,
+}
+
+impl Background {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn argv(&self) -> &str {
+        &self.argv
+    }
+
+    /// The exit status once the program has ended, without blocking.
+    pub fn try_wait(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+        if let Some(status) = self.status {
+            return Ok(Some(status));
+        }
+        let status = self
+            .child
+            .try_wait()
+            .map_err(|e| anyhow::Error::new(e).context(format!("waiting for `{}`", self.argv)))?;
+        if let Some(status) = status {
+            self.finished(status);
+        }
+        Ok(status)
+    }
+
+    /// Asks the program to end (SIGTERM), waits up to `grace`, then kills it.
+    pub fn stop(&mut self, grace: Duration) -> anyhow::Result<ExitStatus> {
+        if let Some(status) = self.try_wait()? {
+            return Ok(status);
+        }
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        // It may have ended in between: ESRCH is fine.
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Some(status) = self.try_wait()? {
+                return Ok(status);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        self.kill()
+    }
+
+    fn kill(&mut self) -> anyhow::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        let _ = self.child.kill();
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| anyhow::Error::new(e).context(format!("waiting for `{}`", self.argv)))?;
+        self.finished(status);
+        Ok(status)
+    }
+
+    fn finished(&mut self, status: ExitStatus) {
+        self.status = Some(status);
+        record_time(self.started.elapsed());
+        tracing::debug!(
+            argv = %self.argv,
+            status = ?status,
+            millis = self.started.elapsed().as_millis() as u64,
+            "background program finished"
+        );
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            if let Err(err) = self.kill() {
+                tracing::warn!("stopping `{}`: {err:#}", self.argv);
+            }
         }
     }
 }
@@ -604,6 +724,47 @@ mod tests {
         Cmd::new("true").run().unwrap();
         let (_, after) = tool_time();
         assert!(after > before);
+    }
+
+    #[test]
+    fn background_program_writes_to_its_file_and_is_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::fs::File::create(dir.path().join("out")).unwrap();
+        let err = std::fs::File::create(dir.path().join("err")).unwrap();
+        let mut bg = Cmd::new("bash")
+            .args(["-c", "echo started; exec sleep 30"])
+            .spawn_to_files(out, err)
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::read_to_string(dir.path().join("out")).unwrap() != "started\n" {
+            assert!(
+                Instant::now() < deadline,
+                "no output from the background program"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert!(bg.try_wait().unwrap().is_none());
+        let started = Instant::now();
+        let status = bg.stop(Duration::from_secs(5)).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(4));
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+    }
+
+    #[test]
+    fn background_program_exit_status_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::fs::File::create(dir.path().join("out")).unwrap();
+        let err = std::fs::File::create(dir.path().join("err")).unwrap();
+        let mut bg = Cmd::new("false").spawn_to_files(out, err).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let status = loop {
+            if let Some(status) = bg.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline);
+            thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(status.code(), Some(1));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! Linux VM from a rescue VM. `main.rs` is a thin shell over this library.
 //!
 //! The pipeline runs one way (see DESIGN.md):
-//! `disk` → `target` → `inspect` → `diagnose` → `recipe` (+ `journal`) → `ui`.
+//! `disk` → `target` → `inspect` → `diagnose` → `recipe` (+ `journal`) → `ui`;
+//! `verify_boot` boots the target copy-on-write in QEMU to prove the result.
 
 pub mod cli;
 pub mod cmd;
@@ -18,5 +19,6 @@ pub mod run;
 pub mod signals;
 pub mod target;
 pub mod ui;
+pub mod verify_boot;
 
 pub use error::{exit_code_for, ExitCode, Failure};

@@ -8,8 +8,9 @@ use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
 
 use crate::cli::{
-    AzPayloadArgs, ChrootArgs, Cli, Command, DiagnoseArgs, FsckArgs, GlobalArgs, OutputFormat,
-    PlanArgs, RecipesArgs, RecipesCommand, RepairArgs, ScanArgs, TargetArgs, UndoArgs,
+    AzPayloadArgs, BootCheckArgs, ChrootArgs, Cli, Command, DiagnoseArgs, FsckArgs, GlobalArgs,
+    OutputFormat, PlanArgs, RecipesArgs, RecipesCommand, RepairArgs, ScanArgs, TargetArgs,
+    UndoArgs, VerifyArgs,
 };
 use crate::cmd::Cmd;
 use crate::error::{exit_code_for, ExitCode};
@@ -168,6 +169,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diagnose(args) => {
             let session = start_session(&cli.global, true)?;
             diagnose(&session, &args)
+        }
+        Command::Verify(args) => {
+            let session = start_session(&cli.global, true)?;
+            verify(&session, &args)
         }
         Command::Undo(args) => {
             let session = start_session(&cli.global, true)?;
@@ -436,14 +441,122 @@ fn repair(session: &Session, args: &RepairArgs) -> Result<ExitCode> {
     let release = target.release();
     let report = result?;
     release?;
-    crate::ui::print_repair_report(
-        session.output,
-        session.style,
-        session.log_path.as_deref(),
-        &report,
-        args.dry_run,
+    let repaired = report.exit_code();
+    let boot = if args.verify_boot && !args.dry_run && repaired == ExitCode::Success {
+        // The target is unmounted now: boot what the repair left.
+        Some(crate::verify_boot::verify_boot(
+            &args.plan.target,
+            &verify_options(session, &args.plan.target, &args.boot_check),
+        ))
+    } else {
+        None
+    };
+    if session.output == OutputFormat::Json {
+        let mut value = serde_json::to_value(&report)?;
+        match &boot {
+            Some(Ok(verified)) => value["verify_boot"] = serde_json::to_value(verified)?,
+            Some(Err(err)) => {
+                value["verify_boot"] = serde_json::json!({"error": format!("{err:#}")})
+            }
+            None => {}
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        crate::ui::print_repair_report(
+            session.output,
+            session.style,
+            session.log_path.as_deref(),
+            &report,
+            args.dry_run,
+        )?;
+    }
+    if args.verify_boot && !args.dry_run && repaired != ExitCode::Success {
+        eprintln!("vmrescue: not booting the disk: the repair did not succeed");
+    }
+    match boot {
+        None => Ok(repaired),
+        Some(Err(err)) => Err(err.context("verifying the boot after the repair")),
+        Some(Ok(verified)) => {
+            print_verify_report(session, &verified, false)?;
+            Ok(verified.exit_code())
+        }
+    }
+}
+
+fn verify_options(
+    session: &Session,
+    target: &TargetArgs,
+    check: &BootCheckArgs,
+) -> crate::verify_boot::VerifyOptions {
+    crate::verify_boot::VerifyOptions {
+        via: check.via,
+        timeout: std::time::Duration::from_secs(check.boot_timeout),
+        add_drivers: check.add_drivers,
+        controller: check.controller,
+        accel: check.accel,
+        run_id: session.run_id.clone(),
+        mount_base: target.mount_base.clone(),
+    }
+}
+
+fn verify(session: &Session, args: &VerifyArgs) -> Result<ExitCode> {
+    let report = crate::verify_boot::verify_boot(
+        &args.target,
+        &verify_options(session, &args.target, &args.boot_check),
     )?;
+    print_verify_report(session, &report, true)?;
     Ok(report.exit_code())
+}
+
+/// `standalone`: the JSON object is the whole output (else it was embedded in the repair's).
+fn print_verify_report(
+    session: &Session,
+    report: &crate::verify_boot::VerifyReport,
+    standalone: bool,
+) -> Result<()> {
+    use crate::ui::runcommand::{line, Level};
+    match session.output {
+        OutputFormat::Json => {
+            if standalone {
+                println!("{}", serde_json::to_string_pretty(report)?);
+            }
+        }
+        OutputFormat::Text => print!("{}", report.render_text(session.style)),
+        OutputFormat::Runcommand => {
+            if !report.ok {
+                if let Some(failure) = &report.failure {
+                    println!(
+                        "{}",
+                        line(
+                            Level::Error,
+                            &format!(
+                                "boot failure: {}: {}",
+                                failure.kind.label(),
+                                failure.mark.text
+                            )
+                        )
+                    );
+                }
+                if let Some(finding) = &report.finding {
+                    let next = report
+                        .suggested_recipe
+                        .as_deref()
+                        .map(|r| format!(", next recipe: {r}"))
+                        .unwrap_or_default();
+                    println!(
+                        "{}",
+                        line(
+                            Level::Info,
+                            &format!("boot diagnosis: {} ({}){next}", finding.title, finding.id)
+                        )
+                    );
+                }
+            }
+            let level = if report.ok { Level::Info } else { Level::Error };
+            println!("{}", line(level, &report.verdict()));
+        }
+    }
+    Ok(())
 }
 
 fn diagnose(session: &Session, args: &DiagnoseArgs) -> Result<ExitCode> {

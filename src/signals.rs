@@ -1,11 +1,44 @@
 //! SIGINT/SIGTERM/SIGHUP (a closed SSH session or serial console): undo this process's mounts, loop devices and VG changes
 //! before exiting with 130 (invariant 7).
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use nix::sys::signal::{SigSet, Signal};
 
 static INTERACTIVE_CHILD: AtomicBool = AtomicBool::new(false);
+static CLEANUP_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// A scratch directory the signal handler removes before exiting (its
+/// owner, e.g. a `tempfile::TempDir`, removes it normally). Unregistered on drop.
+#[derive(Debug)]
+pub struct CleanupDir(PathBuf);
+
+impl CleanupDir {
+    pub fn register(path: &Path) -> Self {
+        if let Ok(mut dirs) = CLEANUP_DIRS.lock() {
+            dirs.push(path.to_path_buf());
+        }
+        CleanupDir(path.to_path_buf())
+    }
+}
+
+impl Drop for CleanupDir {
+    fn drop(&mut self) {
+        if let Ok(mut dirs) = CLEANUP_DIRS.lock() {
+            dirs.retain(|d| d != &self.0);
+        }
+    }
+}
+
+fn remove_cleanup_dirs() {
+    if let Ok(dirs) = CLEANUP_DIRS.lock() {
+        for dir in dirs.iter() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
 
 /// While an interactive child (a chroot shell) runs, Ctrl-C belongs to it.
 pub struct InteractiveGuard;
@@ -50,6 +83,8 @@ pub fn install(exit: fn(i32) -> !) -> anyhow::Result<()> {
             if let Err(err) = crate::target::teardown_own() {
                 eprintln!("vmrescue: cleanup incomplete: {err:#} (run `vmrescue umount`)");
             }
+            // Background programs (a QEMU VM) die with us (PR_SET_PDEATHSIG).
+            remove_cleanup_dirs();
             exit(130);
         })?;
     Ok(())

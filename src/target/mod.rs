@@ -403,7 +403,7 @@ fn open_root_dir(dir: &Path) -> Result<Target> {
 }
 
 /// Refuses the host's own disks; returns the whole disk for a partition.
-fn host_safe_disk(scan: &disk::Scan, device: &Path) -> Result<String> {
+pub fn host_safe_disk(scan: &disk::Scan, device: &Path) -> Result<String> {
     let wanted =
         std::fs::canonicalize(device).with_context(|| format!("resolving {}", device.display()))?;
     let wanted = wanted.display().to_string();

@@ -9,6 +9,8 @@ pub struct MountEntry {
     pub mount_point: PathBuf,
     pub fstype: String,
     pub source: String,
+    /// Mounted read-only (per-mount or superblock option `ro`).
+    pub read_only: bool,
 }
 
 /// Octal escapes (`\040` for a space) as the kernel writes them.
@@ -37,14 +39,21 @@ pub fn parse(text: &str) -> Vec<MountEntry> {
     text.lines()
         .filter_map(|line| {
             let (left, right) = line.split_once(" - ")?;
-            let mount_point = left.split(' ').nth(4)?;
+            let mut fields = left.split(' ');
+            let mount_point = fields.nth(4)?;
+            let mount_options = fields.next().unwrap_or("");
             let mut right = right.split(' ');
             let fstype = right.next()?;
             let source = right.next().unwrap_or("");
+            let super_options = right.next().unwrap_or("");
+            let read_only = [mount_options, super_options]
+                .iter()
+                .any(|opts| opts.split(',').any(|o| o == "ro"));
             Some(MountEntry {
                 mount_point: PathBuf::from(unescape(mount_point)),
                 fstype: fstype.to_string(),
                 source: unescape(source),
+                read_only,
             })
         })
         .collect()
@@ -73,6 +82,9 @@ mod tests {
         assert_eq!(entries[0].mount_point, PathBuf::from("/mnt/with space"));
         assert_eq!(entries[0].fstype, "ext3");
         assert_eq!(entries[1].source, "/dev/sda1");
+        assert!(!entries[0].read_only && !entries[1].read_only);
+        let ro = parse("40 35 7:1 / /mnt/vmrescue/img ro,relatime - ext4 /dev/loop0p1 ro\n");
+        assert!(ro[0].read_only);
     }
 
     #[test]

@@ -1,0 +1,290 @@
+//! Which disk (or image) to boot, whether it is safe to boot it now, and
+//! what its partition table says about its firmware.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::cli::TargetArgs;
+use crate::cmd::Cmd;
+use crate::error::Failure;
+use crate::target::mountinfo;
+use crate::target::state::StateFile;
+use crate::target::TargetSpec;
+
+/// The disk to boot and how to mount it to read its boot configuration.
+#[derive(Debug, Clone)]
+pub struct BootDisk {
+    /// What QEMU opens (an image file or a whole disk).
+    pub path: PathBuf,
+    pub spec: TargetSpec,
+    /// A `vmrescue mount` of this target that stays mounted (read-only):
+    /// the boot configuration is read there instead of mounting again.
+    pub kept_key: Option<String>,
+}
+
+/// The disk named on the command line, else the one `vmrescue mount`
+/// left mounted, else the single candidate disk.
+pub fn resolve(args: &TargetArgs) -> Result<BootDisk> {
+    if let Some(root) = &args.root {
+        return Err(Failure::Usage(format!(
+            "--root {} is a mounted directory: verify --boot boots a disk, name it with --disk or --image",
+            root.display()
+        ))
+        .into());
+    }
+    let (path, spec) = if let Some(image) = &args.image {
+        let path = std::fs::canonicalize(image)
+            .with_context(|| format!("opening image {}", image.display()))?;
+        if !path.is_file() {
+            return Err(Failure::Usage(format!(
+                "--image {}: not a regular file (use --disk for a block device)",
+                image.display()
+            ))
+            .into());
+        }
+        (path.clone(), TargetSpec::Image(path))
+    } else if let Some(disk) = &args.disk {
+        let whole = crate::target::host_safe_disk(&crate::disk::scan()?, disk)?;
+        (
+            PathBuf::from(&whole),
+            TargetSpec::Disk(PathBuf::from(whole)),
+        )
+    } else if let Some((path, _)) = single_mounted_target()? {
+        let spec = if path.is_file() {
+            TargetSpec::Image(path.clone())
+        } else {
+            TargetSpec::Disk(path.clone())
+        };
+        (path, spec)
+    } else {
+        let scan = crate::disk::scan()?;
+        let whole = scan.pick_target()?.path.clone();
+        (
+            PathBuf::from(&whole),
+            TargetSpec::Disk(PathBuf::from(whole)),
+        )
+    };
+    let kept_key = vmrescue_state_for(&path)?.map(|(key, _)| key);
+    Ok(BootDisk {
+        path,
+        spec,
+        kept_key,
+    })
+}
+
+/// The disk or image of the only target `vmrescue mount` left mounted.
+fn single_mounted_target() -> Result<Option<(PathBuf, String)>> {
+    let mut found = Vec::new();
+    for path in StateFile::list()? {
+        let file = StateFile::load(&path)?;
+        if let Some(layout) = &file.state.layout {
+            let disk = layout
+                .image
+                .clone()
+                .or_else(|| layout.disk.as_ref().map(PathBuf::from));
+            if let Some(disk) = disk {
+                found.push((disk, file.state.key.clone()));
+            }
+        }
+    }
+    Ok(if found.len() == 1 { found.pop() } else { None })
+}
+
+/// The vmrescue state file (key, state) naming this disk or image.
+fn vmrescue_state_for(disk: &Path) -> Result<Option<(String, StateFile)>> {
+    for path in StateFile::list()? {
+        let file = StateFile::load(&path)?;
+        let names_it = match &file.state.layout {
+            Some(layout) => {
+                layout.image.as_deref() == Some(disk)
+                    || layout.disk.as_deref().map(Path::new) == Some(disk)
+            }
+            // Still being set up: only the loop step names the image.
+            None => file.state.steps.iter().any(|step| {
+                matches!(step, crate::target::state::Step::LoopAttached { image, .. } if image == disk)
+            }),
+        };
+        if names_it {
+            return Ok(Some((file.state.key.clone(), file)));
+        }
+    }
+    Ok(None)
+}
+
+/// Block devices that are this disk: the disk (or the loop devices backed
+/// by the image), their partitions and the devices stacked on them.
+fn device_nodes(disk: &Path) -> Result<Vec<PathBuf>> {
+    let mut roots: Vec<String> = Vec::new();
+    if disk.is_file() {
+        if let Ok(entries) = std::fs::read_dir("/sys/block") {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let backing = entry.path().join("loop/backing_file");
+                if let Ok(text) = std::fs::read_to_string(&backing) {
+                    if Path::new(text.trim()) == disk {
+                        roots.push(name);
+                    }
+                }
+            }
+        }
+    } else if let Some(name) = disk.file_name() {
+        roots.push(name.to_string_lossy().into_owned());
+    }
+    let mut names: Vec<String> = Vec::new();
+    let mut queue = roots;
+    while let Some(name) = queue.pop() {
+        if names.contains(&name) {
+            continue;
+        }
+        let sys = Path::new("/sys/class/block").join(&name);
+        for sub in ["holders"] {
+            if let Ok(entries) = std::fs::read_dir(sys.join(sub)) {
+                queue.extend(
+                    entries
+                        .flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned()),
+                );
+            }
+        }
+        // Partitions are subdirectories of the disk's sysfs directory.
+        if let Ok(entries) = std::fs::read_dir(&sys) {
+            for entry in entries.flatten() {
+                if entry.path().join("partition").exists() {
+                    queue.push(entry.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        names.push(name);
+    }
+    Ok(names.iter().map(|n| Path::new("/dev").join(n)).collect())
+}
+
+/// Refuses to boot a disk that is mounted read-write (by vmrescue or
+/// anyone): the VM would see a filesystem that changes under it, and a
+/// repair in progress would be booted half done.
+pub fn refuse_if_mounted_rw(disk: &BootDisk) -> Result<()> {
+    let nodes = device_nodes(&disk.path)?;
+    let canonical =
+        |source: &str| std::fs::canonicalize(source).unwrap_or_else(|_| PathBuf::from(source));
+    let writable: Vec<mountinfo::MountEntry> = mountinfo::read()?
+        .into_iter()
+        .filter(|m| !m.read_only && m.source.starts_with("/dev/"))
+        .filter(|m| nodes.contains(&canonical(&m.source)))
+        .collect();
+    let state = vmrescue_state_for(&disk.path)?;
+    if let Some((key, file)) = &state {
+        if file.state.layout.is_none() && file.state.pid != std::process::id() {
+            return Err(Failure::Refused(format!(
+                "{} is being mounted by another vmrescue run (pid {}, state {}): wait for it to finish",
+                disk.path.display(),
+                file.state.pid,
+                file.path().display()
+            ))
+            .into());
+        }
+        if let Some(mount) = writable.first() {
+            return Err(Failure::Refused(format!(
+                "{} is mounted read-write by vmrescue ({} on {}, state {}): finish the repair and run `vmrescue umount {key}` before booting it",
+                disk.path.display(),
+                mount.source,
+                mount.mount_point.display(),
+                file.path().display()
+            ))
+            .into());
+        }
+    }
+    if let Some(mount) = writable.first() {
+        return Err(Failure::Refused(format!(
+            "{} is mounted read-write ({} on {}): unmount it before booting it",
+            disk.path.display(),
+            mount.source,
+            mount.mount_point.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// What the partition table says about booting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PartitionTable {
+    /// `gpt`, `dos`, or none for a disk without a table.
+    pub label: Option<String>,
+    pub has_esp: bool,
+    /// A GPT "BIOS boot" partition (GRUB's core image for BIOS).
+    pub has_bios_boot: bool,
+}
+
+const ESP_GUID: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+const BIOS_BOOT_GUID: &str = "21686148-6449-6E6F-744E-656564454649";
+
+/// `sfdisk --json` output → the facts above.
+pub fn parse_sfdisk(json: &str) -> Result<PartitionTable> {
+    let value: serde_json::Value = serde_json::from_str(json).context("parsing sfdisk --json")?;
+    let table = &value["partitiontable"];
+    let label = table["label"].as_str().map(str::to_string);
+    let types: Vec<String> = table["partitions"]
+        .as_array()
+        .map(|parts| {
+            parts
+                .iter()
+                .filter_map(|p| p["type"].as_str().map(|t| t.to_ascii_uppercase()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(PartitionTable {
+        label,
+        has_esp: types.iter().any(|t| t == ESP_GUID || t == "EF"),
+        has_bios_boot: types.iter().any(|t| t == BIOS_BOOT_GUID),
+    })
+}
+
+pub fn partition_table(disk: &Path) -> Result<PartitionTable> {
+    let output = Cmd::new("sfdisk").arg("--json").arg(disk).run_unchecked()?;
+    if !output.success() {
+        // No partition table (a bare filesystem image): nothing to boot from firmware.
+        tracing::info!(
+            "sfdisk found no partition table on {}: {}",
+            disk.display(),
+            output.stderr_tail.trim()
+        );
+        return Ok(PartitionTable::default());
+    }
+    parse_sfdisk(&output.stdout_string())
+        .with_context(|| format!("reading the partition table of {}", disk.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpt_with_an_esp() {
+        let json = r#"{"partitiontable":{"label":"gpt","id":"X","device":"u.raw","unit":"sectors",
+            "partitions":[{"node":"u.raw1","start":2048,"size":1048576,"type":"C12A7328-F81F-11D2-BA4B-00A0C93EC93B"},
+                          {"node":"u.raw2","start":1050624,"size":3145728,"type":"0FC63DAF-8483-4772-8E79-3D69D8477DE4"}]}}"#;
+        let table = parse_sfdisk(json).unwrap();
+        assert_eq!(table.label.as_deref(), Some("gpt"));
+        assert!(table.has_esp && !table.has_bios_boot);
+    }
+
+    #[test]
+    fn mbr_linux_only() {
+        let json = r#"{"partitiontable":{"label":"dos","id":"0x1","device":"b.raw","unit":"sectors",
+            "partitions":[{"node":"b.raw1","start":2048,"size":4192256,"type":"83","bootable":true}]}}"#;
+        let table = parse_sfdisk(json).unwrap();
+        assert!(!table.has_esp && !table.has_bios_boot);
+    }
+
+    #[test]
+    fn a_root_directory_is_a_usage_error() {
+        let args = TargetArgs {
+            root: Some("/investigateroot".into()),
+            ..Default::default()
+        };
+        let err = resolve(&args).unwrap_err();
+        assert_eq!(crate::exit_code_for(&err), crate::ExitCode::Usage);
+    }
+}
