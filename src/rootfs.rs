@@ -95,9 +95,32 @@ impl RootDir {
     /// Reads a whole file, refusing files over `limit` bytes.
     pub fn read_limited(&self, target_path: impl AsRef<Path>, limit: u64) -> Result<Vec<u8>> {
         let target_path = target_path.as_ref();
+        // O_NONBLOCK: a FIFO planted where a config file should be must not
+        // hang the rescue; anything but a regular file is refused below.
         let fd = self
-            .open_fd(target_path, OFlag::O_RDONLY, Mode::empty())
+            .open_fd(
+                target_path,
+                OFlag::O_RDONLY | OFlag::O_NONBLOCK,
+                Mode::empty(),
+            )
             .with_context(|| self.describe("opening", target_path))?;
+        let kind = nix::sys::stat::fstat(fd.as_raw_fd())
+            .with_context(|| self.describe("checking", target_path))?
+            .st_mode
+            & libc::S_IFMT;
+        if kind != libc::S_IFREG {
+            let what = match kind {
+                libc::S_IFDIR => "a directory",
+                libc::S_IFIFO => "a FIFO",
+                libc::S_IFCHR | libc::S_IFBLK => "a device node",
+                libc::S_IFSOCK => "a socket",
+                _ => "not a regular file",
+            };
+            anyhow::bail!(
+                "{} is {what}, not a regular file: refusing to read it",
+                self.display_path(target_path).display()
+            );
+        }
         let mut file = File::from(fd);
         let mut buf = Vec::new();
         (&mut file)

@@ -137,7 +137,7 @@ impl Target {
                 None::<&str>,
                 &mount.path,
                 None::<&str>,
-                nix::mount::MsFlags::MS_REMOUNT,
+                nix::mount::MsFlags::MS_REMOUNT | TARGET_MOUNT_FLAGS,
                 None::<&str>,
             )
             .with_context(|| {
@@ -259,7 +259,7 @@ fn update_lvm_devices_file(layout: &Layout) -> Result<()> {
             None::<&str>,
             &layout.root,
             None::<&str>,
-            nix::mount::MsFlags::MS_REMOUNT | flags,
+            nix::mount::MsFlags::MS_REMOUNT | TARGET_MOUNT_FLAGS | flags,
             None::<&str>,
         )
         .with_context(|| format!("remounting {}", layout.root.display()))
@@ -696,6 +696,12 @@ fn mount_fstab_entry(
     })
 }
 
+/// The untrusted disk's device nodes and setuid bits stay inert on the
+/// rescue host (the chroot gets the host's /dev bound in); a remount must
+/// repeat them or the kernel drops them.
+const TARGET_MOUNT_FLAGS: nix::mount::MsFlags =
+    nix::mount::MsFlags::MS_NOSUID.union(nix::mount::MsFlags::MS_NODEV);
+
 fn mount_read_only(device: &str, at: &Path, fstype: &str, data: &str) -> Result<()> {
     let mut options: Vec<&str> = data.split(',').filter(|o| !o.is_empty()).collect();
     // Same-image rescue: the host may have an XFS with the same UUID mounted.
@@ -705,7 +711,11 @@ fn mount_read_only(device: &str, at: &Path, fstype: &str, data: &str) -> Result<
     let data = options.join(",");
     sys_mount::Mount::builder()
         .fstype(fstype)
-        .flags(sys_mount::MountFlags::RDONLY)
+        .flags(
+            sys_mount::MountFlags::RDONLY
+                | sys_mount::MountFlags::NOSUID
+                | sys_mount::MountFlags::NODEV,
+        )
         .data(&data)
         .mount(device, at)
         .map_err(|err| explain_mount_error(err, device, fstype))
