@@ -135,7 +135,7 @@ pub fn offline_findings(
         }
     }
     if let (Some(arg), Some(fstab)) = (&snapshot.root_arg, &snapshot.fstab_root) {
-        if !arg.eq_ignore_ascii_case(fstab) {
+        if crate::inspect::snapshot::root_specs_conflict(arg, fstab) {
             let mut f = finding(
                 "offline-root-mismatch",
                 Severity::Error,
