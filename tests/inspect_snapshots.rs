@@ -190,8 +190,15 @@ fn materialize(from: &Path, to: &Path) {
         }
         let in_boot = path.parent() == Some(&to.join("boot"));
         if in_boot && (name.starts_with("vmlinuz-") || name.starts_with("initr")) {
-            std::fs::write(path, if name.starts_with("vmlinuz-") { "kernel" } else { "initramfs" })
-                .unwrap();
+            std::fs::write(
+                path,
+                if name.starts_with("vmlinuz-") {
+                    "kernel"
+                } else {
+                    "initramfs"
+                },
+            )
+            .unwrap();
             set_mtime(path, 2_000_000_000);
         } else if name == "modules.dep" {
             set_mtime(path, 1_900_000_000);

@@ -1374,16 +1374,31 @@ mod tests {
         );
         let cfg = GrubCfg::parse(&std::fs::read_to_string(tree).unwrap());
         let healthy = grub(&cfg, Some(&block("")), None, Vec::new());
-        assert_eq!(healthy.entry.kernel_version.as_deref(), Some("5.15.0-1089-azure"));
+        assert_eq!(
+            healthy.entry.kernel_version.as_deref(),
+            Some("5.15.0-1089-azure")
+        );
         assert!(healthy.entry.initramfs.is_empty(), "{:?}", healthy.entry);
-        assert!(healthy.entry.cmdline.as_deref().unwrap().ends_with(" panic=-1"));
         assert!(healthy
-            .warnings
-            .iter()
-            .any(|w| w.contains("initrdless boot")), "{:?}", healthy.warnings);
+            .entry
+            .cmdline
+            .as_deref()
+            .unwrap()
+            .ends_with(" panic=-1"));
+        assert!(
+            healthy
+                .warnings
+                .iter()
+                .any(|w| w.contains("initrdless boot")),
+            "{:?}",
+            healthy.warnings
+        );
 
         let retry = grub(&cfg, Some(&block("initrdfail=1\n")), None, Vec::new());
-        assert_eq!(retry.entry.initramfs, ["/boot/initrd.img-5.15.0-1089-azure"]);
+        assert_eq!(
+            retry.entry.initramfs,
+            ["/boot/initrd.img-5.15.0-1089-azure"]
+        );
         assert!(!retry.entry.cmdline.as_deref().unwrap().contains("panic=-1"));
     }
 
@@ -1398,5 +1413,4 @@ mod tests {
         assert_eq!(test_condition("hwmatch foo 3", &env), None);
         assert_eq!(test_condition("[ a -lt b ]", &env), None);
     }
-
 }

@@ -292,7 +292,7 @@ fn lex(text: &str, warnings: &mut Vec<String>) -> Vec<Token> {
 enum Frame {
     Root,
     /// The entry and how many `if` conditions were open when it started.
-    Entry(MenuEntry, usize),
+    Entry(Box<MenuEntry>, usize),
     Submenu {
         submenu: Submenu,
         conditional: bool,
@@ -510,7 +510,7 @@ impl Builder {
         let frame = self.frames.pop();
         let children = self.children.pop().unwrap_or_default();
         let node = match frame {
-            Some(Frame::Entry(entry, _)) => Some(MenuNode::Entry(entry)),
+            Some(Frame::Entry(entry, _)) => Some(MenuNode::Entry(*entry)),
             Some(Frame::Submenu {
                 mut submenu,
                 conditional,
@@ -558,7 +558,7 @@ impl Builder {
                 let conditional = self.conditional();
                 return Some(if first.value == "menuentry" {
                     Frame::Entry(
-                        MenuEntry {
+                        Box::new(MenuEntry {
                             title,
                             id,
                             classes,
@@ -569,7 +569,7 @@ impl Builder {
                             line,
                             conditional,
                             loads: Vec::new(),
-                        },
+                        }),
                         self.conditions.len(),
                     )
                 } else {

@@ -76,12 +76,9 @@ pub fn root_specs_conflict(root_arg: &str, fstab_root: &str) -> bool {
 }
 
 fn fstab_root(text: &str) -> Option<String> {
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .find_map(|l| {
-            let fields: Vec<&str> = l.split_whitespace().collect();
-            (fields.get(1) == Some(&"/")).then(|| fields[0].to_string())
-        })
+    super::fstab::Fstab::parse(text)
+        .root()
+        .map(|e| e.spec.clone())
 }
 
 /// Inspects a mounted (or fixture) root.
