@@ -1,8 +1,10 @@
-//! `inspect` snapshots: trees assembled from the real boot fixtures in
-//! tests/fixtures/boot (see its README for sources) plus each distribution's
-//! os-release and fstab, compared with the expected JSON in
-//! tests/fixtures/inspect/. `UPDATE_SNAPSHOTS=1 cargo test --test
-//! inspect_snapshots` rewrites them after a reviewed change.
+//! `inspect` snapshots, compared with the expected JSON in
+//! tests/fixtures/inspect/: trees assembled from the real boot fixtures in
+//! tests/fixtures/boot plus each distribution's os-release and fstab, and
+//! the whole captured trees in tests/fixtures/trees (see
+//! tests/fixtures/boot/README.md for the sources of both).
+//! `UPDATE_SNAPSHOTS=1 cargo test --test inspect_snapshots` rewrites them
+//! after a reviewed change.
 
 use std::path::{Path, PathBuf};
 
@@ -121,35 +123,103 @@ fn build(tree: &Tree, dir: &Path) {
     }
 }
 
+/// Compares (or, with UPDATE_SNAPSHOTS, rewrites) the snapshot of `dir`;
+/// returns the difference, if any.
+fn compare(name: &str, dir: &Path) -> Option<String> {
+    let snap = snapshot(&RootDir::open(dir).unwrap()).unwrap();
+    // Through a Value: keys sorted, as the stored snapshots are.
+    let value = serde_json::to_value(&snap).unwrap();
+    let actual = serde_json::to_string_pretty(&value).unwrap() + "\n";
+    let expected_path = fixtures().join(format!("inspect/{name}.json"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&expected_path, &actual).unwrap();
+        return None;
+    }
+    let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_SNAPSHOTS=1 to create it)",
+            expected_path.display()
+        )
+    });
+    (expected != actual).then(|| {
+        format!(
+            "{name}:\n{}",
+            similar::TextDiff::from_lines(&expected, &actual).unified_diff()
+        )
+    })
+}
+
 #[test]
 fn inspect_snapshots_match_the_expected_json() {
-    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
     let mut mismatches = Vec::new();
     for tree in TREES {
         let dir = tempfile::tempdir().unwrap();
         build(tree, dir.path());
-        let snap = snapshot(&RootDir::open(dir.path()).unwrap()).unwrap();
-        let mut value = serde_json::to_value(&snap).unwrap();
-        // mtimes of files made by the test decide nothing here; sizes are fixed.
-        let actual = serde_json::to_string_pretty(&value.take()).unwrap() + "\n";
-        let expected_path = fixtures().join(format!("inspect/{}.json", tree.name));
-        if update {
-            std::fs::write(&expected_path, &actual).unwrap();
+        mismatches.extend(compare(tree.name, dir.path()));
+    }
+    assert!(
+        mismatches.is_empty(),
+        "snapshots differ:\n{}",
+        mismatches.join("\n")
+    );
+}
+
+fn set_mtime(path: &Path, seconds: i64) {
+    let t = nix::sys::time::TimeSpec::new(seconds, 0);
+    nix::sys::stat::utimensat(
+        None,
+        path,
+        &t,
+        &t,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .unwrap();
+}
+
+/// Copies a captured tree. Its kernels and initramfs files are stored
+/// empty; here they get a few bytes (an empty initramfs is a finding of its
+/// own) and mtimes newer than their modules.dep, as after a clean install.
+fn materialize(from: &Path, to: &Path) {
+    copy(from, to);
+    for entry in walkdir::WalkDir::new(to).sort_by_file_name() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if !entry.file_type().is_file() {
             continue;
         }
-        let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (run with UPDATE_SNAPSHOTS=1 to create it)",
-                expected_path.display()
+        let in_boot = path.parent() == Some(&to.join("boot"));
+        if in_boot && (name.starts_with("vmlinuz-") || name.starts_with("initr")) {
+            std::fs::write(
+                path,
+                if name.starts_with("vmlinuz-") {
+                    "kernel"
+                } else {
+                    "initramfs"
+                },
             )
-        });
-        if expected != actual {
-            mismatches.push(format!(
-                "{}:\n{}",
-                tree.name,
-                similar::TextDiff::from_lines(&expected, &actual).unified_diff()
-            ));
+            .unwrap();
+            set_mtime(path, 2_000_000_000);
+        } else if name == "modules.dep" {
+            set_mtime(path, 1_900_000_000);
         }
+    }
+}
+
+#[test]
+fn captured_trees_match_the_expected_json() {
+    let trees = fixtures().join("trees");
+    let mut names: Vec<String> = std::fs::read_dir(&trees)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 11, "captured trees missing: {names:?}");
+    let mut mismatches = Vec::new();
+    for name in &names {
+        let dir = tempfile::tempdir().unwrap();
+        materialize(&trees.join(name), dir.path());
+        mismatches.extend(compare(name, dir.path()));
     }
     assert!(
         mismatches.is_empty(),

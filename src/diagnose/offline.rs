@@ -135,7 +135,7 @@ pub fn offline_findings(
         }
     }
     if let (Some(arg), Some(fstab)) = (&snapshot.root_arg, &snapshot.fstab_root) {
-        if !arg.eq_ignore_ascii_case(fstab) {
+        if crate::inspect::snapshot::root_specs_conflict(arg, fstab) {
             let mut f = finding(
                 "offline-root-mismatch",
                 Severity::Error,
@@ -316,6 +316,7 @@ fn kdump_findings(root: &RootDir, snapshot: &Snapshot) -> Result<Vec<Finding>> {
 }
 
 fn blacklisted_drivers(root: &RootDir) -> Result<Vec<Finding>> {
+    use crate::inspect::modprobe_d::ModprobeConf;
     let mut evidence_lines = Vec::new();
     for dir in ["/etc/modprobe.d", "/usr/lib/modprobe.d", "/lib/modprobe.d"] {
         for entry in root.list_dir(dir)? {
@@ -324,21 +325,14 @@ fn blacklisted_drivers(root: &RootDir) -> Result<Vec<Finding>> {
             }
             let path = Path::new(dir).join(&entry.name);
             let text = root.read_string_optional(&path)?.unwrap_or_default();
-            for (index, line) in text.lines().enumerate() {
-                let words: Vec<&str> = line.split_whitespace().collect();
-                let module = match words.as_slice() {
-                    ["blacklist", m, ..] => Some(m.replace('-', "_")),
-                    ["install", m, cmd, ..]
-                        if cmd.ends_with("/false") || cmd.ends_with("/true") =>
-                    {
-                        Some(m.replace('-', "_"))
-                    }
-                    _ => None,
-                };
-                if module.is_some_and(|m| ESSENTIAL_DRIVERS.contains(&m.as_str())) {
+            let conf = ModprobeConf::parse(&text);
+            let lines: Vec<&str> = text.lines().collect();
+            for directive in conf.directives() {
+                if directive.disables() && ESSENTIAL_DRIVERS.contains(&directive.module.as_str()) {
+                    let line = lines.get(directive.line - 1).copied().unwrap_or_default();
                     evidence_lines.push(evidence(
                         &path.display().to_string(),
-                        index as u64 + 1,
+                        directive.line as u64,
                         line.trim(),
                     ));
                 }

@@ -107,6 +107,8 @@ struct Candidate {
     initrds: Vec<String>,
     defined_in: String,
     from_bls: bool,
+    /// Set when the entry picks its kernel/initramfs by a condition at boot.
+    branch_note: Option<String>,
 }
 
 impl Item {
@@ -181,6 +183,7 @@ pub fn resolve_grub(inputs: GrubInputs<'_>, exists: &dyn Fn(&str) -> bool) -> Bo
         inputs.grub_cfg_path,
         &bls_entries,
         inputs.bls_dir,
+        &lookup,
     );
     if inputs.grub_cfg.uses_blscfg() {
         decided_by.push(inputs.bls_dir.to_string());
@@ -374,15 +377,23 @@ fn check_default_grub(
     }
 }
 
-fn build_menu(nodes: &[MenuNode], cfg_path: &str, bls: &[BlsEntry], bls_dir: &str) -> Vec<Item> {
+fn build_menu(
+    nodes: &[MenuNode],
+    cfg_path: &str,
+    bls: &[BlsEntry],
+    bls_dir: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Vec<Item> {
     let mut items = Vec::new();
     for node in nodes {
         match node {
-            MenuNode::Entry(entry) => items.push(Item::Entry(candidate_from_cfg(entry, cfg_path))),
+            MenuNode::Entry(entry) => {
+                items.push(Item::Entry(candidate_from_cfg(entry, cfg_path, lookup)))
+            }
             MenuNode::Submenu(submenu) => items.push(Item::Submenu {
                 title: submenu.title.clone(),
                 id: submenu.id.clone(),
-                children: build_menu(&submenu.children, cfg_path, bls, bls_dir),
+                children: build_menu(&submenu.children, cfg_path, bls, bls_dir, lookup),
             }),
             MenuNode::Blscfg { .. } => {
                 for entry in bls {
@@ -405,6 +416,7 @@ fn build_menu(nodes: &[MenuNode], cfg_path: &str, bls: &[BlsEntry], bls_dir: &st
                             .collect(),
                         defined_in: format!("{bls_dir}/{}", entry.file_name),
                         from_bls: true,
+                        branch_note: None,
                     }))
                 }
             }
@@ -413,15 +425,66 @@ fn build_menu(nodes: &[MenuNode], cfg_path: &str, bls: &[BlsEntry], bls_dir: &st
     items
 }
 
-fn candidate_from_cfg(entry: &MenuEntry, cfg_path: &str) -> Candidate {
+fn candidate_from_cfg(
+    entry: &MenuEntry,
+    cfg_path: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Candidate {
+    let holds = |condition: &str| test_condition(condition, lookup);
+    let (linux, initrds) = entry.boot_files(&holds);
+    let branch_note = entry.has_conditional_loads().then(|| {
+        let conditions: Vec<&str> = entry
+            .loads
+            .iter()
+            .flat_map(|l| l.conditions.iter().map(String::as_str))
+            .filter(|c| !c.starts_with("not "))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let initrdfail = lookup("initrdfail").unwrap_or_default();
+        format!(
+            "the default entry picks its linux/initrd lines at boot ({}); shown is the branch taken with grubenv initrdfail={initrdfail:?}{}",
+            conditions.join("; "),
+            if initrds.is_empty() {
+                " (Ubuntu initrdless boot: after a failed boot GRUB retries with the initramfs)"
+            } else {
+                ""
+            }
+        )
+    });
     Candidate {
         title: entry.title.clone(),
         id: entry.id.clone(),
-        image: entry.linux.as_ref().map(|l| l.image.clone()),
-        args: entry.linux.as_ref().map(|l| l.args.clone()),
-        initrds: entry.initrds.clone(),
+        image: linux.map(|l| l.image.clone()),
+        args: linux.map(|l| l.args.clone()),
+        initrds,
         defined_in: format!("{cfg_path} line {}", entry.line),
         from_bls: false,
+        branch_note,
+    }
+}
+
+/// Evaluates a GRUB `[ … ]` test as written in an `if` (`[ ${x} = 1 ]`,
+/// `!=`, `-n`, `-z`, a bare word); `None` for anything else.
+fn test_condition(condition: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Option<bool> {
+    let words: Vec<String> = condition
+        .split_whitespace()
+        .map(|w| expand_grub_vars(w, lookup))
+        .collect();
+    let inner = match words.as_slice() {
+        [open, inner @ .., close] if open == "[" && close == "]" => inner,
+        _ => return None,
+    };
+    match inner {
+        [a, op, b] if op == "=" || op == "==" => Some(a == b),
+        [a, op, b] if op == "!=" => Some(a != b),
+        [op, a] if op == "-n" => Some(!a.is_empty()),
+        [op, a] if op == "-z" => Some(a.is_empty()),
+        [op] if op == "-z" => Some(true),
+        [op] if op == "-n" => Some(false),
+        [a] => Some(!a.is_empty()),
+        [] => Some(false),
+        _ => None,
     }
 }
 
@@ -603,6 +666,9 @@ fn entry_from_candidate(
             )),
         }
     }
+    if let Some(note) = &candidate.branch_note {
+        warnings.push(note.clone());
+    }
     if candidate.image.is_some() && initramfs.is_empty() {
         warnings.push("the default entry loads no initramfs".to_string());
     }
@@ -680,6 +746,7 @@ pub fn resolve_systemd_boot(
                 .collect(),
             defined_in: format!("{entries_dir}/{}", e.file_name),
             from_bls: true,
+            branch_note: None,
         };
         decided_by.push(candidate.defined_in.clone());
         let index = choice.as_ref().map_or(0, |c| c.index);
@@ -1295,5 +1362,55 @@ mod tests {
             .iter()
             .any(|w| w.contains("GRUB ignores it")));
         assert!(result.warnings.iter().any(|w| w.contains("menu is empty")));
+    }
+    /// Ubuntu cloud images (`GRUB_FORCE_PARTUUID`): the `else` branch boots
+    /// without an initramfs; grubenv `initrdfail=1` (left by a boot that did
+    /// not finish) selects the retry with it.
+    #[test]
+    fn initrdless_boot_branch_follows_grubenv_initrdfail() {
+        let tree = format!(
+            "{}/tests/fixtures/trees/ubuntu2004-azure/boot/grub/grub.cfg",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let cfg = GrubCfg::parse(&std::fs::read_to_string(tree).unwrap());
+        let healthy = grub(&cfg, Some(&block("")), None, Vec::new());
+        assert_eq!(
+            healthy.entry.kernel_version.as_deref(),
+            Some("5.15.0-1089-azure")
+        );
+        assert!(healthy.entry.initramfs.is_empty(), "{:?}", healthy.entry);
+        assert!(healthy
+            .entry
+            .cmdline
+            .as_deref()
+            .unwrap()
+            .ends_with(" panic=-1"));
+        assert!(
+            healthy
+                .warnings
+                .iter()
+                .any(|w| w.contains("initrdless boot")),
+            "{:?}",
+            healthy.warnings
+        );
+
+        let retry = grub(&cfg, Some(&block("initrdfail=1\n")), None, Vec::new());
+        assert_eq!(
+            retry.entry.initramfs,
+            ["/boot/initrd.img-5.15.0-1089-azure"]
+        );
+        assert!(!retry.entry.cmdline.as_deref().unwrap().contains("panic=-1"));
+    }
+
+    #[test]
+    fn grub_test_conditions() {
+        let env = |name: &str| (name == "x").then(|| "1".to_string());
+        assert_eq!(test_condition("[ ${x} = 1 ]", &env), Some(true));
+        assert_eq!(test_condition("[ ${y} = 1 ]", &env), Some(false));
+        assert_eq!(test_condition("[ ${x} != 1 ]", &env), Some(false));
+        assert_eq!(test_condition("[ -n ${x} ]", &env), Some(true));
+        assert_eq!(test_condition("[ -z ${y} ]", &env), Some(true));
+        assert_eq!(test_condition("hwmatch foo 3", &env), None);
+        assert_eq!(test_condition("[ a -lt b ]", &env), None);
     }
 }

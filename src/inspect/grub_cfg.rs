@@ -46,6 +46,52 @@ pub struct MenuEntry {
     pub line: usize,
     /// Defined inside an `if` (may be absent from the menu at boot).
     pub conditional: bool,
+    /// Every `linux` and `initrd` line in order, with the `if` conditions
+    /// inside the entry around it. `linux`/`initrds` above are the last of
+    /// each whatever the conditions; [`MenuEntry::boot_files`] picks a branch.
+    pub loads: Vec<EntryLoad>,
+}
+
+/// One `linux` or `initrd` line of an entry. Ubuntu cloud images
+/// (`GRUB_FORCE_PARTUUID`) write both inside `if [ "${initrdfail}" = 1 ]`:
+/// the `else` branch boots without an initramfs, the `then` branch is the
+/// retry after a failed boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EntryLoad {
+    /// Entry-local `if` conditions, innermost last (`else` prefixed `not `).
+    pub conditions: Vec<String>,
+    pub linux: Option<LinuxCommand>,
+    pub initrds: Option<Vec<String>>,
+}
+
+impl MenuEntry {
+    /// The kernel and initramfs GRUB loads, running the entry's commands
+    /// with `holds` deciding each condition (`None`: unknown, taken as false).
+    pub fn boot_files(
+        &self,
+        holds: &dyn Fn(&str) -> Option<bool>,
+    ) -> (Option<&LinuxCommand>, Vec<String>) {
+        let taken = |condition: &String| match condition.strip_prefix("not ") {
+            Some(inner) => !holds(inner).unwrap_or(false),
+            None => holds(condition).unwrap_or(false),
+        };
+        let mut linux = None;
+        let mut initrds = Vec::new();
+        for load in self.loads.iter().filter(|l| l.conditions.iter().all(taken)) {
+            if let Some(l) = &load.linux {
+                linux = Some(l);
+            }
+            if let Some(i) = &load.initrds {
+                initrds = i.clone();
+            }
+        }
+        (linux, initrds)
+    }
+
+    /// Whether the kernel or initramfs depends on a condition inside the entry.
+    pub fn has_conditional_loads(&self) -> bool {
+        self.loads.iter().any(|l| !l.conditions.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -245,7 +291,8 @@ fn lex(text: &str, warnings: &mut Vec<String>) -> Vec<Token> {
 
 enum Frame {
     Root,
-    Entry(MenuEntry),
+    /// The entry and how many `if` conditions were open when it started.
+    Entry(Box<MenuEntry>, usize),
     Submenu {
         submenu: Submenu,
         conditional: bool,
@@ -407,8 +454,8 @@ impl GrubCfg {
         out
     }
 
-    /// Applies a command-line edit to the `linux` line of every entry that
-    /// `select` accepts. Only those argument texts change. Returns how many
+    /// Applies a command-line edit to every `linux` line (each branch of an
+    /// `if` too) of every entry that `select` accepts. Only those argument texts change. Returns how many
     /// lines changed.
     pub fn edit_linux_args(
         &mut self,
@@ -416,11 +463,15 @@ impl GrubCfg {
         edit: &CmdlineEdit,
     ) -> usize {
         let mut edits: Vec<((usize, usize), String)> = Vec::new();
-        for (_, entry) in self.entries() {
-            let Some(linux) = &entry.linux else { continue };
-            if !select(entry) {
-                continue;
-            }
+        let linux_lines = self.entries().into_iter().flat_map(|(_, entry)| {
+            let selected = select(entry);
+            entry
+                .loads
+                .iter()
+                .filter_map(|l| l.linux.as_ref())
+                .filter(move |_| selected)
+        });
+        for linux in linux_lines {
             let (start, end) = linux.args_range;
             let old = &self.text[start..end];
             let mut cmdline = KernelCmdline::parse(old);
@@ -447,13 +498,6 @@ impl GrubCfg {
 }
 
 impl Builder {
-    fn inside_entry(&mut self) -> Option<&mut MenuEntry> {
-        match self.frames.last_mut() {
-            Some(Frame::Entry(e)) => Some(e),
-            _ => None,
-        }
-    }
-
     fn at_top_level(&self) -> bool {
         self.frames.len() == 1
     }
@@ -466,7 +510,7 @@ impl Builder {
         let frame = self.frames.pop();
         let children = self.children.pop().unwrap_or_default();
         let node = match frame {
-            Some(Frame::Entry(entry)) => Some(MenuNode::Entry(entry)),
+            Some(Frame::Entry(entry, _)) => Some(MenuNode::Entry(*entry)),
             Some(Frame::Submenu {
                 mut submenu,
                 conditional,
@@ -513,17 +557,21 @@ impl Builder {
                 let (title, id, classes) = menu_options(&words[1..]);
                 let conditional = self.conditional();
                 return Some(if first.value == "menuentry" {
-                    Frame::Entry(MenuEntry {
-                        title,
-                        id,
-                        classes,
-                        linux: None,
-                        initrds: Vec::new(),
-                        set_root: None,
-                        search_uuid: None,
-                        line,
-                        conditional,
-                    })
+                    Frame::Entry(
+                        Box::new(MenuEntry {
+                            title,
+                            id,
+                            classes,
+                            linux: None,
+                            initrds: Vec::new(),
+                            set_root: None,
+                            search_uuid: None,
+                            line,
+                            conditional,
+                            loads: Vec::new(),
+                        }),
+                        self.conditions.len(),
+                    )
                 } else {
                     Frame::Submenu {
                         submenu: Submenu {
@@ -540,8 +588,9 @@ impl Builder {
             _ => {}
         }
 
-        if let Some(entry) = self.inside_entry() {
-            entry_command(entry, words, line, text);
+        if let Some(Frame::Entry(entry, depth)) = self.frames.last_mut() {
+            let local = self.conditions.get(*depth..).unwrap_or_default();
+            entry_command(entry, words, line, text, local);
             return None;
         }
         if !matches!(
@@ -644,7 +693,13 @@ fn menu_options(words: &[Word]) -> (String, Option<String>, Vec<String>) {
     (title.unwrap_or_default(), id, classes)
 }
 
-fn entry_command(entry: &mut MenuEntry, words: &[Word], line: usize, text: &str) {
+fn entry_command(
+    entry: &mut MenuEntry,
+    words: &[Word],
+    line: usize,
+    text: &str,
+    conditions: &[String],
+) {
     let Some(first) = words.first() else { return };
     match first.value.as_str() {
         command @ ("linux" | "linuxefi" | "linux16" | "kernel") => {
@@ -653,16 +708,28 @@ fn entry_command(entry: &mut MenuEntry, words: &[Word], line: usize, text: &str)
                 (Some(start), Some(last)) => (start.raw_start, last.raw_end),
                 _ => (image.raw_end, image.raw_end),
             };
-            entry.linux = Some(LinuxCommand {
+            let linux = LinuxCommand {
                 command: command.to_string(),
                 image: image.value.clone(),
                 args: text[args_range.0..args_range.1].to_string(),
                 line,
                 args_range,
+            };
+            entry.loads.push(EntryLoad {
+                conditions: conditions.to_vec(),
+                linux: Some(linux.clone()),
+                initrds: None,
             });
+            entry.linux = Some(linux);
         }
         "initrd" | "initrdefi" | "initrd16" => {
-            entry.initrds = words[1..].iter().map(|w| w.value.clone()).collect();
+            let initrds: Vec<String> = words[1..].iter().map(|w| w.value.clone()).collect();
+            entry.loads.push(EntryLoad {
+                conditions: conditions.to_vec(),
+                linux: None,
+                initrds: Some(initrds.clone()),
+            });
+            entry.initrds = initrds;
         }
         "set" => {
             for word in &words[1..] {
@@ -858,6 +925,26 @@ mod tests {
         );
         cfg.edit_linux_args(|_| true, &CmdlineEdit::RemoveKey("cgroup.memory".into()));
         assert_eq!(cfg.render(), original);
+    }
+
+    #[test]
+    fn edits_reach_every_branch_of_an_initrdless_entry() {
+        let text = "menuentry 'U' {\n\tif [ \"${initrdfail}\" = 1 ]; then\n\t  linux\t/vmlinuz-6 root=PARTUUID=p ro\n\t  initrd\t/initrd.img-6\n\telse\n\t  linux\t/vmlinuz-6 root=PARTUUID=p ro panic=-1\n\tfi\n\tinitrdfail\n}\n";
+        let mut cfg = GrubCfg::parse(text);
+        let entry = &cfg.entries()[0].1;
+        assert_eq!(entry.loads.len(), 3);
+        assert!(entry.has_conditional_loads());
+        let (linux, initrds) = entry.boot_files(&|_| Some(false));
+        assert!(linux.unwrap().args.ends_with("panic=-1"));
+        assert!(initrds.is_empty());
+        let (linux, initrds) = entry.boot_files(&|_| Some(true));
+        assert_eq!(linux.unwrap().args, "root=PARTUUID=p ro");
+        assert_eq!(initrds, ["/initrd.img-6"]);
+        assert_eq!(
+            cfg.edit_linux_args(|_| true, &CmdlineEdit::Add("nokmem=1".into())),
+            2
+        );
+        assert_eq!(cfg.render().matches("nokmem=1").count(), 2);
     }
 
     #[test]

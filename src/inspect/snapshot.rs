@@ -60,13 +60,25 @@ pub struct Snapshot {
     pub problems: Vec<String>,
 }
 
+/// Whether root= and fstab's `/` name different filesystems, as far as the
+/// two names tell. Names of different kinds (Ubuntu cloud images boot with
+/// `root=PARTUUID=…` and mount `UUID=…`) can only be compared against the
+/// disk's devices, so they do not count as a conflict here.
+pub fn root_specs_conflict(root_arg: &str, fstab_root: &str) -> bool {
+    fn kind(spec: &str) -> &str {
+        match spec.split_once('=') {
+            Some((tag, _)) if !spec.starts_with('/') => tag,
+            _ => "path",
+        }
+    }
+    kind(root_arg).eq_ignore_ascii_case(kind(fstab_root))
+        && !root_arg.eq_ignore_ascii_case(fstab_root)
+}
+
 fn fstab_root(text: &str) -> Option<String> {
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .find_map(|l| {
-            let fields: Vec<&str> = l.split_whitespace().collect();
-            (fields.get(1) == Some(&"/")).then(|| fields[0].to_string())
-        })
+    super::fstab::Fstab::parse(text)
+        .root()
+        .map(|e| e.spec.clone())
 }
 
 /// Inspects a mounted (or fixture) root.
@@ -121,7 +133,7 @@ pub fn snapshot(root: &RootDir) -> Result<Snapshot> {
     }
     let root_arg = boot.as_ref().and_then(|b| b.entry.root.clone());
     if let (Some(arg), Some(fstab)) = (&root_arg, &fstab_root) {
-        if !arg.eq_ignore_ascii_case(fstab) {
+        if root_specs_conflict(arg, fstab) {
             problems.push(format!(
                 "root={arg} differs from fstab's / ({fstab}): check with recipe fix-root-fs"
             ));
@@ -228,5 +240,19 @@ impl Snapshot {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::root_specs_conflict;
+
+    #[test]
+    fn root_specs_of_different_kinds_do_not_conflict() {
+        assert!(!root_specs_conflict("PARTUUID=1a2b-01", "UUID=9c1d"));
+        assert!(!root_specs_conflict("UUID=9C1D", "UUID=9c1d"));
+        assert!(root_specs_conflict("UUID=aaaa", "UUID=bbbb"));
+        assert!(root_specs_conflict("/dev/sda1", "/dev/mapper/vg-root"));
+        assert!(!root_specs_conflict("/dev/sda1", "LABEL=root"));
     }
 }

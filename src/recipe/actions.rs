@@ -9,6 +9,7 @@ use super::cmdline_edit::{self as edit, add_arg, remove_arg};
 use super::facts::{Facts, Family};
 use super::plan::{PlannedChange, SysctlAudit, Workspace};
 use crate::error::Failure;
+use crate::inspect::initramfs_modules::InitramfsModules;
 use crate::rootfs::EntryKind;
 use crate::target::Layout;
 
@@ -534,29 +535,12 @@ fn ensure_platform_drivers(
         Family::Debian => {
             let path = "/etc/initramfs-tools/modules";
             let text = ws.read(path)?.unwrap_or_default();
-            let present: Vec<String> = text
-                .lines()
-                .filter(|l| !l.trim_start().starts_with('#'))
-                .filter_map(|l| l.split_whitespace().next())
-                .map(normalize_module)
-                .collect();
-            let missing: Vec<&str> = wanted
-                .iter()
-                .copied()
-                .filter(|d| !present.iter().any(|p| p == d))
-                .collect();
+            let mut modules = InitramfsModules::parse(&text);
+            let missing = modules.add(&wanted);
             if !missing.is_empty() {
-                let mut new = text.clone();
-                if !new.is_empty() && !new.ends_with('\n') {
-                    new.push('\n');
-                }
-                for driver in &missing {
-                    new.push_str(driver);
-                    new.push('\n');
-                }
                 planned.push(ws.write(
                     path,
-                    new,
+                    modules.render(),
                     &format!("force {} into the initramfs", missing.join(" ")),
                 )?);
             }
@@ -697,7 +681,7 @@ pub fn fstab_nofail(ws: &mut Workspace, ctx: &ActionContext, planned: &mut Plann
         .enumerate()
         .map(|(index, line)| {
             if lines.contains(&(index + 1)) {
-                add_fstab_option(line, "nofail")
+                crate::inspect::fstab::add_option_to_line(line, "nofail")
             } else {
                 line.to_string()
             }
@@ -709,33 +693,6 @@ pub fn fstab_nofail(ws: &mut Workspace, ctx: &ActionContext, planned: &mut Plann
         "add nofail to entries whose source is missing, so boot goes on without them",
     )?);
     Ok(())
-}
-
-/// Adds an option to the 4th field of an fstab line, keeping its spacing.
-pub fn add_fstab_option(line: &str, option: &str) -> String {
-    let mut fields = 0;
-    let mut in_field = false;
-    for (index, ch) in line.char_indices() {
-        let space = ch.is_whitespace();
-        if !space && !in_field {
-            fields += 1;
-            in_field = true;
-            if fields == 4 {
-                let end = line[index..]
-                    .find(char::is_whitespace)
-                    .map(|e| index + e)
-                    .unwrap_or(line.len());
-                let options = &line[index..end];
-                if options.split(',').any(|o| o == option) {
-                    return line.to_string();
-                }
-                return format!("{}{options},{option}{}", &line[..index], &line[end..]);
-            }
-        } else if space {
-            in_field = false;
-        }
-    }
-    line.to_string()
 }
 
 /// Makes `kernel` the default boot entry the way the boot configuration
@@ -1097,22 +1054,6 @@ pub fn check_root_resolves(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fstab_option_is_added_in_place() {
-        assert_eq!(
-            add_fstab_option("UUID=x /data ext4 defaults 0 2\n", "nofail"),
-            "UUID=x /data ext4 defaults,nofail 0 2\n"
-        );
-        assert_eq!(
-            add_fstab_option("UUID=x\t/data\text4\tdefaults,nofail\t0 2\n", "nofail"),
-            "UUID=x\t/data\text4\tdefaults,nofail\t0 2\n"
-        );
-        assert_eq!(
-            add_fstab_option("UUID=x /data ext4\n", "nofail"),
-            "UUID=x /data ext4\n"
-        );
-    }
 
     #[test]
     fn leaked_rescue_device_roots_are_put_back() {

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{FstabNote, VolumeGroupUse};
 use crate::disk::BlockDevice;
+use crate::inspect::fstab::Fstab;
 
 /// An fstab entry to mount under the target root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,51 +56,6 @@ const VIRTUAL_FSTYPES: &[&str] = &[
     "mqueue",
 ];
 
-/// A whitespace-separated fstab line's fields, octal escapes decoded.
-struct FstabFields {
-    line: usize,
-    spec: String,
-    mount_point: String,
-    fstype: String,
-    options: Vec<String>,
-}
-
-fn decode(field: &str) -> String {
-    field
-        .replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\134", "\\")
-}
-
-fn fields(text: &str) -> Vec<FstabFields> {
-    text.lines()
-        .enumerate()
-        .filter_map(|(index, line)| {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                return None;
-            }
-            let mut parts = line.split_whitespace();
-            let spec = decode(parts.next()?);
-            let mount_point = decode(parts.next()?);
-            let fstype = parts.next().unwrap_or("auto").to_string();
-            let options = parts
-                .next()
-                .unwrap_or("defaults")
-                .split(',')
-                .map(str::to_string)
-                .collect();
-            Some(FstabFields {
-                line: index + 1,
-                spec,
-                mount_point,
-                fstype,
-                options,
-            })
-        })
-        .collect()
-}
-
 /// Decides, for every fstab line, mount / skip / unresolved.
 pub fn plan(
     fstab_text: &str,
@@ -107,7 +63,7 @@ pub fn plan(
     volume_groups: &[VolumeGroupUse],
 ) -> MountPlan {
     let mut plan = MountPlan::default();
-    for entry in fields(fstab_text) {
+    for entry in Fstab::parse(fstab_text).entries() {
         let note = |reason: String| FstabNote {
             line: entry.line,
             spec: entry.spec.clone(),
