@@ -89,6 +89,9 @@ pub struct HostFacts {
     /// Canonical device path → stable names pointing at it (Azure LUN, by-path).
     pub azure_luns: BTreeMap<String, String>,
     pub by_path: BTreeMap<String, Vec<String>>,
+    /// Open count of each device-mapper device by `/dev/mapper/NAME`;
+    /// `None` when unknown (then every active volume counts as in use).
+    pub dm_open: Option<BTreeMap<String, u32>>,
 }
 
 impl HostFacts {
@@ -123,8 +126,36 @@ impl HostFacts {
             swaps,
             azure_luns,
             by_path,
+            dm_open: device_mapper_open_counts(),
         })
     }
+}
+
+/// `dmsetup info` open counts; `None` without device-mapper or dmsetup.
+fn device_mapper_open_counts() -> Option<BTreeMap<String, u32>> {
+    if !Path::new("/dev/mapper/control").exists() {
+        return Some(BTreeMap::new());
+    }
+    let output = crate::cmd::Cmd::new("dmsetup")
+        .args([
+            "info",
+            "-c",
+            "--noheadings",
+            "--separator",
+            ":",
+            "-o",
+            "name,open",
+        ])
+        .read()
+        .ok()?;
+    Some(parse_dm_open(&output))
+}
+
+fn parse_dm_open(text: &str) -> BTreeMap<String, u32> {
+    text.lines()
+        .filter_map(|line| line.trim().rsplit_once(':'))
+        .filter_map(|(name, open)| Some((format!("/dev/mapper/{name}"), open.trim().parse().ok()?)))
+        .collect()
 }
 
 /// Symlinks in `dir` and the canonical device each points at; a missing dir is empty.
@@ -232,12 +263,25 @@ fn decide_class(
             format!("{} is in use as swap", node.dev_path()),
         );
     }
-    if let Some(node) = nodes.iter().find(|n| n.kind == "lvm" || n.kind == "crypt") {
+    // An active volume that nothing holds open is the attached disk's own,
+    // activated by the rescue VM's udev when the disk appeared; one that is
+    // open (or whose state is unknown) belongs to the host.
+    let in_use = |node: &BlockDevice| match &facts.dm_open {
+        Some(open) => open.get(&node.dev_path()).is_none_or(|count| *count > 0),
+        None => true,
+    };
+    let volumes = |n: &&&BlockDevice| n.kind == "lvm" || n.kind == "crypt";
+    if let Some(node) = nodes.iter().filter(volumes).find(|n| in_use(n)) {
         return (
             DiskClass::Host,
-            format!("{} is active on the host ({})", node.dev_path(), node.kind),
+            format!(
+                "{} is active and in use on the host ({})",
+                node.dev_path(),
+                node.kind
+            ),
         );
     }
+    let idle_volumes = nodes.iter().filter(volumes).count();
     if dev.kind == "rom" || dev.name.starts_with("zram") || dev.size == Some(0) {
         return (
             DiskClass::Other,
@@ -263,10 +307,17 @@ fn decide_class(
         );
     }
     let partitions = nodes.iter().filter(|n| n.kind == "part").count();
+    let idle = if idle_volumes > 0 {
+        format!(
+            "; {idle_volumes} volume(s) active but unused (activated when the disk was attached)"
+        )
+    } else {
+        String::new()
+    };
     (
         DiskClass::Candidate,
         format!(
-            "unmounted; {partitions} partition(s), holds {}",
+            "unmounted; {partitions} partition(s), holds {}{idle}",
             dedup(os_like).join(", ")
         ),
     )
@@ -459,6 +510,76 @@ mod tests {
                 assert_eq!(disk.class, DiskClass::Host, "{}", disk.path);
             }
         }
+    }
+
+    /// lvm-host.json plus /dev/sdc: a copy of the OS disk whose VG `tgtvg`
+    /// the rescue VM's udev activated (nothing mounted).
+    fn with_autoactivated_target() -> Vec<BlockDevice> {
+        let text = std::fs::read_to_string(format!(
+            "{}/tests/fixtures/lsblk/lvm-host.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let devices = json["blockdevices"].as_array_mut().unwrap();
+        let copy = serde_json::to_string(&devices[0])
+            .unwrap()
+            .replace("sda", "sdc")
+            .replace("rootvg", "tgtvg");
+        let mut copy: serde_json::Value = serde_json::from_str(&copy).unwrap();
+        fn unmount(node: &mut serde_json::Value) {
+            node["mountpoints"] = serde_json::json!([null]);
+            if let Some(children) = node.get_mut("children").and_then(|c| c.as_array_mut()) {
+                children.iter_mut().for_each(unmount);
+            }
+        }
+        unmount(&mut copy);
+        devices.push(copy);
+        lsblk::parse(&json.to_string()).unwrap()
+    }
+
+    fn open_counts(count: u32) -> HostFacts {
+        let open = ["rootlv", "usrlv", "varlv"]
+            .iter()
+            .flat_map(|lv| {
+                [
+                    (format!("/dev/mapper/rootvg-{lv}"), 1),
+                    (format!("/dev/mapper/tgtvg-{lv}"), count),
+                ]
+            })
+            .collect();
+        HostFacts {
+            dm_open: Some(open),
+            ..HostFacts::default()
+        }
+    }
+
+    #[test]
+    fn a_disk_whose_vg_udev_activated_but_nothing_uses_is_a_candidate() {
+        let scan = classify(&with_autoactivated_target(), &open_counts(0));
+        let sdc = scan.disks.iter().find(|d| d.path == "/dev/sdc").unwrap();
+        assert_eq!(sdc.class, DiskClass::Candidate, "{}", sdc.reason);
+        assert!(sdc.reason.contains("active but unused"), "{}", sdc.reason);
+        let sda = scan.disks.iter().find(|d| d.path == "/dev/sda").unwrap();
+        assert_eq!(sda.class, DiskClass::Host);
+    }
+
+    #[test]
+    fn an_open_or_unknown_volume_keeps_its_disk_a_host_disk() {
+        let scan = classify(&with_autoactivated_target(), &open_counts(1));
+        let sdc = scan.disks.iter().find(|d| d.path == "/dev/sdc").unwrap();
+        assert_eq!(sdc.class, DiskClass::Host, "{}", sdc.reason);
+        let scan = classify(&with_autoactivated_target(), &HostFacts::default());
+        let sdc = scan.disks.iter().find(|d| d.path == "/dev/sdc").unwrap();
+        assert_eq!(sdc.class, DiskClass::Host, "{}", sdc.reason);
+    }
+
+    #[test]
+    fn dmsetup_open_counts_are_parsed() {
+        let open = parse_dm_open("rootvg-rootlv:1\ntgtvg-swap:0\nbroken\n");
+        assert_eq!(open.get("/dev/mapper/rootvg-rootlv"), Some(&1));
+        assert_eq!(open.get("/dev/mapper/tgtvg-swap"), Some(&0));
+        assert_eq!(open.len(), 2);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the host's devices file (RHEL 9 `system.devices`), and see only the
 //! devices they are given, so the host's VGs are neither seen nor changed.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -108,20 +108,43 @@ pub fn target_lvs(devices: &[String], vg: &str) -> Result<Vec<LogicalVolume>> {
     parse_lvs(&json)
 }
 
-/// Names of the VGs the host itself knows (its own configuration and devices file).
-pub fn host_vg_names() -> Result<BTreeSet<String>> {
-    let output = host_lvm("vgs")
-        .args(["--reportformat", "json", "-o", "vg_name"])
+/// The VGs the host itself sees (its own configuration and devices file),
+/// each with the PVs it is on. The attached target's own VG shows up here
+/// when the host's LVM scans its disk too.
+pub fn host_vg_pvs() -> Result<BTreeMap<String, Vec<String>>> {
+    let output = host_lvm("pvs")
+        .args(["--reportformat", "json", "-o", "pv_name,vg_name"])
         .run_unchecked()?;
     if !output.success() {
-        return Ok(BTreeSet::new());
+        return Ok(BTreeMap::new());
     }
-    #[derive(Deserialize)]
-    struct Vg {
-        vg_name: String,
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pv in parse_pvs(&output.stdout_string())? {
+        if !pv.vg_name.is_empty() {
+            groups.entry(pv.vg_name).or_default().push(pv.pv_name);
+        }
     }
-    let rows: Vec<Vg> = parse_rows(&output.stdout_string())?;
-    Ok(rows.into_iter().map(|v| v.vg_name).collect())
+    Ok(groups)
+}
+
+/// True when a host VG of that name lives (also) on devices outside the target.
+pub fn clashes_with_host(
+    host: &BTreeMap<String, Vec<String>>,
+    vg: &str,
+    target_pvs: &[String],
+) -> bool {
+    host.get(vg)
+        .is_some_and(|pvs| pvs.iter().any(|pv| !target_pvs.contains(pv)))
+}
+
+/// True when every LV of the VG already has its device-mapper node (udev
+/// activated the VG when the disk was attached).
+pub fn all_active(devices: &[String], vg: &str) -> Result<bool> {
+    let lvs = target_lvs(devices, vg)?;
+    Ok(!lvs.is_empty()
+        && lvs
+            .iter()
+            .all(|lv| !lv.lv_dm_path.is_empty() && std::path::Path::new(&lv.lv_dm_path).exists()))
 }
 
 pub fn activate(devices: &[String], vg: &str) -> Result<()> {
@@ -168,6 +191,25 @@ pub fn rename(devices: &[String], from: &str, to: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_host_vg_on_other_devices_is_a_clash() {
+        let host: BTreeMap<String, Vec<String>> = [
+            ("rootvg".to_string(), vec!["/dev/sda4".to_string()]),
+            ("datavg".to_string(), vec!["/dev/sdc2".to_string()]),
+        ]
+        .into();
+        let target = ["/dev/sdc2".to_string()];
+        assert!(
+            clashes_with_host(&host, "rootvg", &target),
+            "same name, other disk"
+        );
+        assert!(
+            !clashes_with_host(&host, "datavg", &target),
+            "the target's own VG, seen by the host"
+        );
+        assert!(!clashes_with_host(&host, "othervg", &target));
+    }
 
     // Captured from `pvs --reportformat json -o pv_name,vg_name,pv_uuid,vg_uuid` (lvm2 2.03.16).
     const PVS: &str = r#"  {

@@ -541,7 +541,7 @@ fn assemble_lvm(tree: &BlockDevice, state: &mut StateFile) -> Result<Vec<VolumeG
         return Ok(Vec::new());
     }
     let pvs = lvm::target_pvs(&pv_paths)?;
-    let host_vgs = lvm::host_vg_names()?;
+    let host_vgs = lvm::host_vg_pvs()?;
     let mut groups: Vec<VolumeGroupUse> = Vec::new();
     for pv in &pvs {
         if pv.vg_name.is_empty() || groups.iter().any(|g| g.name == pv.vg_name) {
@@ -555,7 +555,8 @@ fn assemble_lvm(tree: &BlockDevice, state: &mut StateFile) -> Result<Vec<VolumeG
         let mut active_name = pv.vg_name.clone();
         let mut temporary_name = None;
         let mut pvid_changes = Vec::new();
-        if host_vgs.contains(&pv.vg_name) {
+        let clash = lvm::clashes_with_host(&host_vgs, &pv.vg_name, &pv_paths);
+        if clash {
             let temporary = format!("{}_vmrescue", pv.vg_name);
             state.push(Step::VgRenamed {
                 original: pv.vg_name.clone(),
@@ -575,11 +576,17 @@ fn assemble_lvm(tree: &BlockDevice, state: &mut StateFile) -> Result<Vec<VolumeG
             active_name = temporary.clone();
             temporary_name = Some(temporary);
         }
-        state.push(Step::VgActivated {
-            vg: active_name.clone(),
-            pvs: members.clone(),
-        })?;
-        lvm::activate(&members, &active_name)?;
+        if !clash && lvm::all_active(&members, &active_name)? {
+            // Activated by the rescue VM's udev when the disk appeared: use
+            // it as it is, and leave it active at umount as it was found.
+            tracing::info!("volume group {active_name} is already active: not activating it again");
+        } else {
+            state.push(Step::VgActivated {
+                vg: active_name.clone(),
+                pvs: members.clone(),
+            })?;
+            lvm::activate(&members, &active_name)?;
+        }
         failpoint::hit("mount-after-vg");
         groups.push(VolumeGroupUse {
             name: pv.vg_name.clone(),
