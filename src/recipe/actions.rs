@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::cmdline_edit::{self as edit, add_arg, remove_arg};
-use super::facts::{Facts, Family};
+use super::facts::{Facts, Family, InitramfsGenerator};
 use super::plan::{PlannedChange, SysctlAudit, Workspace};
 use crate::error::Failure;
 use crate::inspect::initramfs_modules::InitramfsModules;
@@ -531,8 +531,8 @@ fn ensure_platform_drivers(
         return Ok(false);
     }
     let before = planned.changes.len();
-    match ctx.facts.family {
-        Family::Debian => {
+    match ctx.facts.initramfs_generator {
+        InitramfsGenerator::UpdateInitramfs => {
             let path = "/etc/initramfs-tools/modules";
             let text = ws.read(path)?.unwrap_or_default();
             let mut modules = InitramfsModules::parse(&text);
@@ -545,7 +545,7 @@ fn ensure_platform_drivers(
                 )?);
             }
         }
-        _ => {
+        InitramfsGenerator::Dracut => {
             let path = "/etc/dracut.conf.d/90-vmrescue-platform-drivers.conf";
             let text = format!(
                 "# Written by vmrescue: storage/bus drivers the VM needs to find its disk.\nadd_drivers+=\" {} \"\n",
@@ -612,8 +612,8 @@ pub fn rebuild_initramfs(
         }
         planned.changes.push(depmod(version));
         let initramfs = kernel.initramfs.display().to_string();
-        let argv: Vec<String> = match ctx.facts.family {
-            Family::Debian => {
+        let argv: Vec<String> = match ctx.facts.initramfs_generator {
+            InitramfsGenerator::UpdateInitramfs => {
                 let mode = if ws.exists(&kernel.initramfs) {
                     "-u"
                 } else {
@@ -626,7 +626,7 @@ pub fn rebuild_initramfs(
                     version.clone(),
                 ]
             }
-            _ => vec![
+            InitramfsGenerator::Dracut => vec![
                 "dracut".into(),
                 "-f".into(),
                 "--no-hostonly-cmdline".into(),

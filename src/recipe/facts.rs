@@ -33,7 +33,35 @@ pub struct Facts {
     pub uses_bls: bool,
     /// systemd-boot's loader.conf on the ESP (or /boot), when it is the boot loader.
     pub systemd_boot_conf: Option<PathBuf>,
+    /// What builds the initramfs on this target (Debian may use dracut).
+    pub initramfs_generator: InitramfsGenerator,
     pub kernels: Vec<KernelFacts>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitramfsGenerator {
+    UpdateInitramfs,
+    Dracut,
+}
+
+impl InitramfsGenerator {
+    /// initramfs-tools on Debian/Ubuntu unless only dracut is installed;
+    /// dracut everywhere else.
+    fn detect(root: &RootDir, family: Family) -> Self {
+        let installed = |tool: &str| {
+            ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+                .iter()
+                .any(|dir| root.exists(Path::new(dir).join(tool)))
+        };
+        match family {
+            Family::Debian if !installed("update-initramfs") && installed("dracut") => {
+                InitramfsGenerator::Dracut
+            }
+            Family::Debian => InitramfsGenerator::UpdateInitramfs,
+            _ => InitramfsGenerator::Dracut,
+        }
+    }
 }
 
 /// Where the family keeps a kernel's initramfs.
@@ -115,6 +143,7 @@ impl Facts {
             grubenv,
             uses_bls,
             systemd_boot_conf,
+            initramfs_generator: InitramfsGenerator::detect(root, family),
             kernels,
         })
     }
