@@ -5,10 +5,15 @@
 //! or refused with a clear message; nothing on the host changes, nothing
 //! hangs, memory stays bounded.
 
+mod common;
+
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+use common::text;
+use common::tree::write;
 
 fn vmrescue(args: &[&str], root: &Path) -> Output {
     // `timeout` turns a hang (a FIFO read) into a failure instead of a stuck suite.
@@ -23,21 +28,6 @@ fn vmrescue(args: &[&str], root: &Path) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn write(root: &Path, path: &str, content: &str) {
-    let path = root.join(path);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, content).unwrap();
 }
 
 /// A minimal Debian tree that the sysctl and kernel-argument recipes accept.

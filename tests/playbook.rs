@@ -5,27 +5,16 @@
 //! the boot fixtures (tests/fixtures/boot) and the kdump packages' files
 //! (tests/fixtures/kdump, sources in its README).
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
 use std::process::Output;
 
+use common::text;
+use common::tree::{changed_paths as changed, fixture, json, tree_state, write, TreeState};
+
 const ROCKY_KERNELS: &[&str] = &["4.18.0-553.el8_10.x86_64", "4.18.0-553.22.1.el8_10.x86_64"];
-
-fn fixture(path: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(path),
-    )
-    .unwrap()
-}
-
-fn write(root: &Path, path: &str, text: &str) {
-    let path = root.join(path.trim_start_matches('/'));
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -133,53 +122,6 @@ fn debian12() -> tempfile::TempDir {
     dir
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Entry {
-    Dir(u32),
-    File(Vec<u8>, u32),
-    Link(PathBuf),
-}
-
-/// Every file, directory and symlink of the tree except vmrescue's journal.
-fn tree_state(root: &Path) -> BTreeMap<PathBuf, Entry> {
-    let mut state = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let rel = path.strip_prefix(root).unwrap().to_path_buf();
-            if rel.starts_with("var/lib/vmrescue") {
-                continue;
-            }
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            let mode = meta.permissions().mode();
-            let value = if meta.file_type().is_symlink() {
-                Entry::Link(std::fs::read_link(&path).unwrap())
-            } else if meta.is_dir() {
-                stack.push(path.clone());
-                Entry::Dir(mode)
-            } else {
-                Entry::File(std::fs::read(&path).unwrap(), mode)
-            };
-            state.insert(rel, value);
-        }
-    }
-    state
-}
-
-/// Paths whose entry differs between two states (added, removed or changed).
-fn changed(before: &BTreeMap<PathBuf, Entry>, after: &BTreeMap<PathBuf, Entry>) -> Vec<String> {
-    let mut paths: Vec<String> = before
-        .keys()
-        .chain(after.keys())
-        .filter(|p| before.get(*p) != after.get(*p))
-        .map(|p| format!("/{}", p.display()))
-        .collect();
-    paths.sort();
-    paths.dedup();
-    paths
-}
-
 struct Run {
     logs: tempfile::TempDir,
 }
@@ -203,21 +145,8 @@ impl Run {
     }
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
 }
 
 /// repair → verify ok; repair again → nothing to do; undo → the tree as before.
@@ -226,7 +155,7 @@ fn apply_twice_then_undo(
     root: &Path,
     args: &[&str],
     expect_changed: &[&str],
-) -> BTreeMap<PathBuf, Entry> {
+) -> TreeState {
     let before = tree_state(root);
     let mut repair = vec!["--json", "repair", "--yes"];
     repair.extend(args);
@@ -375,9 +304,10 @@ fn panic_knobs_sets_only_the_named_knobs_and_undo_restores() {
             "/etc/sysctl.d/99-vmrescue.conf",
         ],
     );
-    let Entry::File(drop_in, _) = &after[Path::new("etc/sysctl.d/99-vmrescue.conf")] else {
-        panic!("no drop-in")
-    };
+    let drop_in = &after
+        .get(Path::new("etc/sysctl.d/99-vmrescue.conf"))
+        .expect("the file exists after the repair")
+        .0;
     assert_eq!(
         String::from_utf8_lossy(drop_in),
         "# Written by vmrescue; `vmrescue undo` removes it.\nkernel.softlockup_panic = 1\nkernel.hung_task_timeout_secs = 240\n"
@@ -580,9 +510,10 @@ fn kdump_hyperv_on_dracut_based_kexec_tools_moves_refused_directives_to_the_kdum
         &["kdump-hyperv"],
         &["/etc/kdump.conf", "/etc/sysconfig/kdump"],
     );
-    let Entry::File(conf, _) = &after[Path::new("etc/kdump.conf")] else {
-        panic!()
-    };
+    let conf = &after
+        .get(Path::new("etc/kdump.conf"))
+        .expect("the file exists after the repair")
+        .0;
     let conf = String::from_utf8_lossy(conf);
     assert!(
         !conf.lines().any(|l| l.starts_with("blacklist")
@@ -600,9 +531,10 @@ fn kdump_hyperv_on_mkinitrd_era_kdump_writes_the_four_directives() {
     std::fs::remove_file(root.join("usr/bin/kdumpctl")).unwrap();
     let run = Run::new();
     let after = apply_twice_then_undo(&run, root, &["kdump-hyperv"], &["/etc/kdump.conf"]);
-    let Entry::File(conf, _) = &after[Path::new("etc/kdump.conf")] else {
-        panic!()
-    };
+    let conf = &after
+        .get(Path::new("etc/kdump.conf"))
+        .expect("the file exists after the repair")
+        .0;
     let conf = String::from_utf8_lossy(conf);
     let original = fixture("kdump/rhel8-kdump.conf");
     assert_eq!(

@@ -5,10 +5,13 @@
 //! target's generators (initramfs, grub-mkconfig) are proven by booting in
 //! vm-tests instead.
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::text;
+use common::tree::{changed_paths, json, tree_state, write};
 
 const OLD: &str = "6.1.0-28-amd64";
 const NEW: &str = "6.12.9+bpo-amd64";
@@ -20,21 +23,6 @@ fn vmrescue() -> Command {
         .args(["--log-file", "/dev/null"])
         .stdin(std::process::Stdio::null());
     cmd
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn write(root: &Path, path: &str, content: &str) {
-    let path = root.join(path.trim_start_matches('/'));
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, content).unwrap();
 }
 
 fn grubenv(vars: &str) -> String {
@@ -176,58 +164,6 @@ fn rhel9_tree() -> tempfile::TempDir {
     dir
 }
 
-/// Content, mode, owner and extended attributes of every file and link,
-/// except the journal (which undo keeps as the record of what it did).
-type TreeState = BTreeMap<PathBuf, (Vec<u8>, u32, u32, u32, Vec<(String, Vec<u8>)>)>;
-
-fn tree_state(root: &Path) -> TreeState {
-    let mut state = TreeState::new();
-    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
-        let entry = entry.unwrap();
-        let rel = entry.path().strip_prefix(root).unwrap().to_path_buf();
-        if rel.starts_with("var/lib/vmrescue") {
-            continue;
-        }
-        let meta = entry.path().symlink_metadata().unwrap();
-        let content = if meta.is_file() {
-            std::fs::read(entry.path()).unwrap()
-        } else if meta.file_type().is_symlink() {
-            std::fs::read_link(entry.path())
-                .unwrap()
-                .into_os_string()
-                .into_encoded_bytes()
-        } else {
-            Vec::new()
-        };
-        state.insert(
-            rel,
-            (
-                content,
-                meta.mode(),
-                meta.uid(),
-                meta.gid(),
-                xattrs(entry.path()),
-            ),
-        );
-    }
-    state
-}
-
-fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let out = Command::new("getfattr")
-        .args(["--absolute-names", "-d", "-m", "-", "-e", "hex", "-h"])
-        .arg(path)
-        .output();
-    match out {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// Gives a file to edit an unusual owner, mode and a user xattr, so undo
 /// and the atomic replace must both keep them.
 fn mark_metadata(root: &Path, path: &str) {
@@ -243,22 +179,6 @@ fn mark_metadata(root: &Path, path: &str) {
     if !set.is_ok_and(|s| s.success()) {
         println!("note: setfattr failed or is missing (apt install attr): xattrs are not checked");
     }
-}
-
-fn changed_paths(before: &TreeState, after: &TreeState) -> Vec<String> {
-    let mut paths: Vec<String> = before
-        .keys()
-        .chain(after.keys())
-        .filter(|p| before.get(*p) != after.get(*p))
-        .map(|p| format!("/{}", p.display()))
-        .collect();
-    paths.sort();
-    paths.dedup();
-    paths
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
 }
 
 /// The whole cycle for one recipe; returns the applied report.

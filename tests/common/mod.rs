@@ -1,6 +1,8 @@
 //! Helpers for root-only integration tests on loop-device images built by the test.
 #![allow(dead_code)]
 
+pub mod tree;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
