@@ -290,6 +290,10 @@ pub struct AzPayloadArgs {
     /// Only print the plan on the repair VM.
     #[arg(long)]
     pub dry_run: bool,
+    /// After the repair, boot the disk copy-on-write in QEMU on the repair VM
+    /// (`repair --verify-boot`; needs qemu-system-x86 there).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub verify_boot: bool,
     /// Where the repair VM downloads the static binary when it has none.
     #[arg(long, requires = "binary_sha256")]
     pub binary_url: Option<String>,

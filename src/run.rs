@@ -349,7 +349,7 @@ fn az_payload(args: &AzPayloadArgs) -> Result<ExitCode> {
         kernel: args.kernel.clone(),
         module: args.module.clone(),
         dry_run: args.dry_run,
-        verify_boot: false,
+        verify_boot: args.verify_boot,
         binary_url: args.binary_url.clone(),
         binary_sha256: args.binary_sha256.clone(),
     })?;

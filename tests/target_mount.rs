@@ -11,7 +11,7 @@ fn gpt_separate_boot_xfs_root_mounts_reports_missing_fstab_source_and_cleans_up(
     }
     let _serial = serial();
     let image = gpt_boot_xfs_root();
-    let before = host_snapshot();
+    let before = host_snapshot(&image);
     let out = vmrescue()
         .args(["mount", "--json", "--image"])
         .arg(&image.path)
@@ -49,7 +49,7 @@ fn gpt_separate_boot_xfs_root_mounts_reports_missing_fstab_source_and_cleans_up(
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(host_snapshot(), before);
+    assert_eq!(host_snapshot(&image), before);
 }
 
 #[test]
@@ -59,7 +59,7 @@ fn chroot_mounts_stay_out_of_the_host_mount_table_and_exit_status_passes_through
     }
     let _serial = serial();
     let image = gpt_boot_xfs_root();
-    let before = host_snapshot();
+    let before = host_snapshot(&image);
     let mut child = vmrescue()
         .args(["chroot", "--image"])
         .arg(&image.path)
@@ -88,7 +88,7 @@ fn chroot_mounts_stay_out_of_the_host_mount_table_and_exit_status_passes_through
     );
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(7));
-    assert_eq!(host_snapshot(), before);
+    assert_eq!(host_snapshot(&image), before);
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn btrfs_root_with_subvolumes_mounts_the_fstab_subvolumes() {
         write_os_tree(&top.join("@"), &fstab);
         std::fs::create_dir_all(top.join("@/home/alice")).unwrap();
     });
-    let before = host_snapshot();
+    let before = host_snapshot(&image);
     let out = vmrescue()
         .args(["mount", "--json", "--image"])
         .arg(&image.path)
@@ -138,7 +138,7 @@ fn btrfs_root_with_subvolumes_mounts_the_fstab_subvolumes() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(host_snapshot(), before);
+    assert_eq!(host_snapshot(&image), before);
 }
 
 #[test]
@@ -155,7 +155,7 @@ fn luks_image_is_refused_with_exit_4_and_nothing_left_mounted() {
             d = image.dir.path().display()
         ))
     });
-    let before = host_snapshot();
+    let before = host_snapshot(&image);
     let out = vmrescue()
         .args(["mount", "--image"])
         .arg(&image.path)
@@ -167,7 +167,7 @@ fn luks_image_is_refused_with_exit_4_and_nothing_left_mounted() {
         "{}",
         text(&out)
     );
-    assert_eq!(host_snapshot(), before);
+    assert_eq!(host_snapshot(&image), before);
 }
 
 #[test]
@@ -203,7 +203,7 @@ fn sigkill_at_each_mount_step_then_umount_restores_the_host_exactly() {
     }
     let _serial = serial();
     let image = gpt_boot_xfs_root();
-    let before = host_snapshot();
+    let before = host_snapshot(&image);
     for failpoint in [
         "mount-after-loop",
         "mount-after-root",
@@ -224,7 +224,7 @@ fn sigkill_at_each_mount_step_then_umount_restores_the_host_exactly() {
         // Only this test's target: a leftover of another run must not be touched.
         let out = vmrescue().args(["umount", &image.key()]).output().unwrap();
         assert!(out.status.success(), "{failpoint}: {}", text(&out));
-        assert_eq!(host_snapshot(), before, "after a kill at {failpoint}");
+        assert_eq!(host_snapshot(&image), before, "after a kill at {failpoint}");
     }
 }
 

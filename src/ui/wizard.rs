@@ -56,10 +56,12 @@ impl Wizard<'_> {
         self.ask_for_log(&mut logs)?;
         let mut diagnosis = self.diagnose(&target, &logs, true)?;
         let mut outcome = ExitCode::Success;
+        let mut repaired = false;
         loop {
             match self.menu(&catalog, &diagnosis)? {
                 MenuChoice::Recipe(recipe) => {
                     if let Some(code) = self.repair(&target, &catalog, recipe, &diagnosis)? {
+                        repaired = true;
                         outcome = code;
                         // The offline checks see the repaired files now.
                         diagnosis = self.diagnose(&target, &logs, false)?;
@@ -79,9 +81,48 @@ impl Wizard<'_> {
             }
         }
         let name = target.layout().key.clone();
+        let boot_target = bootable_target(target.layout());
         target.release()?;
         eprintln!("unmounted {name}: everything vmrescue mounted is released");
+        if let (true, Some(boot_target)) = (repaired, boot_target) {
+            if let Some(code) = self.offer_boot_test(boot_target)? {
+                outcome = code;
+            }
+        }
         Ok(outcome)
+    }
+
+    /// After a repair: boot the disk copy-on-write in QEMU if the operator wants.
+    fn offer_boot_test(&mut self, target: crate::cli::TargetArgs) -> Result<Option<ExitCode>> {
+        if !self.prompter.confirm(
+            "Boot-test the disk now in a throwaway QEMU VM (copy-on-write, about 40 s without KVM)?",
+            true,
+        )? {
+            return Ok(None);
+        }
+        let options = crate::verify_boot::VerifyOptions {
+            via: crate::verify_boot::Via::Auto,
+            timeout: Duration::from_secs(180),
+            add_drivers: false,
+            controller: None,
+            accel: crate::verify_boot::qemu::AccelChoice::Auto,
+            run_id: self.run_id.clone(),
+            mount_base: self.mount_base.clone(),
+        };
+        let spinner = self.spinner("booting the disk in QEMU…");
+        let report = crate::verify_boot::verify_boot(&target, &options);
+        spinner.finish_and_clear();
+        match report {
+            Ok(report) => {
+                eprint!("{}", report.render_text(self.style));
+                Ok(Some(report.exit_code()))
+            }
+            Err(err) if crate::error::exit_code_for(&err) == ExitCode::Interrupted => Err(err),
+            Err(err) => {
+                eprintln!("{}: {err:#}", self.style.yellow("boot test not run"));
+                Ok(None)
+            }
+        }
     }
 
     fn open_target(&mut self, spec: TargetSpec) -> Result<Option<Target>> {
@@ -561,6 +602,17 @@ impl Wizard<'_> {
             ProgressBar::hidden()
         }
     }
+}
+
+/// The disk or image a boot test can use (not an already mounted `--root`).
+fn bootable_target(layout: &crate::target::Layout) -> Option<crate::cli::TargetArgs> {
+    let mut args = crate::cli::TargetArgs::default();
+    if let Some(image) = &layout.image {
+        args.image = Some(image.clone());
+    } else {
+        args.disk = Some(PathBuf::from(layout.disk.as_ref()?));
+    }
+    Some(args)
 }
 
 fn step_bar(total: u64) -> ProgressBar {

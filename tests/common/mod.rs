@@ -55,10 +55,13 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-/// What must be the same before and after a test: the mounts under the
-/// mount base, the loop devices backed by test images, and the state files.
-/// Other activity on the machine (image builds, another suite) is ignored.
-pub fn host_snapshot() -> (Vec<String>, String, Vec<String>) {
+/// What must be the same before and after a test on `image`: the mounts
+/// under its mount point, the loop devices backed by it, its state file.
+/// Other activity on the machine (image builds, another test run) is ignored.
+pub fn host_snapshot(image: &TestImage) -> (Vec<String>, String, Vec<String>) {
+    let key = image.key();
+    let mount_root = format!("/mnt/vmrescue/{key}");
+    let backing = image.path.display().to_string();
     let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
@@ -67,27 +70,23 @@ pub fn host_snapshot() -> (Vec<String>, String, Vec<String>) {
             let mount_point = left.split(' ').nth(4).unwrap();
             format!("{mount_point} {right}")
         })
-        .filter(|m| m.starts_with("/mnt/vmrescue") || m.contains(TEST_IMAGE_DIR))
+        .filter(|m| m.starts_with(&mount_root) || m.contains(&backing))
         .collect();
     mounts.sort();
     let loops: String = sh("losetup -a | sort")
         .lines()
-        .filter(|l| l.contains(TEST_IMAGE_DIR))
+        .filter(|l| l.contains(&backing))
         .map(|l| format!("{l}\n"))
         .collect();
-    let mut states: Vec<String> = std::fs::read_dir("/run/vmrescue")
+    let states: Vec<String> = std::fs::read_dir("/run/vmrescue")
         .map(|d| {
             d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|name| name.ends_with(".json"))
+                .filter(|name| *name == format!("{key}.json"))
                 .collect()
         })
         .unwrap_or_default();
-    states.sort();
     (mounts, loops, states)
 }
-
-/// Where [`TestImage`]s live (`tempfile` names its directories `.tmpXXXXXX`).
-const TEST_IMAGE_DIR: &str = "/var/tmp/.tmp";
 
 /// A disk image file in a temporary directory, with helpers to fill it.
 pub struct TestImage {
