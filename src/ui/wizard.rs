@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::prompt::Prompter;
 use super::Style;
 use crate::cli::OutputFormat;
-use crate::diagnose::{Diagnosis, Severity};
+use crate::diagnose::Diagnosis;
 use crate::disk::{human_size, ScannedDisk};
 use crate::error::{ExitCode, Failure};
 use crate::recipe::facts::Facts;
@@ -245,11 +245,9 @@ impl Wizard<'_> {
         let diagnosis = crate::diagnose::diagnose_target(logs, target);
         spinner.finish_and_clear();
         let mut diagnosis = diagnosis?;
-        // Most severe first; the classifier's order (most specific cause
-        // first) is kept among equals.
-        diagnosis
-            .findings
-            .sort_by_key(|f| severity_rank(f.severity));
+        // Most severe first (Severity orders Critical first); the stable sort
+        // keeps the classifier's order (most specific cause first) among equals.
+        diagnosis.findings.sort_by_key(|f| f.severity);
         if full {
             eprintln!("\n{}", self.style.bold("Diagnosis"));
             eprint!("{}", super::render_diagnosis(&diagnosis, self.style));
@@ -621,15 +619,6 @@ fn step_bar(total: u64) -> ProgressBar {
         bar.set_style(style);
     }
     bar
-}
-
-fn severity_rank(severity: Severity) -> u8 {
-    match severity {
-        Severity::Critical => 0,
-        Severity::Error => 1,
-        Severity::Warning => 2,
-        Severity::Info => 3,
-    }
 }
 
 fn describe_disk(disk: &ScannedDisk) -> String {
