@@ -130,7 +130,7 @@ impl Boot {
     fn record(
         &mut self,
         id: &'static str,
-        evidence: &EvidenceLine,
+        evidence: &LineRef<'_>,
         event: Option<usize>,
         params: BTreeMap<String, String>,
     ) {
@@ -139,7 +139,7 @@ impl Boot {
         if *count as usize <= MAX_EVIDENCE {
             self.hits.push(Hit {
                 id,
-                evidence: evidence.clone(),
+                evidence: evidence.to_evidence(),
                 event,
                 params,
             });
@@ -250,19 +250,17 @@ impl LogState {
     fn process(&mut self, source: &str, line_number: u64, raw: &str) {
         let message = line::message(raw);
         let text = message.text;
-        let matches = self.engine.set.matches(text);
-        if !matches.matched_any() {
+        let kinds = self.engine.classify(text);
+        if kinds.is_empty() {
             return;
         }
-        let evidence = EvidenceLine {
-            source: source.to_string(),
+        let evidence = LineRef {
+            source,
             line_number,
-            text: truncate(raw.trim(), MAX_LINE_CHARS),
+            raw,
         };
-        let kinds: Vec<Kind> = matches.iter().map(|i| self.engine.kinds[i]).collect();
-
         // Boot boundaries first.
-        for kind in &kinds {
+        for kind in kinds.iter() {
             let starts_boot = {
                 let boot = self.boot(source, line_number);
                 match kind {
@@ -285,7 +283,7 @@ impl LogState {
             return;
         };
         boot.last_line = line_number;
-        for kind in kinds {
+        for kind in kinds.iter() {
             handle(engine, boot, kind, line_number, message, text, &evidence);
         }
     }
@@ -315,6 +313,24 @@ pub(super) fn params<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<Str
         .collect()
 }
 
+/// The line being handled; turned into evidence only when a finding or an
+/// event keeps it (most matched lines, such as trace frames, are not kept).
+struct LineRef<'a> {
+    source: &'a str,
+    line_number: u64,
+    raw: &'a str,
+}
+
+impl LineRef<'_> {
+    fn to_evidence(&self) -> EvidenceLine {
+        EvidenceLine {
+            source: self.source.to_string(),
+            line_number: self.line_number,
+            text: truncate(self.raw.trim(), MAX_LINE_CHARS),
+        }
+    }
+}
+
 fn handle(
     engine: &Engine,
     boot: &mut Boot,
@@ -322,7 +338,7 @@ fn handle(
     line_number: u64,
     message: line::Message<'_>,
     text: &str,
-    evidence: &EvidenceLine,
+    evidence: &LineRef<'_>,
 ) {
     let timestamp = message.timestamp;
     match kind {
@@ -375,7 +391,7 @@ fn handle(
                     event.taint = Some(cpu.taint);
                     event.kernel_version = Some(cpu.kernel_version);
                     event.kernel_build = cpu.kernel_build;
-                    event.push_context(evidence.clone());
+                    event.push_context(evidence.to_evidence());
                 }
             }
         }
@@ -400,7 +416,7 @@ fn handle(
             if is_rip {
                 if event.rip.is_none() {
                     if frame.module.is_some() {
-                        event.push_context(evidence.clone());
+                        event.push_context(evidence.to_evidence());
                     }
                     event.rip = Some(frame);
                 }
@@ -411,7 +427,7 @@ fn handle(
                         .iter()
                         .all(|f| f.module.is_none() || f.module != frame.module)
                 {
-                    event.push_context(evidence.clone());
+                    event.push_context(evidence.to_evidence());
                 }
                 event.frames.push(frame);
             }
@@ -430,7 +446,7 @@ fn handle(
                 event.last_line = line_number;
                 if event.modules.is_empty() {
                     event.modules = modules;
-                    event.push_context(evidence.clone());
+                    event.push_context(evidence.to_evidence());
                 }
             }
         }
@@ -445,7 +461,7 @@ fn handle(
                 if *count as usize <= MAX_EVIDENCE {
                     boot.hits.push(Hit {
                         id,
-                        evidence: evidence.clone(),
+                        evidence: evidence.to_evidence(),
                         event: None,
                         params: params([("module", name.to_string())]),
                     });
@@ -471,7 +487,7 @@ fn handle(
             event.ended = false;
             event.last_line = line_number;
             event.panic_reason = Some(truncate(&reason, 256));
-            event.panic_evidence = Some(evidence.clone());
+            event.panic_evidence = Some(evidence.to_evidence());
             boot.record(
                 "kernel-panic",
                 evidence,
@@ -677,7 +693,7 @@ fn header_hit(
     message: line::Message<'_>,
     kind: Kind,
     id: &'static str,
-    evidence: &EvidenceLine,
+    evidence: &LineRef<'_>,
 ) {
     let event = boot.event_for_header(line_number, message.timestamp, kind);
     set_header(boot, event, message.text);

@@ -2,8 +2,7 @@
 //! keyword, and normalising such a line to the kernel message it carries.
 //!
 //! Most lines of a console log are irrelevant. Instead of looking at every line,
-//! one keyword regex (a literal alternation, searched with SIMD prefilters) runs
-//! over a whole chunk; only lines with a hit are located, decoded and classified.
+//! one literal searcher (SIMD, Teddy) runs over a whole chunk; only lines with a hit are located, decoded and classified.
 //! Line numbers come from counting newlines between hits.
 
 use std::borrow::Cow;
@@ -20,7 +19,7 @@ pub const MAX_LINE_CHARS: usize = 1024;
 /// separated, a trailing `\r` removed) in which `keywords` matches.
 pub fn scan_keyword_lines<R: Read>(
     mut reader: R,
-    keywords: &regex::bytes::Regex,
+    keywords: &aho_corasick::AhoCorasick,
     mut on_line: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<u64> {
     let mut buffer = vec![0u8; CHUNK_BYTES];
@@ -57,7 +56,7 @@ pub fn scan_keyword_lines<R: Read>(
 /// Returns the number of newlines in `chunk`.
 fn scan_chunk(
     chunk: &[u8],
-    keywords: &regex::bytes::Regex,
+    keywords: &aho_corasick::AhoCorasick,
     lines_before: u64,
     on_line: &mut impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<u64> {
@@ -65,17 +64,11 @@ fn scan_chunk(
     let mut newlines = 0u64;
     let mut search_from = 0usize;
     while search_from < chunk.len() {
-        let Some(hit) = keywords.find_at(chunk, search_from) else {
+        let Some(hit) = keywords.find(aho_corasick::Input::new(chunk).range(search_from..)) else {
             break;
         };
-        let start = chunk[..hit.start()]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
-        let end = chunk[hit.end()..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(chunk.len(), |i| hit.end() + i);
+        let start = memchr::memrchr(b'\n', &chunk[..hit.start()]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &chunk[hit.end()..]).map_or(chunk.len(), |i| hit.end() + i);
         newlines += count_newlines(&chunk[counted_to..start]);
         counted_to = start;
         let mut line = &chunk[start..end];
@@ -90,7 +83,7 @@ fn scan_chunk(
 }
 
 fn count_newlines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
 /// Decodes a line, replacing invalid UTF-8 and removing ANSI escape sequences;
@@ -307,7 +300,7 @@ mod tests {
 
     #[test]
     fn scanner_reports_only_keyword_lines_with_numbers() {
-        let keywords = regex::bytes::Regex::new("panic|BUG").unwrap();
+        let keywords = aho_corasick::AhoCorasick::new(["panic", "BUG"]).unwrap();
         let mut seen = Vec::new();
         let total = scan_keyword_lines(
             &b"a\r\nKernel panic\r\nb\nc\nBUG: x\nlast BUG"[..],

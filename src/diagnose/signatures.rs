@@ -1,7 +1,8 @@
 //! The line patterns the classifier reacts to and the findings they produce.
 
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use anyhow::{Context, Result};
-use regex::{Regex, RegexSet};
+use regex::Regex;
 
 use super::Severity;
 
@@ -64,183 +65,236 @@ pub enum Kind {
 /// Line patterns, matched against the message with prefixes removed. Handled in
 /// this order on a line: boot boundaries, then crash headers (which open an
 /// event), then the structure lines that fill the current event.
-const PATTERNS: &[(Kind, &str)] = &[
-    (Kind::BootVersion, r"Linux version \d"),
-    (Kind::CommandLine, r"^Command line: "),
-    (Kind::KernelCommandLine, r"^Kernel command line: "),
-    (Kind::Panic, r"(?i)Kernel panic - not syncing"),
-    (Kind::CutHere, r"-{4}\[ cut here \]-{4}"),
-    (Kind::UnknownBlock, r"unknown-block\((\d+),(\d+)\)"),
-    (Kind::CannotOpenRoot, r"Cannot open root device"),
+///
+/// Each pattern names literals of which every line it matches contains at
+/// least one (for `(?i)` patterns, in the spellings kernels print). Their union is the
+/// prefilter run over whole chunks, so that uninteresting lines cost almost
+/// nothing; on a line that passes it, only the patterns whose literals occur
+/// in the line are tried.
+const PATTERNS: &[(Kind, &str, &[&str])] = &[
+    (Kind::BootVersion, r"Linux version \d", &["Linux version"]),
+    (Kind::CommandLine, r"^Command line: ", &["ommand line:"]),
+    (
+        Kind::KernelCommandLine,
+        r"^Kernel command line: ",
+        &["ommand line:"],
+    ),
+    (
+        Kind::Panic,
+        r"(?i)Kernel panic - not syncing",
+        &["anic - not syncing"],
+    ),
+    (Kind::CutHere, r"-{4}\[ cut here \]-{4}", &["cut here"]),
+    (
+        Kind::UnknownBlock,
+        r"unknown-block\((\d+),(\d+)\)",
+        &["unknown-block"],
+    ),
+    (
+        Kind::CannotOpenRoot,
+        r"Cannot open root device",
+        &["Cannot open root device"],
+    ),
     (
         Kind::NoInit,
         r"No working init found|No init found|Requested init \S+ failed|Failed to execute /init",
+        &["init found", "Requested init", "Failed to execute /init"],
     ),
     (
         Kind::DracutCouldNotBoot,
         r"Could not boot\.?$|Warning: Could not boot",
+        &["Could not boot"],
     ),
     (
         Kind::DracutDoesNotExist,
         r"Warning: /dev/\S+ does not exist",
+        &["does not exist"],
     ),
-    (Kind::DracutTimeout, r"dracut-initqueue:? timeout"),
+    (
+        Kind::DracutTimeout,
+        r"dracut-initqueue:? timeout",
+        &["dracut-initqueue"],
+    ),
     (
         Kind::DracutEmergency,
         r"rdsosreport\.txt|Starting Dracut Emergency Shell|dracut:/#|Entering emergency mode",
+        &["rdsosreport", "mergency", "dracut:/#"],
     ),
-    (Kind::InitramfsAlert, r"ALERT! .* does not exist"),
+    (
+        Kind::InitramfsAlert,
+        r"ALERT! .* does not exist",
+        &["does not exist"],
+    ),
     (
         Kind::InitramfsGaveUp,
         r"Gave up waiting for root (?:file system )?device|Dropping to a shell",
+        &["Gave up waiting", "Dropping to a shell"],
     ),
-    (Kind::KillInit, r"Attempted to kill init!?"),
-    (Kind::Oops, r"\bOops\b.*\[#\d+\]|Internal error: Oops"),
+    (Kind::KillInit, r"Attempted to kill init!?", &["kill init"]),
+    (
+        Kind::Oops,
+        r"\bOops\b.*\[#\d+\]|Internal error: Oops",
+        &["Oops"],
+    ),
     (
         Kind::SysRq,
         r"(?i)sysrq\s*:.*trigger a crash|sysrq_handle_crash|sysrq triggered crash",
+        &["sysrq", "SysRq"],
     ),
-    (Kind::KernelBug, r"kernel BUG at "),
-    (Kind::NullDeref, r"NULL pointer dereference"),
+    (Kind::KernelBug, r"kernel BUG at ", &["BUG at "]),
+    (
+        Kind::NullDeref,
+        r"NULL pointer dereference",
+        &["NULL pointer"],
+    ),
     (
         Kind::PageFault,
         r"(?i)unable to handle (?:kernel )?(?:page fault|paging request)",
+        &["nable to handle"],
     ),
-    (Kind::Gpf, r"general protection fault"),
-    (Kind::DivideError, r"divide error: |Oops: divide error"),
-    (Kind::InvalidOpcode, r"invalid opcode: "),
+    (
+        Kind::Gpf,
+        r"general protection fault",
+        &["general protection"],
+    ),
+    (
+        Kind::DivideError,
+        r"divide error: |Oops: divide error",
+        &["divide error"],
+    ),
+    (
+        Kind::InvalidOpcode,
+        r"invalid opcode: ",
+        &["invalid opcode"],
+    ),
     (
         Kind::SoftLockup,
         r"soft lockup - CPU#?\d+ stuck|softlockup: hung tasks",
+        &["soft lockup", "softlockup"],
     ),
-    (Kind::HardLockup, r"(?i)hard lockup"),
+    (
+        Kind::HardLockup,
+        r"(?i)hard lockup",
+        &["LOCKUP", "ard lockup"],
+    ),
     (
         Kind::HungTask,
         r"blocked for more than \d+ seconds|hung_task: blocked tasks",
+        &["blocked for more than", "hung_task"],
     ),
-    (Kind::OomPanic, r"panic_on_oom"),
+    (Kind::OomPanic, r"panic_on_oom", &["panic_on_oom"]),
     (
         Kind::OomDeadlock,
         r"System is deadlocked on memory|no killable process",
+        &["deadlocked on memory", "killable process"],
     ),
     (
         Kind::OomKill,
         r"Out of memory: Kill|Out of memory \(oom_kill_allocating_task\)|invoked oom-killer|Memory cgroup out of memory",
+        &["ut of memory", "oom-killer"],
     ),
-    (Kind::NmiIoCheck, r"(?i)iock error"),
+    (Kind::NmiIoCheck, r"(?i)iock error", &["NMI", "iock"]),
     (
         Kind::NmiUnknown,
         r"NMI received for unknown reason|Dazed and confused",
+        &["NMI", "Dazed"],
     ),
-    (Kind::NmiSerr, r"NMI: PCI system error"),
+    (Kind::NmiSerr, r"NMI: PCI system error", &["NMI"]),
     (
         Kind::NmiNotContinuing,
         r"NMI: Not continuing|not syncing: NMI|not syncing: An NMI occurred",
+        &["NMI"],
     ),
     (
         Kind::MachineCheck,
         r"(?i)machine check exception|fatal machine check|machine check from unknown source|processor context corrupt|Not all CPUs entered broadcast exception handler|\[Hardware Error\]: (?:CPU \d+: )?Machine Check",
+        &["achine check", "Machine Check", "broadcast exception"],
     ),
-    (Kind::MachineCheckCorrected, r"Machine check events logged"),
-    (Kind::ListCorruption, r"list_(?:del|add) corruption"),
+    (
+        Kind::MachineCheckCorrected,
+        r"Machine check events logged",
+        &["achine check"],
+    ),
+    (
+        Kind::ListCorruption,
+        r"list_(?:del|add) corruption",
+        &["corruption"],
+    ),
     (
         Kind::SlabObjectsRemaining,
         r"Objects remaining in kmalloc|Slab cache still has objects",
+        &["Objects remaining", "still has objects"],
     ),
     (
         Kind::AllocationFailure,
         r"page allocation failure|SLUB: Unable to allocate memory on node",
+        &["page allocation failure", "Unable to allocate memory"],
     ),
-    (Kind::MemcgCache, r"cache: \S+\(\d+:|memcg_kmem|mem_cgroup"),
-    (Kind::Warning, r"WARNING: (?:CPU: \d+ PID: \d+ )?at "),
+    (
+        Kind::MemcgCache,
+        r"cache: \S+\(\d+:|memcg_kmem|mem_cgroup",
+        &["cache: ", "cg_kmem", "_cgroup"],
+    ),
+    (
+        Kind::Warning,
+        r"WARNING: (?:CPU: \d+ PID: \d+ )?at ",
+        &["WARNING:"],
+    ),
     (
         Kind::RcuStall,
         r"detected stalls? on CPU|self-detected stall on CPU|rcu_sched kthread starved",
+        &["detected stall", "kthread starved"],
     ),
     (
         Kind::TaintingModule,
         r"loading out-of-tree module taints kernel|module verification failed: signature|module license '[^']*' taints kernel",
+        &["taint"],
     ),
-    (Kind::CpuLine, r"[Cc]omm: .*(?:Not tainted|Tainted: )"),
-    (Kind::HardwareName, r"^Hardware name: "),
-    (Kind::CallTrace, r"^(?:Call Trace|Call trace|Backtrace):?"),
-    (Kind::Frame, r"\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+"),
-    (Kind::ModulesLinked, r"Modules linked in:"),
-    (Kind::EndTrace, r"---\[ end trace"),
+    (
+        Kind::CpuLine,
+        r"[Cc]omm: .*(?:Not tainted|Tainted: )",
+        &["Tainted", "taint"],
+    ),
+    (Kind::HardwareName, r"^Hardware name: ", &["Hardware "]),
+    (
+        Kind::CallTrace,
+        r"^(?:Call Trace|Call trace|Backtrace):?",
+        &["Call Trace", "Call trace", "Backtrace"],
+    ),
+    (Kind::Frame, r"\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+", &["+0x"]),
+    (
+        Kind::ModulesLinked,
+        r"Modules linked in:",
+        &["Modules linked in"],
+    ),
+    (Kind::EndTrace, r"---\[ end trace", &["[ end trace"]),
 ];
 
-/// Literals of which every interesting line contains at least one; searched
-/// over whole chunks so that uninteresting lines cost almost nothing. Kept
-/// under 64 so the literal searcher can use its SIMD (Teddy) mode.
-const KEYWORDS: &[&str] = &[
-    "aint",
-    "ut of memory",
-    "mergency",
-    "Hardware ",
-    "Linux version",
-    "ommand line:",
-    "cut here",
-    "end trace",
-    "all Trace",
-    "all trace",
-    "Backtrace",
-    "+0x",
-    "Modules linked in",
-    "ernel panic",
-    "unknown-block",
-    "Cannot open root device",
-    "init found",
-    "Requested init",
-    "Failed to execute",
-    "Could not boot",
-    "does not exist",
-    "initqueue",
-    "rdsosreport",
-    "dracut:/#",
-    "Gave up waiting",
-    "Dropping to a shell",
-    "kill init",
-    "Oops",
-    "sysrq",
-    "SysRq",
-    "kernel BUG",
-    "NULL pointer",
-    "nable to handle",
-    "protection fault",
-    "divide error",
-    "invalid opcode",
-    "lockup",
-    "LOCKUP",
-    "blocked for more than",
-    "hung_task",
-    "panic_on_oom",
-    "deadlocked on memory",
-    "killable process",
-    "oom-killer",
-    "iock",
-    "NMI",
-    "Dazed",
-    "achine check",
-    "achine Check",
-    "broadcast exception",
-    "corruption",
-    "Objects remaining",
-    "still has objects",
-    "allocation failure",
-    "Unable to allocate memory",
-    "cache: ",
-    "memcg",
-    "mem_cgroup",
-    "WARNING:",
-    "stall",
-    "starved",
-];
+/// The kinds of one line, in `PATTERNS` order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LineKinds(u64);
+
+impl LineKinds {
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Kind> {
+        (0..PATTERNS.len())
+            .filter(move |i| self.0 & (1 << i) != 0)
+            .map(|i| PATTERNS[i].0)
+    }
+}
 
 /// Compiled patterns, built once.
 pub struct Engine {
-    pub keywords: regex::bytes::Regex,
-    pub set: RegexSet,
-    pub kinds: Vec<Kind>,
+    /// The union of the patterns' literals, searched over whole chunks.
+    pub keywords: AhoCorasick,
+    /// The same literals, all occurrences in one line (overlapping).
+    line_literals: AhoCorasick,
+    /// For each literal of `line_literals`, the patterns (bit per index) that name it.
+    literal_patterns: Vec<u64>,
+    patterns: Vec<Regex>,
     pub unknown_block: Regex,
     pub root_device: Regex,
     pub exit_code: Regex,
@@ -252,22 +306,49 @@ pub struct Engine {
     pub cmdline_root: Regex,
 }
 
+/// The union of the patterns' literals, each once, in table order.
+fn literals() -> Vec<&'static str> {
+    let mut literals: Vec<&str> = Vec::new();
+    for literal in PATTERNS.iter().flat_map(|(_, _, literals)| literals.iter()) {
+        if !literals.contains(literal) {
+            literals.push(literal);
+        }
+    }
+    literals
+}
+
 impl Engine {
     pub fn new() -> Result<Self> {
-        let keywords = KEYWORDS
-            .iter()
-            .map(|k| regex::escape(k))
-            .collect::<Vec<_>>()
-            .join("|");
+        let literals = literals();
         let compile = |pattern: &str| {
             Regex::new(pattern).with_context(|| format!("compiling pattern {pattern:?}"))
         };
+        let literal_patterns = literals
+            .iter()
+            .map(|literal| {
+                PATTERNS
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, _, names))| names.contains(literal))
+                    .fold(0u64, |mask, (index, _)| mask | 1 << index)
+            })
+            .collect();
         Ok(Self {
-            keywords: regex::bytes::Regex::new(&keywords)
+            // Leftmost-first lets the SIMD literal searcher report matches
+            // without a second automaton pass.
+            keywords: AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostFirst)
+                .build(&literals)
                 .context("compiling the keyword filter")?,
-            set: RegexSet::new(PATTERNS.iter().map(|(_, p)| *p))
-                .context("compiling the line patterns")?,
-            kinds: PATTERNS.iter().map(|(k, _)| *k).collect(),
+            line_literals: AhoCorasick::builder()
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(&literals)
+                .context("compiling the per-line literal matcher")?,
+            literal_patterns,
+            patterns: PATTERNS
+                .iter()
+                .map(|(_, pattern, _)| compile(pattern))
+                .collect::<Result<_>>()?,
             unknown_block: compile(r"unknown-block\((\d+),(\d+)\)")?,
             root_device: compile(r#"Cannot open root device "?([^"\s]+)"?"#)?,
             exit_code: compile(r"exitcode=(0x[0-9a-fA-F]+)")?,
@@ -278,6 +359,27 @@ impl Engine {
             dracut_device: compile(r"Warning: (/dev/\S+) does not exist")?,
             cmdline_root: compile(r"(?:^|\s)root=(\S+)")?,
         })
+    }
+
+    /// The kinds of a message: the patterns whose literals occur in it and
+    /// that match it.
+    pub fn classify(&self, text: &str) -> LineKinds {
+        let candidates = self
+            .line_literals
+            .find_overlapping_iter(text)
+            .fold(0u64, |mask, hit| {
+                mask | self.literal_patterns[hit.pattern().as_usize()]
+            });
+        let mut kinds = 0u64;
+        let mut rest = candidates;
+        while rest != 0 {
+            let index = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            if self.patterns[index].is_match(text) {
+                kinds |= 1 << index;
+            }
+        }
+        LineKinds(kinds)
     }
 }
 
@@ -463,6 +565,7 @@ pub fn info(id: &str) -> Option<&'static FindingInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use regex::RegexSet;
 
     #[test]
     fn every_pattern_compiles_and_has_a_keyword_for_its_sample() {
@@ -517,14 +620,48 @@ mod tests {
             "rcu: INFO: rcu_sched self-detected stall on CPU",
         ];
         assert!(samples.len() >= PATTERNS.len() - 2);
-        assert!(KEYWORDS.len() <= 64, "keep the prefilter small");
+        assert!(PATTERNS.len() <= 64, "kinds of a line are a u64 bit set");
+        assert!(literals().len() <= 64, "keep the prefilter small (Teddy)");
         for sample in samples {
             assert!(
                 engine.keywords.is_match(sample.as_bytes()),
                 "no keyword in {sample:?}"
             );
-            assert!(engine.set.is_match(sample), "no pattern for {sample:?}");
+            assert!(
+                !engine.classify(sample).is_empty(),
+                "no pattern for {sample:?}"
+            );
         }
+    }
+
+    /// Trying only the patterns whose literals occur in a line must find what
+    /// trying every pattern finds, on every line of the real logs.
+    #[test]
+    fn literal_preselection_finds_what_all_patterns_find_on_the_corpus() {
+        let engine = Engine::new().unwrap();
+        let all = RegexSet::new(PATTERNS.iter().map(|(_, p, _)| *p)).unwrap();
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut lines_checked = 0;
+        for dir in ["panics", "boot-logs"] {
+            for entry in std::fs::read_dir(fixtures.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                let bytes = std::fs::read(&path).unwrap();
+                for raw in String::from_utf8_lossy(&bytes).lines() {
+                    let text = super::super::line::message(raw).text;
+                    let expected: Vec<usize> = all.matches(text).iter().collect();
+                    let found = engine.classify(text);
+                    let found: Vec<usize> = (0..PATTERNS.len())
+                        .filter(|i| found.0 & (1 << i) != 0)
+                        .collect();
+                    assert_eq!(found, expected, "{}: {raw:?}", path.display());
+                    if !expected.is_empty() {
+                        assert!(engine.keywords.is_match(raw.as_bytes()), "{raw:?}");
+                    }
+                    lines_checked += 1;
+                }
+            }
+        }
+        assert!(lines_checked > 1000, "{lines_checked}");
     }
 
     #[test]
