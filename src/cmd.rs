@@ -260,7 +260,10 @@ impl Cmd {
     pub fn run_interactive(&self) -> anyhow::Result<ExitStatus> {
         tracing::debug!(argv = %self.display_argv(), "running interactively");
         let started = Instant::now();
-        let status = self.command(false)?.status().map_err(|e| self.spawn_error(e))?;
+        let status = self
+            .command(false)?
+            .status()
+            .map_err(|e| self.spawn_error(e))?;
         record_time(started.elapsed());
         Ok(status)
     }
@@ -740,7 +743,13 @@ impl PreparedNamespace {
                         return Err(io::Error::last_os_error());
                     }
                 }
-                let _ = libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+                let _ = libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                    0,
+                    0,
+                    0,
+                );
             } else {
                 check(libc::unshare(libc::CLONE_NEWNS))?;
             }
@@ -847,7 +856,13 @@ fn mkdir_exist_ok(path: &CStr, mode: libc::mode_t) -> io::Result<()> {
 fn reap_and_exit(pid: libc::pid_t) -> ! {
     // SAFETY: raw syscalls on local data; _exit never returns.
     unsafe {
-        if libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, libc::c_uint::MAX, 0) != 0 {
+        if libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        ) != 0
+        {
             for fd in 3..65536 {
                 libc::close(fd);
             }
@@ -1007,6 +1022,132 @@ mod tests {
             thread::sleep(Duration::from_millis(10));
         };
         assert_eq!(status.code(), Some(1));
+    }
+
+    /// A target tree with a static busybox as its only program, when the
+    /// test may chroot (root, busybox installed).
+    fn busybox_root(test: &str) -> Option<(tempfile::TempDir, ChrootSpec)> {
+        let busybox = Path::new("/usr/bin/busybox");
+        if !nix::unistd::geteuid().is_root() || !busybox.is_file() {
+            println!("SKIP {test}: needs root and /usr/bin/busybox");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["bin", "dev", "proc", "sys", "run", "tmp"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        std::fs::copy(busybox, dir.path().join("bin/busybox")).unwrap();
+        std::os::unix::fs::symlink("busybox", dir.path().join("bin/sh")).unwrap();
+        let spec = crate::target::chroot_spec(dir.path());
+        Some((dir, spec))
+    }
+
+    #[test]
+    fn a_chrooted_program_is_pid_1_of_its_own_namespace_and_its_status_passes_through() {
+        let Some((_dir, spec)) = busybox_root("chrooted_program_is_pid_1") else {
+            return;
+        };
+        let out = Cmd::new("/bin/sh")
+            .args(["-c", "echo $$; exit 7"])
+            .in_chroot(spec)
+            .run_unchecked()
+            .unwrap();
+        assert_eq!(out.stdout_string(), "1\n");
+        assert_eq!(out.status.code(), Some(7));
+    }
+
+    #[test]
+    fn a_timeout_in_a_chroot_kills_what_the_program_started_too() {
+        let Some((_dir, spec)) = busybox_root("timeout_in_a_chroot") else {
+            return;
+        };
+        let started = Instant::now();
+        // The background sleep keeps stdout open: only killing the whole
+        // PID namespace lets the run end before it does.
+        let err = Cmd::new("/bin/sh")
+            .args(["-c", "/bin/busybox sleep 30 & /bin/busybox sleep 30"])
+            .in_chroot(spec)
+            .timeout(Duration::from_millis(300))
+            .run()
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10), "{err:#}");
+        assert!(format!("{err:#}").contains("timed out"), "{err:#}");
+    }
+
+    #[test]
+    fn a_program_missing_from_the_chroot_is_a_clear_error() {
+        let Some((_dir, spec)) = busybox_root("program_missing_from_the_chroot") else {
+            return;
+        };
+        let err = Cmd::new("/usr/sbin/vmrescue-no-such-program")
+            .in_chroot(spec)
+            .run()
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("program not found"), "{err:#}");
+    }
+
+    /// Host pids of the processes whose parent is `parent`.
+    fn children_of(parent: u32) -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let after_comm = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+                after_comm.split_whitespace().nth(1) == Some(&parent.to_string())
+            })
+            .collect()
+    }
+
+    fn gone(pid: u32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        }
+    }
+
+    #[test]
+    fn a_chrooted_background_program_starts_without_blocking_and_stopping_it_ends_it() {
+        let Some((dir, spec)) = busybox_root("chrooted_background_program") else {
+            return;
+        };
+        let out_path = dir.path().join("tmp/out");
+        let out = std::fs::File::create(&out_path).unwrap();
+        let err = std::fs::File::create(dir.path().join("tmp/err")).unwrap();
+        let started = Instant::now();
+        let mut bg = Cmd::new("/bin/sh")
+            .args(["-c", "echo started; exec /bin/busybox sleep 30"])
+            .in_chroot(spec)
+            .spawn_to_files(out, err)
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "spawn waited for the program"
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let program = loop {
+            let children = children_of(bg.pid());
+            if std::fs::read_to_string(&out_path).unwrap() == "started\n" && !children.is_empty() {
+                break children[0];
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the chrooted program did not start"
+            );
+            thread::sleep(Duration::from_millis(20));
+        };
+        let status = bg.stop(Duration::from_secs(5)).unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !gone(program) {
+            assert!(
+                Instant::now() < deadline,
+                "pid {program} outlived its intermediate"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[test]

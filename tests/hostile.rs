@@ -409,14 +409,14 @@ fn a_hostile_generator_stays_in_its_namespaces_and_does_not_reach_the_host() {
             .filter(|m| m.starts_with(&root.display().to_string()))
             .collect()
     };
-    assert_eq!(tree_mounts(&host_mounts_after), tree_mounts(&host_mounts_before));
+    assert_eq!(
+        tree_mounts(&host_mounts_after),
+        tree_mounts(&host_mounts_before)
+    );
     // PID 1's root is the generator's own: the writes land in the target.
     assert!(root.join("tmp").join(&marker).exists(), "{context}");
     assert!(root.join("etc").join(&marker).exists(), "{context}");
-    for line in [
-        "host-systemd-reachable",
-        "wrote-sys",
-    ] {
+    for line in ["host-systemd-reachable", "wrote-sys"] {
         assert!(
             !report.lines().any(|l| l == line),
             "the generator managed `{line}`\n{context}"
