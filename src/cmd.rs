@@ -327,7 +327,13 @@ impl Cmd {
     }
 
     fn spawn_error(&self, err: io::Error) -> anyhow::Error {
-        if err.kind() == io::ErrorKind::NotFound {
+        if err.kind() == io::ErrorKind::NotFound && self.chroot.is_some() {
+            // ENOENT also comes from a chroot mount whose mount point is missing.
+            anyhow::anyhow!(
+                "cannot run `{}`: program not found in the target, or the target lacks one of /dev, /proc, /sys, /run",
+                self.display_argv()
+            )
+        } else if err.kind() == io::ErrorKind::NotFound {
             anyhow::anyhow!(
                 "cannot run `{}`: program not found (is it installed and on PATH?)",
                 self.display_argv()
@@ -801,7 +807,8 @@ impl PreparedNamespace {
                                     | libc::MS_REMOUNT
                                     | libc::MS_RDONLY
                                     | libc::MS_NOSUID
-                                    | libc::MS_NODEV,
+                                    | libc::MS_NODEV
+                                    | libc::MS_NOEXEC,
                                 std::ptr::null(),
                             ))?;
                         }
@@ -1036,7 +1043,12 @@ mod tests {
         for sub in ["bin", "dev", "proc", "sys", "run", "tmp"] {
             std::fs::create_dir(dir.path().join(sub)).unwrap();
         }
-        std::fs::copy(busybox, dir.path().join("bin/busybox")).unwrap();
+        // A link, not a copy, where it can: a write descriptor inherited by a
+        // process another test thread is forking makes exec fail with ETXTBSY.
+        let copy = dir.path().join("bin/busybox");
+        if std::fs::hard_link(busybox, &copy).is_err() {
+            std::fs::copy(busybox, &copy).unwrap();
+        }
         std::os::unix::fs::symlink("busybox", dir.path().join("bin/sh")).unwrap();
         let spec = crate::target::chroot_spec(dir.path());
         Some((dir, spec))
@@ -1083,7 +1095,47 @@ mod tests {
             .in_chroot(spec)
             .run()
             .unwrap_err();
-        assert!(format!("{err:#}").contains("program not found"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("program not found in the target"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn a_bind_into_a_fresh_tmpfs_makes_its_mount_point_and_is_read_only() {
+        let Some((dir, mut spec)) = busybox_root("bind_into_a_fresh_tmpfs") else {
+            return;
+        };
+        let source = tempfile::tempdir().unwrap();
+        std::fs::write(source.path().join("data"), "udev db\n").unwrap();
+        spec.mounts = vec![
+            ChrootMount::Tmpfs {
+                dest: PathBuf::from("/run"),
+                mode: 0o755,
+            },
+            ChrootMount::Bind {
+                source: source.path().to_path_buf(),
+                dest: PathBuf::from("/run/udev"),
+                read_only: true,
+                create_dir: true,
+            },
+        ];
+        let out = Cmd::new("/bin/sh")
+            .args([
+                "-c",
+                "/bin/busybox cat /run/udev/data; echo x > /run/udev/new",
+            ])
+            .in_chroot(spec)
+            .run_unchecked()
+            .unwrap();
+        assert_eq!(out.stdout_string(), "udev db\n");
+        assert!(!out.success());
+        assert!(out.stderr_tail.contains("Read-only"), "{}", out.stderr_tail);
+        assert!(!source.path().join("new").exists());
+        assert!(
+            !dir.path().join("run/udev").exists(),
+            "the target tree was written"
+        );
     }
 
     /// Host pids of the processes whose parent is `parent`.
