@@ -5,7 +5,7 @@
 //! stderr are kept for the error message, and the time it took is added to a
 //! process-wide counter so benchmarks can split own time from tool time.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -69,14 +69,49 @@ impl Output {
     }
 }
 
-/// Where a command runs when it must run inside the target: a private mount
-/// namespace, the listed bind mounts made inside it, then `chroot`.
-/// Nothing mounted here is visible in the host's mount table.
+/// Where a command runs when it must run inside the target: new mount, PID,
+/// UTS, IPC and network namespaces, the listed mounts made inside them, then
+/// `chroot`. Nothing mounted here is visible in the host's mount table, and
+/// the program is PID 1 of its own PID namespace (docs/safety.md, "Isolation
+/// of the target's own programs").
 #[derive(Debug, Clone)]
 pub struct ChrootSpec {
     pub root: PathBuf,
-    /// (source on the host, destination inside `root`), made in order.
-    pub binds: Vec<(PathBuf, PathBuf)>,
+    /// Made in order; destinations are paths inside `root`.
+    pub mounts: Vec<ChrootMount>,
+}
+
+/// One mount made for a chrooted program, destination inside the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChrootMount {
+    /// The host's `source` on `dest`: this one mount, not the ones below it.
+    /// `create_dir` makes `dest` first (only for destinations inside a tmpfs
+    /// made here: the target's own tree is never written).
+    Bind {
+        source: PathBuf,
+        dest: PathBuf,
+        read_only: bool,
+        create_dir: bool,
+    },
+    /// A `proc` of the program's own PID namespace, `sys` and
+    /// `sysrq-trigger` in it read-only.
+    Proc { dest: PathBuf },
+    /// A `devpts` instance of its own (not the host's terminals), with
+    /// `<dest>/../ptmx` bound to its `ptmx`.
+    Devpts { dest: PathBuf },
+    /// An empty tmpfs with this mode.
+    Tmpfs { dest: PathBuf, mode: u32 },
+}
+
+impl ChrootMount {
+    pub fn dest(&self) -> &Path {
+        match self {
+            ChrootMount::Bind { dest, .. }
+            | ChrootMount::Proc { dest }
+            | ChrootMount::Devpts { dest }
+            | ChrootMount::Tmpfs { dest, .. } => dest,
+        }
+    }
 }
 
 /// A program to run: built up, then run once or more.
@@ -199,7 +234,7 @@ impl Cmd {
     pub fn run_unchecked(&self) -> anyhow::Result<Output> {
         tracing::debug!(argv = %self.display_argv(), "running");
         let started = Instant::now();
-        let mut command = self.command()?;
+        let mut command = self.command(false)?;
         command
             .stdin(if self.stdin.is_some() {
                 Stdio::piped()
@@ -225,7 +260,10 @@ impl Cmd {
     pub fn run_interactive(&self) -> anyhow::Result<ExitStatus> {
         tracing::debug!(argv = %self.display_argv(), "running interactively");
         let started = Instant::now();
-        let status = self.command()?.status().map_err(|e| self.spawn_error(e))?;
+        let status = self
+            .command(false)?
+            .status()
+            .map_err(|e| self.spawn_error(e))?;
         record_time(started.elapsed());
         Ok(status)
     }
@@ -240,20 +278,11 @@ impl Cmd {
         stderr: std::fs::File,
     ) -> anyhow::Result<Background> {
         tracing::debug!(argv = %self.display_argv(), "starting in the background");
-        let mut command = self.command()?;
+        let mut command = self.command(true)?;
         command
             .stdin(Stdio::null())
             .stdout(Stdio::from(stdout))
             .stderr(Stdio::from(stderr));
-        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
         let child = command.spawn().map_err(|e| self.spawn_error(e))?;
         Ok(Background {
             child,
@@ -263,7 +292,9 @@ impl Cmd {
         })
     }
 
-    fn command(&self) -> anyhow::Result<Command> {
+    /// `die_with_parent`: the program gets SIGKILL when vmrescue dies. In a
+    /// chroot that is the intermediate process, and the program dies with it.
+    fn command(&self, die_with_parent: bool) -> anyhow::Result<Command> {
         let mut command = Command::new(&self.program);
         command.args(&self.args);
         for (key, value) in &self.envs {
@@ -271,6 +302,17 @@ impl Cmd {
         }
         if let Some(dir) = &self.current_dir {
             command.current_dir(dir);
+        }
+        if die_with_parent {
+            // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         if self.chroot.is_some() || self.private_dev.is_some() {
             let prepared =
@@ -285,7 +327,13 @@ impl Cmd {
     }
 
     fn spawn_error(&self, err: io::Error) -> anyhow::Error {
-        if err.kind() == io::ErrorKind::NotFound {
+        if err.kind() == io::ErrorKind::NotFound && self.chroot.is_some() {
+            // ENOENT also comes from a chroot mount whose mount point is missing.
+            anyhow::anyhow!(
+                "cannot run `{}`: program not found in the target, or the target lacks one of /dev, /proc, /sys, /run",
+                self.display_argv()
+            )
+        } else if err.kind() == io::ErrorKind::NotFound {
             anyhow::anyhow!(
                 "cannot run `{}`: program not found (is it installed and on PATH?)",
                 self.display_argv()
@@ -525,12 +573,28 @@ struct DevNode {
     rdev: libc::dev_t,
 }
 
+/// One mount of a [`ChrootSpec`] with its paths as C strings.
+enum MountOp {
+    Bind {
+        source: CString,
+        dest: CString,
+        read_only: bool,
+        create_dir: bool,
+    },
+    Fresh {
+        fstype: &'static CStr,
+        dest: CString,
+        flags: libc::c_ulong,
+        data: CString,
+    },
+}
+
 /// What the child does before exec, prepared before `fork` so the child
-/// allocates nothing: a private mount namespace, optionally a private `/dev`,
-/// bind mounts and a chroot.
+/// allocates nothing: private namespaces, optionally a private `/dev`,
+/// the chroot's mounts and the chroot.
 struct PreparedNamespace {
     root: Option<CString>,
-    binds: Vec<(CString, CString)>,
+    mounts: Vec<MountOp>,
     private_dev: Option<Vec<DevNode>>,
 }
 
@@ -539,14 +603,79 @@ fn c_path(p: &Path) -> anyhow::Result<CString> {
         .map_err(|_| anyhow::anyhow!("path {} contains a NUL byte", p.display()))
 }
 
+/// Capabilities no generator needs and that would let it take the host over
+/// from inside its namespaces; dropped from the bounding set before exec.
+const DROPPED_CAPABILITIES: &[libc::c_int] = &[
+    16, // CAP_SYS_MODULE: load a kernel module
+    22, // CAP_SYS_BOOT: reboot or kexec the rescue VM
+    25, // CAP_SYS_TIME: set the host's clock
+];
+
 impl PreparedNamespace {
     fn new(chroot: Option<&ChrootSpec>, private_dev: Option<&[PathBuf]>) -> anyhow::Result<Self> {
-        let mut binds = Vec::new();
+        let mut mounts = Vec::new();
         let mut root = None;
         if let Some(spec) = chroot {
-            for (source, dest_in_root) in &spec.binds {
-                let rel = dest_in_root.strip_prefix("/").unwrap_or(dest_in_root);
-                binds.push((c_path(source)?, c_path(&spec.root.join(rel))?));
+            let inside = |p: &Path| c_path(&spec.root.join(p.strip_prefix("/").unwrap_or(p)));
+            for mount in &spec.mounts {
+                match mount {
+                    ChrootMount::Bind {
+                        source,
+                        dest,
+                        read_only,
+                        create_dir,
+                    } => mounts.push(MountOp::Bind {
+                        source: c_path(source)?,
+                        dest: inside(dest)?,
+                        read_only: *read_only,
+                        create_dir: *create_dir,
+                    }),
+                    ChrootMount::Proc { dest } => {
+                        mounts.push(MountOp::Fresh {
+                            fstype: c"proc",
+                            dest: inside(dest)?,
+                            flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                            data: CString::default(),
+                        });
+                        // The host's proc shows what a fresh one will hold
+                        // (no sysrq-trigger without CONFIG_MAGIC_SYSRQ).
+                        for knob in ["sys", "sysrq-trigger"] {
+                            if !Path::new("/proc").join(knob).exists() {
+                                continue;
+                            }
+                            let path = inside(&dest.join(knob))?;
+                            mounts.push(MountOp::Bind {
+                                source: path.clone(),
+                                dest: path,
+                                read_only: true,
+                                create_dir: false,
+                            });
+                        }
+                    }
+                    ChrootMount::Devpts { dest } => {
+                        mounts.push(MountOp::Fresh {
+                            fstype: c"devpts",
+                            dest: inside(dest)?,
+                            flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+                            data: CString::new("newinstance,ptmxmode=0666,mode=0620")?,
+                        });
+                        let ptmx = dest.parent().unwrap_or(Path::new("/")).join("ptmx");
+                        mounts.push(MountOp::Bind {
+                            source: inside(&dest.join("ptmx"))?,
+                            dest: inside(&ptmx)?,
+                            read_only: false,
+                            create_dir: false,
+                        });
+                    }
+                    ChrootMount::Tmpfs { dest, mode } => {
+                        mounts.push(MountOp::Fresh {
+                            fstype: c"tmpfs",
+                            dest: inside(dest)?,
+                            flags: libc::MS_NOSUID | libc::MS_NODEV,
+                            data: CString::new(format!("mode={mode:o}"))?,
+                        });
+                    }
+                }
             }
             root = Some(c_path(&spec.root)?);
         }
@@ -574,23 +703,62 @@ impl PreparedNamespace {
         };
         Ok(PreparedNamespace {
             root,
-            binds,
+            mounts,
             private_dev,
         })
     }
 
+    /// Runs in the forked child. A chroot also gets new PID, UTS, IPC and
+    /// network namespaces; a new PID namespace only applies to children, so
+    /// the child forks once more: the grandchild (PID 1 there) returns and
+    /// goes on to exec, the child stays as its reaper and exits with its
+    /// status, so waiting for and killing the child still mean the program.
     fn enter(&self) -> io::Result<()> {
-        fn check(ret: libc::c_int) -> io::Result<()> {
-            if ret == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        }
         let null = std::ptr::null::<libc::c_char>();
         // SAFETY: plain syscalls on NUL-terminated strings owned by self.
         unsafe {
-            check(libc::unshare(libc::CLONE_NEWNS))?;
+            if self.root.is_some() {
+                check(libc::unshare(
+                    libc::CLONE_NEWNS
+                        | libc::CLONE_NEWPID
+                        | libc::CLONE_NEWUTS
+                        | libc::CLONE_NEWIPC
+                        | libc::CLONE_NEWNET,
+                ))?;
+                // A raw clone, not fork(): no atfork handlers in a child of a
+                // threaded process.
+                let pid = libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_long, 0, 0, 0, 0);
+                if pid < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if pid > 0 {
+                    reap_and_exit(pid as libc::pid_t);
+                }
+                // If the intermediate was killed before this line, the
+                // program runs on unparented; vmrescue has already seen the
+                // intermediate end, so only a kill in this instant leaks it.
+                check(libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                ))?;
+                for &cap in DROPPED_CAPABILITIES {
+                    // EINVAL: a kernel that does not know the capability.
+                    if libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0
+                        && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
+                    {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                let _ = libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                    0,
+                    0,
+                    0,
+                );
+            } else {
+                check(libc::unshare(libc::CLONE_NEWNS))?;
+            }
             // Keep every mount made from here on out of the host's table.
             check(libc::mount(
                 null,
@@ -612,14 +780,52 @@ impl PreparedNamespace {
                     check(libc::mknod(node.path.as_ptr(), node.mode, node.rdev))?;
                 }
             }
-            for (source, dest) in &self.binds {
-                check(libc::mount(
-                    source.as_ptr(),
-                    dest.as_ptr(),
-                    null,
-                    libc::MS_BIND | libc::MS_REC,
-                    std::ptr::null(),
-                ))?;
+            for op in &self.mounts {
+                match op {
+                    MountOp::Bind {
+                        source,
+                        dest,
+                        read_only,
+                        create_dir,
+                    } => {
+                        if *create_dir {
+                            mkdir_exist_ok(dest, 0o755)?;
+                        }
+                        check(libc::mount(
+                            source.as_ptr(),
+                            dest.as_ptr(),
+                            null,
+                            libc::MS_BIND,
+                            std::ptr::null(),
+                        ))?;
+                        if *read_only {
+                            check(libc::mount(
+                                null,
+                                dest.as_ptr(),
+                                null,
+                                libc::MS_BIND
+                                    | libc::MS_REMOUNT
+                                    | libc::MS_RDONLY
+                                    | libc::MS_NOSUID
+                                    | libc::MS_NODEV
+                                    | libc::MS_NOEXEC,
+                                std::ptr::null(),
+                            ))?;
+                        }
+                    }
+                    MountOp::Fresh {
+                        fstype,
+                        dest,
+                        flags,
+                        data,
+                    } => check(libc::mount(
+                        fstype.as_ptr(),
+                        dest.as_ptr(),
+                        fstype.as_ptr(),
+                        *flags,
+                        data.as_ptr().cast(),
+                    ))?,
+                }
             }
             if let Some(root) = &self.root {
                 check(libc::chroot(root.as_ptr()))?;
@@ -627,6 +833,64 @@ impl PreparedNamespace {
             }
         }
         Ok(())
+    }
+}
+
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn mkdir_exist_ok(path: &CStr, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: plain syscalls on a NUL-terminated string.
+    unsafe {
+        if libc::mkdir(path.as_ptr(), mode) != 0
+            && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST)
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// The intermediate process of a chroot: holds no descriptor but stdio (the
+/// exec-error pipe std gave the child must close when the program execs, or
+/// `spawn` would wait for the program to end), waits for the program and
+/// exits with its status, 128+signal when it was killed.
+fn reap_and_exit(pid: libc::pid_t) -> ! {
+    // SAFETY: raw syscalls on local data; _exit never returns.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        ) != 0
+        {
+            for fd in 3..65536 {
+                libc::close(fd);
+            }
+        }
+        let mut status: libc::c_int = 0;
+        loop {
+            if libc::waitpid(pid, &mut status, 0) == pid {
+                break;
+            }
+            if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                libc::_exit(127);
+            }
+        }
+        let code = if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else if libc::WIFSIGNALED(status) {
+            128 + libc::WTERMSIG(status)
+        } else {
+            127
+        };
+        libc::_exit(code)
     }
 }
 
@@ -765,6 +1029,177 @@ mod tests {
             thread::sleep(Duration::from_millis(10));
         };
         assert_eq!(status.code(), Some(1));
+    }
+
+    /// A target tree with a static busybox as its only program, when the
+    /// test may chroot (root, busybox installed).
+    fn busybox_root(test: &str) -> Option<(tempfile::TempDir, ChrootSpec)> {
+        let busybox = Path::new("/usr/bin/busybox");
+        if !nix::unistd::geteuid().is_root() || !busybox.is_file() {
+            println!("SKIP {test}: needs root and /usr/bin/busybox");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["bin", "dev", "proc", "sys", "run", "tmp"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        // A link, not a copy, where it can: a write descriptor inherited by a
+        // process another test thread is forking makes exec fail with ETXTBSY.
+        let copy = dir.path().join("bin/busybox");
+        if std::fs::hard_link(busybox, &copy).is_err() {
+            std::fs::copy(busybox, &copy).unwrap();
+        }
+        std::os::unix::fs::symlink("busybox", dir.path().join("bin/sh")).unwrap();
+        let spec = crate::target::chroot_spec(dir.path());
+        Some((dir, spec))
+    }
+
+    #[test]
+    fn a_chrooted_program_is_pid_1_of_its_own_namespace_and_its_status_passes_through() {
+        let Some((_dir, spec)) = busybox_root("chrooted_program_is_pid_1") else {
+            return;
+        };
+        let out = Cmd::new("/bin/sh")
+            .args(["-c", "echo $$; exit 7"])
+            .in_chroot(spec)
+            .run_unchecked()
+            .unwrap();
+        assert_eq!(out.stdout_string(), "1\n");
+        assert_eq!(out.status.code(), Some(7));
+    }
+
+    #[test]
+    fn a_timeout_in_a_chroot_kills_what_the_program_started_too() {
+        let Some((_dir, spec)) = busybox_root("timeout_in_a_chroot") else {
+            return;
+        };
+        let started = Instant::now();
+        // The background sleep keeps stdout open: only killing the whole
+        // PID namespace lets the run end before it does.
+        let err = Cmd::new("/bin/sh")
+            .args(["-c", "/bin/busybox sleep 30 & /bin/busybox sleep 30"])
+            .in_chroot(spec)
+            .timeout(Duration::from_millis(300))
+            .run()
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10), "{err:#}");
+        assert!(format!("{err:#}").contains("timed out"), "{err:#}");
+    }
+
+    #[test]
+    fn a_program_missing_from_the_chroot_is_a_clear_error() {
+        let Some((_dir, spec)) = busybox_root("program_missing_from_the_chroot") else {
+            return;
+        };
+        let err = Cmd::new("/usr/sbin/vmrescue-no-such-program")
+            .in_chroot(spec)
+            .run()
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("program not found in the target"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn a_bind_into_a_fresh_tmpfs_makes_its_mount_point_and_is_read_only() {
+        let Some((dir, mut spec)) = busybox_root("bind_into_a_fresh_tmpfs") else {
+            return;
+        };
+        let source = tempfile::tempdir().unwrap();
+        std::fs::write(source.path().join("data"), "udev db\n").unwrap();
+        spec.mounts = vec![
+            ChrootMount::Tmpfs {
+                dest: PathBuf::from("/run"),
+                mode: 0o755,
+            },
+            ChrootMount::Bind {
+                source: source.path().to_path_buf(),
+                dest: PathBuf::from("/run/udev"),
+                read_only: true,
+                create_dir: true,
+            },
+        ];
+        let out = Cmd::new("/bin/sh")
+            .args([
+                "-c",
+                "/bin/busybox cat /run/udev/data; echo x > /run/udev/new",
+            ])
+            .in_chroot(spec)
+            .run_unchecked()
+            .unwrap();
+        assert_eq!(out.stdout_string(), "udev db\n");
+        assert!(!out.success());
+        assert!(out.stderr_tail.contains("Read-only"), "{}", out.stderr_tail);
+        assert!(!source.path().join("new").exists());
+        assert!(
+            !dir.path().join("run/udev").exists(),
+            "the target tree was written"
+        );
+    }
+
+    /// Host pids of the processes whose parent is `parent`.
+    fn children_of(parent: u32) -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let after_comm = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+                after_comm.split_whitespace().nth(1) == Some(&parent.to_string())
+            })
+            .collect()
+    }
+
+    fn gone(pid: u32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        }
+    }
+
+    #[test]
+    fn a_chrooted_background_program_starts_without_blocking_and_stopping_it_ends_it() {
+        let Some((dir, spec)) = busybox_root("chrooted_background_program") else {
+            return;
+        };
+        let out_path = dir.path().join("tmp/out");
+        let out = std::fs::File::create(&out_path).unwrap();
+        let err = std::fs::File::create(dir.path().join("tmp/err")).unwrap();
+        let started = Instant::now();
+        let mut bg = Cmd::new("/bin/sh")
+            .args(["-c", "echo started; exec /bin/busybox sleep 30"])
+            .in_chroot(spec)
+            .spawn_to_files(out, err)
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "spawn waited for the program"
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let program = loop {
+            let children = children_of(bg.pid());
+            if std::fs::read_to_string(&out_path).unwrap() == "started\n" && !children.is_empty() {
+                break children[0];
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the chrooted program did not start"
+            );
+            thread::sleep(Duration::from_millis(20));
+        };
+        let status = bg.stop(Duration::from_secs(5)).unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !gone(program) {
+            assert!(
+                Instant::now() < deadline,
+                "pid {program} outlived its intermediate"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[test]

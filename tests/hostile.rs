@@ -284,3 +284,188 @@ fn a_hundred_thousand_bls_entries_do_not_blow_up() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// What a hostile `update-initramfs` tries from its chroot, each line of its
+/// report naming what it saw or managed. It still builds an initramfs so the
+/// recipe succeeds.
+const HOSTILE_GENERATOR: &str = r#"#!/bin/sh
+B=/bin/busybox
+M=@MARKER@
+R=/hostile-report
+: > $R
+{ echo x > /proc/1/root/tmp/$M; } 2>/dev/null && echo wrote-proc1-root-tmp >> $R
+{ echo x > /proc/1/root/etc/$M; } 2>/dev/null && echo wrote-proc1-root-etc >> $R
+{ echo x > /run/$M; } 2>/dev/null && echo wrote-run >> $R
+[ -S /run/systemd/private ] && echo host-systemd-reachable >> $R
+echo "pids $(cd /proc && echo [0-9]*)" >> $R
+echo "pid1 $($B cat /proc/1/comm)" >> $R
+$B cat /proc/1/mountinfo > /mountinfo-pid1
+$B cat /proc/self/mountinfo > /mountinfo-self
+$B hostname hacked-$M 2>/dev/null && echo "hostname-now $($B hostname)" >> $R
+v=$($B cat /sys/kernel/mm/ksm/run 2>/dev/null)
+[ -n "$v" ] && { echo "$v" > /sys/kernel/mm/ksm/run; } 2>/dev/null && echo wrote-sys >> $R
+echo "cgroups $($B ls /sys/fs/cgroup 2>/dev/null)" >> $R
+$B mount -t tmpfs $M /mnt 2>/dev/null && echo mounted-tmpfs >> $R
+for a; do v=$a; done
+echo initramfs > /boot/initrd.img-$v
+echo done >> $R
+"#;
+
+/// Removes what a hostile generator may have left on the host and puts the
+/// hostname back, so a run against a chroot that does not isolate leaves
+/// the machine as it was.
+struct HostRestore {
+    marker: String,
+    hostname: String,
+}
+
+impl Drop for HostRestore {
+    fn drop(&mut self) {
+        for dir in ["/tmp", "/etc", "/run"] {
+            let _ = std::fs::remove_file(Path::new(dir).join(&self.marker));
+        }
+        if hostname() != self.hostname {
+            let _ = Command::new("hostname").arg(&self.hostname).status();
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Mount points (field 5 of mountinfo).
+fn mount_points(mountinfo: &str) -> Vec<String> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_hostile_generator_stays_in_its_namespaces_and_does_not_reach_the_host() {
+    if !common::root_or_skip("a_hostile_generator_stays_in_its_namespaces") {
+        return;
+    }
+    let tree = tempfile::tempdir().unwrap();
+    let root = tree.path();
+    common::write_os_tree(root, "UUID=1111-2222 / ext4 defaults 0 1\n");
+    if !root.join("bin/busybox").exists() {
+        println!("SKIP a_hostile_generator_stays_in_its_namespaces: needs a static busybox");
+        return;
+    }
+    let marker = format!("vmrescue-hostile-{}", std::process::id());
+    let _restore = HostRestore {
+        marker: marker.clone(),
+        hostname: hostname(),
+    };
+    let version = "6.1.0-28-amd64";
+    write(root, &format!("lib/modules/{version}/modules.dep"), "");
+    write(root, &format!("boot/vmlinuz-{version}"), "kernel");
+    write(root, "sbin/depmod", "#!/bin/sh\nexit 0\n");
+    write(
+        root,
+        "usr/sbin/update-initramfs",
+        &HOSTILE_GENERATOR.replace("@MARKER@", &marker),
+    );
+    for script in ["sbin/depmod", "usr/sbin/update-initramfs"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(root.join(script), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+    }
+    std::fs::create_dir_all(root.join("mnt")).unwrap();
+    let host_hostname = hostname();
+    let host_mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+
+    let kernel = format!("kernel={version}");
+    let out = vmrescue(
+        &["repair", "rebuild-initramfs", "--yes", "--param", &kernel],
+        root,
+    );
+
+    let host_mounts_after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let report = std::fs::read_to_string(root.join("hostile-report")).unwrap_or_default();
+    let context = format!("{}\nreport:\n{report}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{context}");
+    assert!(report.ends_with("done\n"), "{context}");
+    for dir in ["/tmp", "/etc", "/run"] {
+        assert!(
+            !Path::new(dir).join(&marker).exists(),
+            "the generator wrote {dir}/{marker} on the host\n{context}"
+        );
+    }
+    assert_eq!(hostname(), host_hostname, "the host's hostname changed");
+    assert!(
+        !host_mounts_after.contains(&marker),
+        "the generator's tmpfs is in the host's mount table"
+    );
+    let tree_mounts = |info: &str| -> Vec<String> {
+        mount_points(info)
+            .into_iter()
+            .filter(|m| m.starts_with(&root.display().to_string()))
+            .collect()
+    };
+    assert_eq!(
+        tree_mounts(&host_mounts_after),
+        tree_mounts(&host_mounts_before)
+    );
+    // PID 1's root is the generator's own: the writes land in the target.
+    assert!(root.join("tmp").join(&marker).exists(), "{context}");
+    assert!(root.join("etc").join(&marker).exists(), "{context}");
+    for line in ["host-systemd-reachable", "wrote-sys"] {
+        assert!(
+            !report.lines().any(|l| l == line),
+            "the generator managed `{line}`\n{context}"
+        );
+    }
+    let pids: Vec<u32> = report
+        .lines()
+        .find_map(|l| l.strip_prefix("pids "))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(
+        pids.contains(&1) && pids.iter().all(|&p| p < 10),
+        "the generator sees pids outside its namespace: {pids:?}"
+    );
+    assert!(
+        report.contains("pid1 update-initramf"),
+        "PID 1 is not the generator\n{context}"
+    );
+    assert!(
+        report.contains("cgroups \n"),
+        "the host's cgroup mounts are in reach\n{context}"
+    );
+    // The host's mounts outside the chroot's own set stay invisible, also
+    // through PID 1's view.
+    let own = [
+        "/",
+        "/dev",
+        "/dev/pts",
+        "/dev/ptmx",
+        "/dev/shm",
+        "/proc",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+        "/sys",
+        "/sys/firmware/efi/efivars",
+        "/run",
+        "/run/udev",
+    ];
+    for file in ["mountinfo-pid1", "mountinfo-self"] {
+        let seen = std::fs::read_to_string(root.join(file)).unwrap();
+        let foreign: Vec<String> = mount_points(&seen)
+            .into_iter()
+            .filter(|m| !own.contains(&m.as_str()))
+            .collect();
+        assert!(
+            foreign.is_empty(),
+            "{file} of the generator shows the host's mounts {foreign:?}"
+        );
+    }
+}

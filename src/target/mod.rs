@@ -19,7 +19,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use serde::Serialize;
 
-use crate::cmd::ChrootSpec;
+use crate::cmd::{ChrootMount, ChrootSpec};
 use crate::disk::{self, BlockDevice, DiskClass};
 use crate::error::Failure;
 use crate::failpoint;
@@ -183,19 +183,45 @@ impl Drop for Target {
     }
 }
 
-/// Bind mounts the target needs to run its own tools in a chroot.
+/// The mounts the target's own tools get in their chroot: the host's device
+/// nodes, their own proc, ptys and /run, the host's /sys read-only (and
+/// efivars on UEFI), the udev database read-only. Nothing else of the host.
 pub fn chroot_spec(root: &Path) -> ChrootSpec {
-    let mut binds: Vec<(PathBuf, PathBuf)> = ["/dev", "/dev/pts", "/proc", "/sys", "/run"]
-        .iter()
-        .map(|p| (PathBuf::from(p), PathBuf::from(p)))
-        .collect();
-    let efivars = Path::new("/sys/firmware/efi/efivars");
-    if efivars.is_dir() {
-        binds.push((efivars.to_path_buf(), efivars.to_path_buf()));
+    let bind = |path: &str, read_only: bool, create_dir: bool| ChrootMount::Bind {
+        source: PathBuf::from(path),
+        dest: PathBuf::from(path),
+        read_only,
+        create_dir,
+    };
+    let mut mounts = vec![
+        bind("/dev", false, false),
+        ChrootMount::Devpts {
+            dest: PathBuf::from("/dev/pts"),
+        },
+        ChrootMount::Tmpfs {
+            dest: PathBuf::from("/dev/shm"),
+            mode: 0o1777,
+        },
+        ChrootMount::Proc {
+            dest: PathBuf::from("/proc"),
+        },
+        bind("/sys", true, false),
+    ];
+    let efivars = "/sys/firmware/efi/efivars";
+    if Path::new(efivars).is_dir() {
+        mounts.push(bind(efivars, true, false));
+    }
+    mounts.push(ChrootMount::Tmpfs {
+        dest: PathBuf::from("/run"),
+        mode: 0o755,
+    });
+    let udev = "/run/udev";
+    if Path::new(udev).is_dir() {
+        mounts.push(bind(udev, true, true));
     }
     ChrootSpec {
         root: root.to_path_buf(),
-        binds,
+        mounts,
     }
 }
 
