@@ -196,12 +196,19 @@ pub fn resolve_grub(inputs: GrubInputs<'_>, exists: &dyn Fn(&str) -> bool) -> Bo
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     match (inputs.grubenv, inputs.grub_cfg.load_env_line) {
         (Some(grubenv), Some(_)) => {
-            for (name, value) in grubenv.vars() {
-                env.entry(name.to_string())
-                    .or_insert_with(|| value.to_string());
+            // As load_env at boot: every complete variable, a later duplicate winning.
+            let boot = grubenv.boot_env();
+            for (name, value) in boot.vars {
+                env.insert(name, value);
             }
-            if let Some(path) = inputs.grubenv_path {
-                warnings.extend(grubenv.warnings().iter().map(|w| format!("{path}: {w}")));
+            let path = inputs.grubenv_path.unwrap_or("grubenv");
+            warnings.extend(boot.anomalies.iter().map(|w| format!("{path}: {w}")));
+            if grubenv
+                .warnings()
+                .iter()
+                .any(|w| w.contains("invalid UTF-8"))
+            {
+                warnings.push(format!("{path}: contains invalid UTF-8; read lossily"));
             }
         }
         (Some(_), None) => warnings.push(format!(
@@ -1430,6 +1437,126 @@ mod tests {
         let json = serde_json::to_value(&result).unwrap();
         assert_eq!(json["kernel_version"], "4.18.0-553.el8_10.x86_64");
         assert_eq!(json["bootloader"], "grub");
+    }
+
+    const RECOVERY: &str = "gnulinux-advanced-bae9d9ac-cfb9-4e94-a5e5-faa77306bffb>gnulinux-6.8.0-88-generic-recovery-bae9d9ac-cfb9-4e94-a5e5-faa77306bffb";
+
+    /// ubuntu2404's grub.cfg as GRUB_DEFAULT=saved generates it, with a grubenv of these bytes.
+    fn saved_default_with_grubenv(bytes: &[u8]) -> BootDefault {
+        let cfg = GrubCfg::parse(
+            &text("ubuntu2404/grub.cfg")
+                .replace("set default=\"0\"", "set default=\"${saved_entry}\""),
+        );
+        let env = Grubenv::parse(bytes).unwrap();
+        grub(
+            &cfg,
+            Some(&env),
+            Some(&etc_default_grub("GRUB_DEFAULT=saved\n")),
+            vec![],
+        )
+    }
+
+    fn has_warning(result: &BootDefault, parts: &[&str]) -> bool {
+        result
+            .warnings
+            .iter()
+            .any(|w| parts.iter().all(|p| w.contains(p)))
+    }
+
+    #[test]
+    fn short_grubenv_without_padding_still_gives_its_complete_saved_entry() {
+        // GRUB's envblk accepts any size once the signature matches.
+        let mut bytes = format!("# GRUB Environment Block\nsaved_entry={RECOVERY}\n").into_bytes();
+        bytes.resize(700, b'#');
+        let r = saved_default_with_grubenv(&bytes);
+        assert_eq!(r.entry.menu_path.as_deref(), Some("1>1"));
+        assert!(
+            has_warning(&r, &["/boot/grub2/grubenv: size is 700 bytes"]),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn grubenv_cut_inside_saved_entry_boots_entry_0_with_a_warning_naming_the_file() {
+        let bytes = format!("# GRUB Environment Block\nsaved_entry={}", &RECOVERY[..40]);
+        let r = saved_default_with_grubenv(bytes.as_bytes());
+        assert_eq!(r.entry.menu_path.as_deref(), Some("0"));
+        assert_eq!(r.entry.title.as_deref(), Some("Ubuntu"));
+        assert!(
+            has_warning(&r, &["/boot/grub2/grubenv: ", "cut off", "GRUB drops it"]),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn grubenv_garbage_after_the_block_is_read_like_grub_does() {
+        let mut bytes = block(&format!("saved_entry={RECOVERY}\n"))
+            .render()
+            .unwrap();
+        // Binary junk with no newline continues the padding line: a comment.
+        let mut junk = bytes.clone();
+        junk.extend_from_slice(&[0xff, 0x00, b'x', b'=', b'1']);
+        let r = saved_default_with_grubenv(&junk);
+        assert_eq!(r.entry.menu_path.as_deref(), Some("1>1"));
+        assert!(has_warning(&r, &["size is 1029 bytes"]), "{:?}", r.warnings);
+        // A later definition after the padding wins at boot.
+        bytes.extend_from_slice(b"\nsaved_entry=0\n");
+        let r = saved_default_with_grubenv(&bytes);
+        assert_eq!(r.entry.menu_path.as_deref(), Some("0"));
+        assert!(
+            has_warning(
+                &r,
+                &["saved_entry is defined more than once", "keeps the last"]
+            ),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn grubenv_junk_line_swallows_the_next_name_so_saved_entry_is_unset() {
+        let mut bytes =
+            format!("# GRUB Environment Block\njunk\nsaved_entry={RECOVERY}\n").into_bytes();
+        bytes.resize(1024, b'#');
+        let r = saved_default_with_grubenv(&bytes);
+        assert_eq!(r.entry.menu_path.as_deref(), Some("0"));
+        assert!(
+            has_warning(
+                &r,
+                &["/boot/grub2/grubenv: \"junk\"", "saved_entry is not set"]
+            ),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn grubenv_without_signature_is_ignored_with_the_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let cfg = text("ubuntu2404/grub.cfg")
+            .replace("set default=\"0\"", "set default=\"${saved_entry}\"");
+        put(r, "/boot/grub/grub.cfg", cfg.as_bytes());
+        put(
+            r,
+            "/boot/grub/grubenv",
+            format!("saved_entry={RECOVERY}\n").as_bytes(),
+        );
+        let result = effective_default(&RootDir::open(r).unwrap()).unwrap();
+        assert_eq!(result.entry.menu_path.as_deref(), Some("0"));
+        assert!(
+            has_warning(
+                &result,
+                &[
+                    "/boot/grub/grubenv: not a GRUB environment block",
+                    "GRUB ignores it"
+                ]
+            ),
+            "{:?}",
+            result.warnings
+        );
     }
 
     #[test]
