@@ -72,6 +72,27 @@ proptest! {
     }
 
     #[test]
+    fn grubenv_boot_view_never_panics(tail in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'='), Just(b'\\'), Just(b'#'), any::<u8>()], 0..1500)) {
+        let mut bytes = grubenv::SIGNATURE.as_bytes().to_vec();
+        bytes.extend_from_slice(&tail);
+        let env = grubenv::Grubenv::parse(&bytes).unwrap();
+        let _ = env.boot_env().get("saved_entry");
+    }
+
+    #[test]
+    fn grub_defaults_merge_never_panics(a in config_text(), b in config_text()) {
+        let files: Vec<_> = [("/etc/default/grub", &a), ("/etc/default/grub.d/50.cfg", &b)]
+            .into_iter()
+            .map(|(path, text)| default_grub::SourcedFile { path: path.to_string(), file: default_grub::DefaultGrub::parse(text) })
+            .collect();
+        let merged = default_grub::GrubSettings::merge(&files);
+        let _ = merged.value("GRUB_CMDLINE_LINUX");
+        for file in &files {
+            prop_assert_eq!(&file.file.render(), if file.path.ends_with("grub") { &a } else { &b });
+        }
+    }
+
+    #[test]
     fn sysctl_lines_never_panic(text in config_text()) {
         for line in text.lines() {
             let _ = sysctl::parse_line(line);

@@ -320,6 +320,107 @@ fn older_kernel_on_debian_grub_points_saved_entry_into_the_submenu() {
     );
 }
 
+/// Debian cloud images set the console arguments in a grub.d drop-in that
+/// grub-mkconfig sources after /etc/default/grub.
+const CLOUD_DROPIN: &str = "etc/default/grub.d/10_cloud.cfg";
+
+#[test]
+fn older_kernel_sets_grub_default_saved_in_the_dropin_that_overrides_it() {
+    let tree = debian_tree();
+    let root = tree.path();
+    write(root, CLOUD_DROPIN, "GRUB_DEFAULT=0\nGRUB_TIMEOUT=1\n");
+    let report = exercise(
+        root,
+        "older-kernel",
+        &[],
+        &[
+            "+GRUB_DEFAULT=\"saved\"",
+            "GRUB_DEFAULT=saved in /etc/default/grub.d/10_cloud.cfg",
+        ],
+    );
+    let changed = report["recipes"][0]["applied"]["changed"].to_string();
+    assert!(
+        changed.contains("/etc/default/grub.d/10_cloud.cfg"),
+        "{changed}"
+    );
+    assert!(
+        !changed.contains("\"/etc/default/grub\""),
+        "/etc/default/grub's GRUB_DEFAULT is overridden; editing it changes nothing: {changed}"
+    );
+}
+
+#[test]
+fn kernel_arg_goes_into_the_dropin_whose_grub_cmdline_linux_wins() {
+    let tree = debian_tree();
+    let root = tree.path();
+    write(
+        root,
+        CLOUD_DROPIN,
+        "GRUB_CMDLINE_LINUX=\"console=tty0 console=ttyS0,115200 earlyprintk=ttyS0,115200 consoleblank=0\"\n",
+    );
+    // Planned only (grub-mkconfig is not run here): it must exist to plan the regeneration.
+    write(root, "usr/sbin/grub-mkconfig", "#!/bin/sh\n");
+    let before = std::fs::read_to_string(root.join("etc/default/grub")).unwrap();
+    let out = vmrescue()
+        .args(["plan", "cgroup-nokmem", "--root"])
+        .arg(root)
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("+GRUB_CMDLINE_LINUX=\"console=tty0 console=ttyS0,115200 earlyprintk=ttyS0,115200 consoleblank=0 cgroup.memory=nokmem\""),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("+GRUB_CMDLINE_LINUX=\"console=ttyS0,115200 cgroup.memory=nokmem\""),
+        "the overridden /etc/default/grub is left alone: {shown}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/default/grub")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn kernel_arg_removal_reaches_every_file_that_assigns_it() {
+    let tree = debian_tree();
+    let root = tree.path();
+    write(
+        root,
+        CLOUD_DROPIN,
+        "GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX mitigations=off\"\n",
+    );
+    write(
+        root,
+        "etc/default/grub.d/kdump-tools.cfg",
+        "GRUB_CMDLINE_LINUX_DEFAULT=\"$GRUB_CMDLINE_LINUX_DEFAULT mitigations=off\"\n",
+    );
+    let recipes = tempfile::tempdir().unwrap();
+    write(
+        recipes.path(),
+        "drop-mitigations.toml",
+        "id = \"drop-mitigations\"\ntitle = \"t\"\nsummary = \"s\"\nfamilies = [\"debian\"]\n\n[[steps]]\naction = \"remove-kernel-arg\"\narg = \"mitigations\"\n",
+    );
+    let out = vmrescue()
+        .args(["plan", "drop-mitigations", "--recipes-dir"])
+        .arg(recipes.path())
+        .arg("--root")
+        .arg(root)
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("+GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("+GRUB_CMDLINE_LINUX_DEFAULT=\"$GRUB_CMDLINE_LINUX_DEFAULT\""),
+        "{shown}"
+    );
+}
+
 #[test]
 fn older_kernel_on_rhel9_bls_saves_the_bls_id() {
     let tree = rhel9_tree();

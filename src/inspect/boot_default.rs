@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::bls::{self, expand_grub_vars, BlsEntry};
 use super::cmdline::KernelCmdline;
-use super::default_grub::DefaultGrub;
+use super::default_grub::{GrubSettings, Setting};
 use super::grub_cfg::{GrubCfg, MenuEntry, MenuNode};
 use super::grubenv::Grubenv;
 use super::kernels::image_version;
@@ -73,7 +73,61 @@ pub struct BootDefault {
     pub grubby_default_kernel: Option<String>,
     /// Files whose content decided the result.
     pub decided_by: Vec<String>,
+    /// The /etc/default/grub settings that shape the boot entries, each with
+    /// the file (/etc/default/grub or a grub.d drop-in) whose assignment wins.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub grub_settings: Vec<GrubSettingOrigin>,
     pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrubSettingOrigin {
+    pub name: String,
+    pub value: String,
+    /// `path line N` of the assignment that takes effect.
+    pub decided_in: String,
+    /// Earlier files that also assign it (overridden, or extended by `$NAME`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also_in: Vec<String>,
+}
+
+/// The GRUB_* variables that change which entries grub-mkconfig writes and
+/// what they boot with.
+pub const GRUB_SETTINGS_THAT_MATTER: &[&str] = &[
+    "GRUB_DEFAULT",
+    "GRUB_SAVEDEFAULT",
+    "GRUB_CMDLINE_LINUX",
+    "GRUB_CMDLINE_LINUX_DEFAULT",
+    "GRUB_FORCE_PARTUUID",
+    "GRUB_DISABLE_LINUX_UUID",
+    "GRUB_DISABLE_LINUX_PARTUUID",
+    "GRUB_DISABLE_RECOVERY",
+    "GRUB_DISABLE_SUBMENU",
+    "GRUB_ENABLE_BLSCFG",
+    "GRUB_TIMEOUT",
+    "GRUB_TIMEOUT_STYLE",
+    "GRUB_RECORDFAIL_TIMEOUT",
+    "GRUB_TERMINAL",
+];
+
+fn setting_origins(settings: &GrubSettings) -> Vec<GrubSettingOrigin> {
+    GRUB_SETTINGS_THAT_MATTER
+        .iter()
+        .filter_map(|name| {
+            let setting: &Setting = settings.get(name)?;
+            Some(GrubSettingOrigin {
+                name: name.to_string(),
+                value: setting.value.clone(),
+                decided_in: format!("{} line {}", setting.path, setting.line),
+                also_in: settings
+                    .files_assigning(name)
+                    .iter()
+                    .filter(|p| **p != setting.path)
+                    .cloned()
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 /// Inputs of the GRUB computation (already read and parsed).
@@ -82,7 +136,8 @@ pub struct GrubInputs<'a> {
     pub grub_cfg: &'a GrubCfg,
     pub grubenv_path: Option<&'a str>,
     pub grubenv: Option<&'a Grubenv>,
-    pub default_grub: Option<&'a DefaultGrub>,
+    /// /etc/default/grub merged with its grub.d drop-ins.
+    pub default_grub: Option<&'a GrubSettings>,
     /// BLS entries as read (any order) and the directory they came from.
     pub bls_entries: Vec<BlsEntry>,
     pub bls_dir: &'a str,
@@ -141,12 +196,19 @@ pub fn resolve_grub(inputs: GrubInputs<'_>, exists: &dyn Fn(&str) -> bool) -> Bo
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     match (inputs.grubenv, inputs.grub_cfg.load_env_line) {
         (Some(grubenv), Some(_)) => {
-            for (name, value) in grubenv.vars() {
-                env.entry(name.to_string())
-                    .or_insert_with(|| value.to_string());
+            // As load_env at boot: every complete variable, a later duplicate winning.
+            let boot = grubenv.boot_env();
+            for (name, value) in boot.vars {
+                env.insert(name, value);
             }
-            if let Some(path) = inputs.grubenv_path {
-                warnings.extend(grubenv.warnings().iter().map(|w| format!("{path}: {w}")));
+            let path = inputs.grubenv_path.unwrap_or("grubenv");
+            warnings.extend(boot.anomalies.iter().map(|w| format!("{path}: {w}")));
+            if grubenv
+                .warnings()
+                .iter()
+                .any(|w| w.contains("invalid UTF-8"))
+            {
+                warnings.push(format!("{path}: contains invalid UTF-8; read lossily"));
             }
         }
         (Some(_), None) => warnings.push(format!(
@@ -266,8 +328,31 @@ pub fn resolve_grub(inputs: GrubInputs<'_>, exists: &dyn Fn(&str) -> bool) -> Bo
     }
 
     // 4. Consistency with /etc/default/grub (what the next grub-mkconfig would generate).
+    let mut grub_settings = Vec::new();
     if let Some(default_grub) = inputs.default_grub {
-        decided_by.push("/etc/default/grub".to_string());
+        grub_settings = setting_origins(default_grub);
+        for source in default_grub.sources() {
+            let decides = source == super::default_grub::PATH
+                || GRUB_SETTINGS_THAT_MATTER
+                    .iter()
+                    .any(|name| default_grub.get(name).is_some_and(|s| &s.path == source));
+            if decides {
+                decided_by.push(source.clone());
+            }
+        }
+        for name in GRUB_SETTINGS_THAT_MATTER {
+            if let Some(Setting {
+                path,
+                line,
+                unexpanded: Some(why),
+                ..
+            }) = default_grub.get(name)
+            {
+                warnings.push(format!(
+                    "{path} line {line}: {name} uses {why}, which vmrescue does not evaluate; its text is taken literally"
+                ));
+            }
+        }
         check_default_grub(default_grub, regular, &grubenv_vars, &mut warnings);
     }
 
@@ -340,17 +425,21 @@ pub fn resolve_grub(inputs: GrubInputs<'_>, exists: &dyn Fn(&str) -> bool) -> Bo
         after_next_entry: after_next_entry.flatten(),
         grubby_default_kernel,
         decided_by,
+        grub_settings,
         warnings,
     }
 }
 
 fn check_default_grub(
-    default_grub: &DefaultGrub,
+    default_grub: &GrubSettings,
     generated: Option<&str>,
     grubenv: &BTreeMap<String, String>,
     warnings: &mut Vec<String>,
 ) {
-    let grub_default = default_grub.get("GRUB_DEFAULT").unwrap_or("0");
+    let grub_default = default_grub.value("GRUB_DEFAULT").unwrap_or("0");
+    let default_file = default_grub
+        .get("GRUB_DEFAULT")
+        .map_or(super::default_grub::PATH, |s| s.path.as_str());
     let expected = if grub_default == "saved" {
         "${saved_entry}"
     } else {
@@ -359,7 +448,7 @@ fn check_default_grub(
     if let Some(generated) = generated {
         if generated != expected {
             warnings.push(format!(
-                "/etc/default/grub has GRUB_DEFAULT={grub_default} but grub.cfg sets default={generated}: grub.cfg was not regenerated since the change (the next grub-mkconfig will change the default)"
+                "{default_file} has GRUB_DEFAULT={grub_default} but grub.cfg sets default={generated}: grub.cfg was not regenerated since the change (the next grub-mkconfig will change the default)"
             ));
         }
         if grub_default != "saved" && grubenv.get("saved_entry").is_some_and(|s| !s.is_empty()) {
@@ -369,7 +458,7 @@ fn check_default_grub(
             ));
         }
     }
-    if default_grub.get("GRUB_SAVEDEFAULT") == Some("true") {
+    if default_grub.value("GRUB_SAVEDEFAULT") == Some("true") {
         warnings.push(
             "GRUB_SAVEDEFAULT=true: every boot stores the entry it booted as saved_entry"
                 .to_string(),
@@ -781,6 +870,7 @@ pub fn resolve_systemd_boot(
         after_next_entry: None,
         grubby_default_kernel: None,
         decided_by,
+        grub_settings: Vec::new(),
         warnings,
     }
 }
@@ -826,14 +916,16 @@ pub fn effective_default(root: &RootDir) -> Result<BootDefault> {
                 grubenv_path.clone().unwrap_or_default()
             ));
         }
-        let default_grub = super::default_grub::load(root)?;
-        if let Some(g) = &default_grub {
+        let sourced = super::default_grub::load_all(root)?;
+        for file in &sourced {
             notes.extend(
-                g.warnings()
+                file.file
+                    .warnings()
                     .iter()
-                    .map(|w| format!("/etc/default/grub: {w}")),
+                    .map(|w| format!("{}: {w}", file.path)),
             );
         }
+        let default_grub = (!sourced.is_empty()).then(|| GrubSettings::merge(&sourced));
         let bls_entries = if cfg.uses_blscfg() {
             bls::read_entries(root, BLS_DIR)?
         } else {
@@ -937,6 +1029,7 @@ pub fn find_grub_cfg(root: &RootDir, notes: &mut Vec<String>) -> Result<Option<(
 
 #[cfg(test)]
 mod tests {
+    use super::super::default_grub::{DefaultGrub, SourcedFile};
     use super::*;
     use std::path::Path;
 
@@ -963,13 +1056,19 @@ mod tests {
             })
             .collect()
     }
+    fn etc_default_grub(text: &str) -> GrubSettings {
+        GrubSettings::merge(&[SourcedFile {
+            path: super::super::default_grub::PATH.to_string(),
+            file: DefaultGrub::parse(text),
+        }])
+    }
     fn everything_exists(_: &str) -> bool {
         true
     }
     fn grub(
         cfg: &GrubCfg,
         env: Option<&Grubenv>,
-        default_grub: Option<&DefaultGrub>,
+        default_grub: Option<&GrubSettings>,
         bls: Vec<BlsEntry>,
     ) -> BootDefault {
         resolve_grub(
@@ -1146,7 +1245,7 @@ mod tests {
     fn rocky8_grub_default_0_ignores_saved_entry() {
         let cfg = GrubCfg::parse(&text("rocky8/grub.cfg"));
         let env = Grubenv::parse(&fixture("rocky8/grubenv")).unwrap();
-        let default_grub = DefaultGrub::parse("GRUB_DEFAULT=0\nGRUB_ENABLE_BLSCFG=true\n");
+        let default_grub = etc_default_grub("GRUB_DEFAULT=0\nGRUB_ENABLE_BLSCFG=true\n");
         let r = grub(
             &cfg,
             Some(&env),
@@ -1169,7 +1268,7 @@ mod tests {
             r.warnings
         );
 
-        let default_grub = DefaultGrub::parse("GRUB_DEFAULT=saved\n");
+        let default_grub = etc_default_grub("GRUB_DEFAULT=saved\n");
         let r = grub(
             &cfg,
             Some(&env),
@@ -1338,6 +1437,200 @@ mod tests {
         let json = serde_json::to_value(&result).unwrap();
         assert_eq!(json["kernel_version"], "4.18.0-553.el8_10.x86_64");
         assert_eq!(json["bootloader"], "grub");
+    }
+
+    const RECOVERY: &str = "gnulinux-advanced-bae9d9ac-cfb9-4e94-a5e5-faa77306bffb>gnulinux-6.8.0-88-generic-recovery-bae9d9ac-cfb9-4e94-a5e5-faa77306bffb";
+
+    /// ubuntu2404's grub.cfg as GRUB_DEFAULT=saved generates it, with a grubenv of these bytes.
+    fn saved_default_with_grubenv(bytes: &[u8]) -> BootDefault {
+        let cfg = GrubCfg::parse(
+            &text("ubuntu2404/grub.cfg")
+                .replace("set default=\"0\"", "set default=\"${saved_entry}\""),
+        );
+        let env = Grubenv::parse(bytes).unwrap();
+        grub(
+            &cfg,
+            Some(&env),
+            Some(&etc_default_grub("GRUB_DEFAULT=saved\n")),
+            vec![],
+        )
+    }
+
+    fn has_warning(result: &BootDefault, parts: &[&str]) -> bool {
+        result
+            .warnings
+            .iter()
+            .any(|w| parts.iter().all(|p| w.contains(p)))
+    }
+
+    #[test]
+    fn short_grubenv_without_padding_still_gives_its_complete_saved_entry() {
+        // GRUB's envblk accepts any size once the signature matches.
+        let mut bytes = format!("# GRUB Environment Block\nsaved_entry={RECOVERY}\n").into_bytes();
+        bytes.resize(700, b'#');
+        let r = saved_default_with_grubenv(&bytes);
+        assert_eq!(r.entry.menu_path.as_deref(), Some("1>1"));
+        assert!(
+            has_warning(&r, &["/boot/grub2/grubenv: size is 700 bytes"]),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn grubenv_cut_inside_saved_entry_boots_entry_0_with_a_warning_naming_the_file() {
+        let bytes = format!("# GRUB Environment Block\nsaved_entry={}", &RECOVERY[..40]);
+        let r = saved_default_with_grubenv(bytes.as_bytes());
+        assert_eq!(r.entry.menu_path.as_deref(), Some("0"));
+        assert_eq!(r.entry.title.as_deref(), Some("Ubuntu"));
+        assert!(
+            has_warning(&r, &["/boot/grub2/grubenv: ", "cut off", "GRUB drops it"]),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn grubenv_garbage_after_the_block_is_read_like_grub_does() {
+        let mut bytes = block(&format!("saved_entry={RECOVERY}\n"))
+            .render()
+            .unwrap();
+        // Binary junk with no newline continues the padding line: a comment.
+        let mut junk = bytes.clone();
+        junk.extend_from_slice(&[0xff, 0x00, b'x', b'=', b'1']);
+        let r = saved_default_with_grubenv(&junk);
+        assert_eq!(r.entry.menu_path.as_deref(), Some("1>1"));
+        assert!(has_warning(&r, &["size is 1029 bytes"]), "{:?}", r.warnings);
+        // A later definition after the padding wins at boot.
+        bytes.extend_from_slice(b"\nsaved_entry=0\n");
+        let r = saved_default_with_grubenv(&bytes);
+        assert_eq!(r.entry.menu_path.as_deref(), Some("0"));
+        assert!(
+            has_warning(
+                &r,
+                &["saved_entry is defined more than once", "keeps the last"]
+            ),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn grubenv_junk_line_swallows_the_next_name_so_saved_entry_is_unset() {
+        let mut bytes =
+            format!("# GRUB Environment Block\njunk\nsaved_entry={RECOVERY}\n").into_bytes();
+        bytes.resize(1024, b'#');
+        let r = saved_default_with_grubenv(&bytes);
+        assert_eq!(r.entry.menu_path.as_deref(), Some("0"));
+        assert!(
+            has_warning(
+                &r,
+                &["/boot/grub2/grubenv: \"junk\"", "saved_entry is not set"]
+            ),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn grubenv_without_signature_is_ignored_with_the_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let cfg = text("ubuntu2404/grub.cfg")
+            .replace("set default=\"0\"", "set default=\"${saved_entry}\"");
+        put(r, "/boot/grub/grub.cfg", cfg.as_bytes());
+        put(
+            r,
+            "/boot/grub/grubenv",
+            format!("saved_entry={RECOVERY}\n").as_bytes(),
+        );
+        let result = effective_default(&RootDir::open(r).unwrap()).unwrap();
+        assert_eq!(result.entry.menu_path.as_deref(), Some("0"));
+        assert!(
+            has_warning(
+                &result,
+                &[
+                    "/boot/grub/grubenv: not a GRUB environment block",
+                    "GRUB ignores it"
+                ]
+            ),
+            "{:?}",
+            result.warnings
+        );
+    }
+
+    #[test]
+    fn grub_d_dropins_decide_settings_and_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        put(
+            r,
+            "/boot/grub/grub.cfg",
+            text("ubuntu2404/grub.cfg").as_bytes(),
+        );
+        put(
+            r,
+            "/etc/default/grub",
+            b"GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n",
+        );
+        put(
+            r,
+            "/etc/default/grub.d/kdump-tools.cfg",
+            b"GRUB_CMDLINE_LINUX_DEFAULT=\"$GRUB_CMDLINE_LINUX_DEFAULT crashkernel=384M-:128M\"\n",
+        );
+        // Sourced last (byte order: '9' < 'k'); decides GRUB_DEFAULT.
+        put(
+            r,
+            "/etc/default/grub.d/99-default.cfg",
+            b"GRUB_DEFAULT=saved\n",
+        );
+        put(r, "/etc/default/grub.d/README", b"GRUB_DEFAULT=2\n");
+        put(
+            r,
+            "/etc/default/grub.d/50-distributor.cfg",
+            b"GRUB_CMDLINE_LINUX=\"$(cat /etc/cmdline)\"\n",
+        );
+        let result = effective_default(&RootDir::open(r).unwrap()).unwrap();
+        assert_eq!(
+            result.decided_by,
+            [
+                "/boot/grub/grub.cfg",
+                "/etc/default/grub",
+                "/etc/default/grub.d/50-distributor.cfg",
+                "/etc/default/grub.d/99-default.cfg",
+                "/etc/default/grub.d/kdump-tools.cfg",
+            ]
+        );
+        let by_name = |name: &str| {
+            result
+                .grub_settings
+                .iter()
+                .find(|s| s.name == name)
+                .unwrap_or_else(|| panic!("{name}: {:?}", result.grub_settings))
+        };
+        let default = by_name("GRUB_DEFAULT");
+        assert_eq!(default.value, "saved");
+        assert_eq!(
+            default.decided_in,
+            "/etc/default/grub.d/99-default.cfg line 1"
+        );
+        let cmdline = by_name("GRUB_CMDLINE_LINUX_DEFAULT");
+        assert_eq!(cmdline.value, "quiet crashkernel=384M-:128M");
+        assert_eq!(cmdline.also_in, ["/etc/default/grub"]);
+        assert!(
+            result.warnings.iter().any(|w| w.starts_with(
+                "/etc/default/grub.d/99-default.cfg has GRUB_DEFAULT=saved but grub.cfg sets default=0"
+            )),
+            "{:?}",
+            result.warnings
+        );
+        assert!(
+            result.warnings.iter().any(|w| w.starts_with(
+                "/etc/default/grub.d/50-distributor.cfg line 1: GRUB_CMDLINE_LINUX uses a command substitution"
+            )),
+            "{:?}",
+            result.warnings
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! value of the assignment concerned (minimal re-quoting); every other line
 //! keeps its bytes.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
 
 use super::cmdline::{CmdlineEdit, KernelCmdline};
@@ -19,6 +21,224 @@ pub fn load(root: &RootDir) -> Result<Option<DefaultGrub>> {
         .read_string_optional(PATH)
         .with_context(|| format!("reading {PATH}"))?;
     Ok(text.map(|t| DefaultGrub::parse(&t)))
+}
+
+/// grub-mkconfig sources these after [`PATH`], in byte order of their names.
+pub const DROPIN_DIR: &str = "/etc/default/grub.d";
+
+/// One file grub-mkconfig sources, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcedFile {
+    pub path: String,
+    pub file: DefaultGrub,
+}
+
+/// The paths grub-mkconfig sources, in its order: [`PATH`] (if it exists),
+/// then every `*.cfg` of [`DROPIN_DIR`] byte-sorted (its shell glob order).
+pub fn source_paths(root: &RootDir) -> Result<Vec<String>> {
+    let mut paths = Vec::new();
+    if root.is_file(PATH) {
+        paths.push(PATH.to_string());
+    }
+    let mut dropins: Vec<Vec<u8>> = root
+        .list_dir(DROPIN_DIR)
+        .with_context(|| format!("listing {DROPIN_DIR}"))?
+        .into_iter()
+        .map(|e| e.name.into_encoded_bytes())
+        .filter(|name| name.ends_with(b".cfg"))
+        .collect();
+    dropins.sort();
+    for name in dropins {
+        let path = format!("{DROPIN_DIR}/{}", String::from_utf8_lossy(&name));
+        // `[ -e "$x" ] && . "$x"`: a dangling link or a directory is skipped.
+        if root.is_file(&path) {
+            paths.push(path);
+        }
+    }
+    Ok(paths)
+}
+
+/// Reads every file grub-mkconfig sources, in order (empty when none exists).
+pub fn load_all(root: &RootDir) -> Result<Vec<SourcedFile>> {
+    source_paths(root)?
+        .into_iter()
+        .map(|path| {
+            let text = root
+                .read_string(&path)
+                .with_context(|| format!("reading {path}"))?;
+            Ok(SourcedFile {
+                file: DefaultGrub::parse(&text),
+                path,
+            })
+        })
+        .collect()
+}
+
+/// The effective value of one variable after all files are sourced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// Shell-expanded; the quote-stripped text when it could not be expanded.
+    pub value: String,
+    /// The file and 1-based line of the assignment that takes effect.
+    pub path: String,
+    pub line: usize,
+    /// Why the value was kept unexpanded (command substitution, `${x:-y}`, …).
+    pub unexpanded: Option<String>,
+    /// The deciding assignment refers to the variable's earlier value
+    /// (`X="$X more"`), so earlier files still contribute.
+    pub extends_earlier: bool,
+}
+
+/// The variables as grub-mkconfig sees them after sourcing [`PATH`] and
+/// then the [`DROPIN_DIR`] files: a later assignment wins, and `$VAR` /
+/// `${VAR}` expand to the value at that point, as in sh.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrubSettings {
+    settings: BTreeMap<String, Setting>,
+    /// Every file assigning each variable, in sourcing order.
+    assigned_in: BTreeMap<String, Vec<String>>,
+    sources: Vec<String>,
+}
+
+impl GrubSettings {
+    pub fn merge(files: &[SourcedFile]) -> Self {
+        let mut merged = GrubSettings::default();
+        for source in files {
+            merged.sources.push(source.path.clone());
+            for line in &source.file.lines {
+                let Some(assignment) = &line.assignment else {
+                    continue;
+                };
+                let raw = &line.raw[assignment.value_start..assignment.value_end];
+                let lookup = |name: &str| merged.settings.get(name).map(|s| s.value.clone());
+                let (value, unexpanded, refs) = match expand_word(raw, &lookup) {
+                    Ok(expanded) => (expanded.value, None, expanded.refs),
+                    Err(why) => (assignment.value.clone(), Some(why), Vec::new()),
+                };
+                let setting = Setting {
+                    value,
+                    path: source.path.clone(),
+                    line: line.number,
+                    unexpanded,
+                    extends_earlier: refs.iter().any(|r| r == &assignment.name),
+                };
+                merged.settings.insert(assignment.name.clone(), setting);
+                let files = merged
+                    .assigned_in
+                    .entry(assignment.name.clone())
+                    .or_default();
+                if files.last() != Some(&source.path) {
+                    files.push(source.path.clone());
+                }
+            }
+        }
+        merged
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Setting> {
+        self.settings.get(name)
+    }
+
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.get(name).map(|s| s.value.as_str())
+    }
+
+    /// The files that assign `name`, in sourcing order.
+    pub fn files_assigning(&self, name: &str) -> &[String] {
+        self.assigned_in.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// The files sourced, in order.
+    pub fn sources(&self) -> &[String] {
+        &self.sources
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Expanded {
+    value: String,
+    /// Variable names referenced.
+    refs: Vec<String>,
+}
+
+/// Expands a raw shell word the way sh does in an assignment (no field
+/// splitting): quotes and backslashes removed, `$NAME` / `${NAME}` replaced
+/// (unset names by nothing). Anything else that would run or compute
+/// something is an `Err` naming it.
+fn expand_word(raw: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Expanded, String> {
+    let mut out = Expanded {
+        value: String::new(),
+        refs: Vec::new(),
+    };
+    let mut chars = raw.char_indices().peekable();
+    let mut in_double = false;
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some((_, '\n')) => {}
+                Some((_, next)) if !in_double || matches!(next, '$' | '`' | '"' | '\\') => {
+                    out.value.push(next)
+                }
+                Some((_, next)) => {
+                    out.value.push('\\');
+                    out.value.push(next);
+                }
+                None => out.value.push('\\'),
+            },
+            '\'' if !in_double => {
+                for (_, q) in chars.by_ref() {
+                    if q == '\'' {
+                        break;
+                    }
+                    out.value.push(q);
+                }
+            }
+            '"' => in_double = !in_double,
+            '`' => return Err("a command substitution (`…`)".to_string()),
+            '$' => {
+                let rest = &raw[i + 1..];
+                let name_len = rest
+                    .bytes()
+                    .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                    .count();
+                let name = if rest.starts_with('{') {
+                    let close = rest
+                        .find('}')
+                        .ok_or_else(|| "an unterminated ${".to_string())?;
+                    let inner = &rest[1..close];
+                    if !is_name(inner) {
+                        return Err(format!("the parameter expansion ${{{inner}}}"));
+                    }
+                    for _ in 0..close + 1 {
+                        chars.next();
+                    }
+                    inner
+                } else if rest.starts_with('(') {
+                    return Err("a command substitution $(…)".to_string());
+                } else if name_len > 0 && !rest.as_bytes()[0].is_ascii_digit() {
+                    for _ in 0..name_len {
+                        chars.next();
+                    }
+                    &rest[..name_len]
+                } else if rest.starts_with(|c: char| "?$!#@*-0123456789".contains(c)) {
+                    return Err(format!("the special parameter ${}", &rest[..1]));
+                } else {
+                    out.value.push('$');
+                    continue;
+                };
+                out.value.push_str(&lookup(name).unwrap_or_default());
+                out.refs.push(name.to_string());
+            }
+            other => out.value.push(other),
+        }
+    }
+    Ok(out)
+}
+
+fn is_name(text: &str) -> bool {
+    !text.is_empty()
+        && !text.as_bytes()[0].is_ascii_digit()
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 pub const CMDLINE_LINUX: &str = "GRUB_CMDLINE_LINUX";
@@ -687,7 +907,105 @@ export GRUB_DISABLE_OS_PROBER=true
         assert!(g.warnings()[0].contains("CRLF"));
     }
 
+    fn sourced(files: &[(&str, &str)]) -> Vec<SourcedFile> {
+        files
+            .iter()
+            .map(|(path, text)| SourcedFile {
+                path: path.to_string(),
+                file: DefaultGrub::parse(text),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dropins_override_in_order_and_name_the_deciding_file() {
+        let files = sourced(&[
+            (PATH, UBUNTU),
+            (
+                "/etc/default/grub.d/40-force-partuuid.cfg",
+                "GRUB_FORCE_PARTUUID=1a2b\n",
+            ),
+            (
+                "/etc/default/grub.d/50-cloudimg-settings.cfg",
+                "GRUB_TIMEOUT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"console=tty1 console=ttyS0\"\n",
+            ),
+        ]);
+        let merged = GrubSettings::merge(&files);
+        let cmdline = merged.get(CMDLINE_LINUX_DEFAULT).unwrap();
+        assert_eq!(cmdline.value, "console=tty1 console=ttyS0");
+        assert_eq!(cmdline.path, "/etc/default/grub.d/50-cloudimg-settings.cfg");
+        assert_eq!(cmdline.line, 2);
+        assert!(!cmdline.extends_earlier);
+        assert_eq!(
+            merged.files_assigning(CMDLINE_LINUX_DEFAULT),
+            [PATH, "/etc/default/grub.d/50-cloudimg-settings.cfg"]
+        );
+        assert_eq!(merged.get("GRUB_DEFAULT").unwrap().path, PATH);
+        assert_eq!(merged.value("GRUB_FORCE_PARTUUID"), Some("1a2b"));
+        for (file, original) in files.iter().zip([UBUNTU, "GRUB_FORCE_PARTUUID=1a2b\n"]) {
+            assert_eq!(file.file.render(), original);
+        }
+    }
+
+    #[test]
+    fn kdump_tools_dropin_extends_the_earlier_value() {
+        let merged = GrubSettings::merge(&sourced(&[
+            (PATH, "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n"),
+            (
+                "/etc/default/grub.d/kdump-tools.cfg",
+                "GRUB_CMDLINE_LINUX_DEFAULT=\"$GRUB_CMDLINE_LINUX_DEFAULT crashkernel=384M-:128M\"\n",
+            ),
+        ]));
+        let setting = merged.get(CMDLINE_LINUX_DEFAULT).unwrap();
+        assert_eq!(setting.value, "quiet crashkernel=384M-:128M");
+        assert_eq!(setting.path, "/etc/default/grub.d/kdump-tools.cfg");
+        assert!(setting.extends_earlier);
+        assert_eq!(setting.unexpanded, None);
+    }
+
+    #[test]
+    fn expansion_follows_sh_quoting_and_refuses_what_it_cannot_evaluate() {
+        let vars = |name: &str| (name == "A").then(|| "a b".to_string());
+        let ok = |raw: &str| expand_word(raw, &vars).map(|e| e.value);
+        assert_eq!(ok("\"$A ${A} x\""), Ok("a b a b x".to_string()));
+        assert_eq!(
+            ok("'$A'"),
+            Ok("$A".to_string()),
+            "single quotes are literal"
+        );
+        assert_eq!(ok("\"\\$A\""), Ok("$A".to_string()), "escaped dollar");
+        assert_eq!(
+            ok("$UNSET-x"),
+            Ok("-x".to_string()),
+            "unset expands to nothing"
+        );
+        assert_eq!(ok("\"cost: $ 5\""), Ok("cost: $ 5".to_string()));
+        assert_eq!(ok("pre\"$A\"'$A'"), Ok("prea b$A".to_string()));
+        assert!(ok("\"$(lsb_release -i -s)\"")
+            .unwrap_err()
+            .contains("command substitution"));
+        assert!(ok("`uname`").unwrap_err().contains("command substitution"));
+        assert!(ok("\"${A:-x}\"").unwrap_err().contains("${A:-x}"));
+        assert!(ok("$1").unwrap_err().contains("special parameter"));
+
+        let merged = GrubSettings::merge(&sourced(&[(
+            PATH,
+            "GRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`\n",
+        )]));
+        let setting = merged.get("GRUB_DISTRIBUTOR").unwrap();
+        assert_eq!(
+            setting.value,
+            "`lsb_release -i -s 2> /dev/null || echo Debian`"
+        );
+        assert!(setting.unexpanded.is_some());
+    }
+
     proptest! {
+        #[test]
+        fn expansion_never_panics(raw in "(\\PC|[\n'\"\\\\$`{}()])*") {
+            let _ = expand_word(&raw, &|_| Some("v".to_string()));
+        }
+
         #[test]
         fn render_of_parse_is_identity(text in "(\\PC|[\n\t '\"\\\\$`=#;(){}])*") {
             prop_assert_eq!(DefaultGrub::parse(&text).render(), text);

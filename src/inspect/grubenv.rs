@@ -99,7 +99,7 @@ impl Grubenv {
                 _ => {
                     if !raw.trim().is_empty() {
                         warnings.push(format!(
-                            "line {line_number}: {raw:?} is not name=value; GRUB ignores it"
+                            "line {line_number}: {raw:?} has no `=`; GRUB reads it as the start of the next variable's name"
                         ));
                     }
                     lines.push(Line::Comment(raw.to_string()));
@@ -251,6 +251,113 @@ impl fmt::Display for Grubenv {
             writeln!(f, "{name}={value}")?;
         }
         Ok(())
+    }
+}
+
+/// The variables GRUB's `load_env` sets at boot, read the way GRUB's
+/// `grub_envblk_iterate` reads the whole file: any size is accepted once the
+/// signature matches; a name runs to the next `=` (newlines included), a
+/// value to the next unescaped newline; a variable cut off by the end of the
+/// file, and everything after it, is dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootEnv {
+    /// In file order; GRUB sets each in turn, so a later duplicate wins.
+    pub vars: Vec<(String, String)>,
+    /// Where the file differs from a clean block, and what GRUB makes of it.
+    pub anomalies: Vec<String>,
+}
+
+impl BootEnv {
+    /// The value GRUB ends up with (the last definition).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Skips to the start of the next line the way GRUB's `find_next_line` does.
+fn next_line(bytes: &[u8], mut p: usize) -> usize {
+    while p < bytes.len() {
+        match bytes[p] {
+            b'\\' => p += 2,
+            b'\n' => break,
+            _ => p += 1,
+        }
+    }
+    p + 1
+}
+
+impl Grubenv {
+    /// What GRUB sees at boot (see [`BootEnv`]); uses the bytes as they
+    /// would be written after an edit.
+    pub fn boot_env(&self) -> BootEnv {
+        let bytes = self.render().unwrap_or_else(|_| self.original.clone());
+        let mut env = BootEnv::default();
+        if bytes.len() != BLOCK_SIZE {
+            env.anomalies.push(format!(
+                "size is {} bytes, not {BLOCK_SIZE} (truncated, or written by something other than grub-editenv); GRUB reads whatever variables are complete",
+                bytes.len()
+            ));
+        }
+        let end = bytes.len();
+        let mut p = SIGNATURE.len().min(end);
+        while p < end {
+            if bytes[p] != b'#' {
+                let name_start = p;
+                while p < end && bytes[p] != b'=' {
+                    p += 1;
+                }
+                let rest = String::from_utf8_lossy(&bytes[name_start..]);
+                if p == end {
+                    if !rest.trim().is_empty() {
+                        env.anomalies.push(format!(
+                            "{:?} at byte {name_start} has no `=`: GRUB stops reading there",
+                            truncate(&rest)
+                        ));
+                    }
+                    break;
+                }
+                let name = String::from_utf8_lossy(&bytes[name_start..p]).into_owned();
+                p += 1;
+                let value_start = p;
+                while p < end && bytes[p] != b'\n' {
+                    p += if bytes[p] == b'\\' { 2 } else { 1 };
+                }
+                if p >= end {
+                    env.anomalies.push(format!(
+                        "{:?} is cut off by the end of the file (no newline): GRUB drops it",
+                        truncate(&rest)
+                    ));
+                    break;
+                }
+                let value = unescape(&String::from_utf8_lossy(&bytes[value_start..p]));
+                if let Some((junk, real)) = name.rsplit_once('\n') {
+                    env.anomalies.push(format!(
+                        "{:?} before {real}= has no `=`: GRUB reads it as part of the name, so {real} is not set",
+                        truncate(junk)
+                    ));
+                }
+                if env.vars.iter().any(|(n, _)| n == &name) {
+                    env.anomalies.push(format!(
+                        "{name} is defined more than once: GRUB's load_env keeps the last ({value:?})"
+                    ));
+                }
+                env.vars.push((name, value));
+            }
+            p = next_line(&bytes, p);
+        }
+        env
+    }
+}
+
+fn truncate(text: &str) -> String {
+    const MAX: usize = 60;
+    match text.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
     }
 }
 

@@ -9,6 +9,9 @@ use super::cmdline_edit::{self as edit, add_arg, remove_arg};
 use super::facts::{Facts, Family, InitramfsGenerator};
 use super::plan::{PlannedChange, SysctlAudit, Workspace};
 use crate::error::Failure;
+use crate::inspect::default_grub::{
+    self, DefaultGrub, GrubSettings, SourcedFile, CMDLINE_LINUX, CMDLINE_LINUX_DEFAULT,
+};
 use crate::inspect::initramfs_modules::InitramfsModules;
 use crate::rootfs::EntryKind;
 use crate::target::Layout;
@@ -66,6 +69,34 @@ impl Planned {
             .iter()
             .any(|c| matches!(c, PlannedChange::Write { path: p, .. } if p == path))
     }
+
+    /// Whether /etc/default/grub or one of its grub.d drop-ins is written.
+    fn writes_grub_defaults(&self) -> bool {
+        self.writes(Path::new(DEFAULT_GRUB))
+            || self.changes.iter().any(|c| {
+                matches!(c, PlannedChange::Write { path, .. }
+                    if path.starts_with(default_grub::DROPIN_DIR))
+            })
+    }
+}
+
+/// /etc/default/grub merged with the grub.d drop-ins grub-mkconfig sources
+/// after it, as this plan has them so far.
+fn grub_defaults(ws: &Workspace) -> Result<GrubSettings> {
+    let mut files = Vec::new();
+    for path in default_grub::source_paths(ws.root())? {
+        if let Some(text) = ws.read(&path)? {
+            files.push(SourcedFile {
+                file: DefaultGrub::parse(&text),
+                path,
+            });
+        }
+    }
+    Ok(GrubSettings::merge(&files))
+}
+
+fn arg_count(args: &str) -> usize {
+    args.split_whitespace().count()
 }
 
 const DEFAULT_GRUB: &str = "/etc/default/grub";
@@ -100,11 +131,82 @@ pub fn edit_kernel_arg(
     };
     let verb = if add { "add" } else { "remove" };
     let mut places = 0;
-    if let Some(text) = ws.read(DEFAULT_GRUB)? {
-        places += 1;
-        let new = edit::edit_shell_var(&text, "GRUB_CMDLINE_LINUX", apply);
-        let why = format!("{verb} {arg} in GRUB_CMDLINE_LINUX (used when grub.cfg is regenerated)");
-        planned.push(ws.write(DEFAULT_GRUB, new, &why)?);
+    let defaults = grub_defaults(ws)?;
+    let dropin = defaults
+        .get(CMDLINE_LINUX)
+        .filter(|s| s.path != DEFAULT_GRUB)
+        .cloned();
+    match dropin {
+        // A drop-in sourced after /etc/default/grub assigns the variable last:
+        // an edit of /etc/default/grub alone would not reach grub.cfg.
+        Some(setting) => {
+            places += 1;
+            if let Some(why) = &setting.unexpanded {
+                planned.notes.push(format!(
+                    "{} line {}: GRUB_CMDLINE_LINUX uses {why}; only its literal text is edited",
+                    setting.path, setting.line
+                ));
+            }
+            let targets: Vec<String> = if add {
+                let already = edit::has_arg(&setting.value, arg) && setting.unexpanded.is_none();
+                if already {
+                    Vec::new()
+                } else {
+                    vec![setting.path.clone()]
+                }
+            } else {
+                defaults.files_assigning(CMDLINE_LINUX).to_vec()
+            };
+            for path in targets {
+                let Some(text) = ws.read(&path)? else {
+                    continue;
+                };
+                let new = edit::edit_shell_var(&text, CMDLINE_LINUX, apply);
+                let why = if path == setting.path {
+                    format!("{verb} {arg} in GRUB_CMDLINE_LINUX of {path}: grub-mkconfig sources it after {DEFAULT_GRUB}, so its value is the one used")
+                } else {
+                    format!("{verb} {arg} in GRUB_CMDLINE_LINUX of {path}")
+                };
+                planned.push(ws.write(&path, new, &why)?);
+            }
+        }
+        None => {
+            if let Some(text) = ws.read(DEFAULT_GRUB)? {
+                places += 1;
+                let new = edit::edit_shell_var(&text, CMDLINE_LINUX, apply);
+                let why = format!(
+                    "{verb} {arg} in GRUB_CMDLINE_LINUX (used when grub.cfg is regenerated)"
+                );
+                planned.push(ws.write(DEFAULT_GRUB, new, &why)?);
+            }
+        }
+    }
+    // GRUB_CMDLINE_LINUX_DEFAULT follows GRUB_CMDLINE_LINUX on the normal
+    // entries' command line, so its arguments win.
+    if let Some(later) = defaults.get(CMDLINE_LINUX_DEFAULT) {
+        let holds_key =
+            arg_count(&remove_arg(&later.value, edit::key_of(arg))) != arg_count(&later.value);
+        if add && holds_key && !edit::has_arg(&later.value, arg) {
+            planned.notes.push(format!(
+                "{} line {} sets {} in GRUB_CMDLINE_LINUX_DEFAULT, which comes later on the kernel command line and wins over {arg}",
+                later.path,
+                later.line,
+                edit::key_of(arg)
+            ));
+        }
+        if !add && arg_count(&remove_arg(&later.value, arg)) != arg_count(&later.value) {
+            for path in defaults.files_assigning(CMDLINE_LINUX_DEFAULT) {
+                let Some(text) = ws.read(path)? else {
+                    continue;
+                };
+                let new = edit::edit_shell_var(&text, CMDLINE_LINUX_DEFAULT, apply);
+                planned.push(ws.write(
+                    path,
+                    new,
+                    &format!("{verb} {arg} in GRUB_CMDLINE_LINUX_DEFAULT of {path}"),
+                )?);
+            }
+        }
     }
     if let Some(text) = ws.read(KERNEL_INSTALL_CMDLINE)? {
         places += 1;
@@ -182,7 +284,7 @@ pub fn regenerate_grub_config(
     planned: &mut Planned,
     always: bool,
 ) -> Result<()> {
-    if !always && !planned.writes(Path::new(DEFAULT_GRUB)) {
+    if !always && !planned.writes_grub_defaults() {
         planned
             .notes
             .push("grub.cfg needs no regeneration: /etc/default/grub is unchanged".into());
@@ -785,13 +887,18 @@ pub fn set_default_kernel(
     if once {
         return Ok(());
     }
-    if let Some(text) = ws.read(DEFAULT_GRUB)? {
-        if edit::shell_var(&text, "GRUB_DEFAULT").as_deref() != Some("saved") {
+    // The file whose GRUB_DEFAULT takes effect (a grub.d drop-in may override /etc/default/grub).
+    let defaults = grub_defaults(ws)?;
+    let decider = defaults
+        .get("GRUB_DEFAULT")
+        .map_or(DEFAULT_GRUB.to_string(), |s| s.path.clone());
+    if let Some(text) = ws.read(&decider)? {
+        if defaults.value("GRUB_DEFAULT") != Some("saved") {
             let new = edit::edit_shell_var(&text, "GRUB_DEFAULT", |_| "saved".to_string());
             planned.push(ws.write(
-                DEFAULT_GRUB,
+                &decider,
                 new,
-                "GRUB_DEFAULT=saved so later grub.cfg regenerations keep the choice",
+                &format!("GRUB_DEFAULT=saved in {decider} so later grub.cfg regenerations keep the choice"),
             )?);
         }
     }
@@ -979,13 +1086,17 @@ pub fn fix_root_references(
             }
         }
     }
-    if let Some(text) = ws.read(DEFAULT_GRUB)? {
-        if edit::shell_var(&text, "GRUB_CMDLINE_LINUX").is_some_and(|v| v.contains("root=")) {
-            let new = edit::edit_shell_var(&text, "GRUB_CMDLINE_LINUX", fix);
+    // Every file grub-mkconfig sources that assigns root= in GRUB_CMDLINE_LINUX.
+    for path in grub_defaults(ws)?.files_assigning(CMDLINE_LINUX) {
+        let Some(text) = ws.read(path)? else {
+            continue;
+        };
+        if edit::shell_var(&text, CMDLINE_LINUX).is_some_and(|v| v.contains("root=")) {
+            let new = edit::edit_shell_var(&text, CMDLINE_LINUX, fix);
             planned.push(ws.write(
-                DEFAULT_GRUB,
+                path,
                 new,
-                &format!("root={spec} in GRUB_CMDLINE_LINUX"),
+                &format!("root={spec} in GRUB_CMDLINE_LINUX of {path}"),
             )?);
         }
     }

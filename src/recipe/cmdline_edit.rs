@@ -6,7 +6,7 @@
 /// Keys whose values are comma lists that merge instead of replace.
 const LIST_KEYS: &[&str] = &["module_blacklist", "rd.driver.blacklist"];
 
-fn key_of(arg: &str) -> &str {
+pub fn key_of(arg: &str) -> &str {
     arg.split_once('=').map(|(k, _)| k).unwrap_or(arg)
 }
 

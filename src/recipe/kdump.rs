@@ -9,7 +9,7 @@ use super::facts::{Facts, Family};
 use super::plan::{PlannedChange, Workspace};
 use crate::error::Failure;
 use crate::inspect::cmdline::{CmdlineEdit, KernelCmdline};
-use crate::inspect::default_grub::DefaultGrub;
+use crate::inspect::default_grub::{self, DefaultGrub, GrubSettings};
 use crate::inspect::kdump::{self as detect, Flavor, KdumpSetup, KDUMP_CONF, SYSCONFIG_KDUMP};
 use crate::inspect::kdump_conf::KdumpConf;
 use crate::rootfs::RootDir;
@@ -36,8 +36,12 @@ pub fn default_crashkernel(root: &RootDir, facts: &Facts) -> Result<String> {
         .into_iter()
         .map(|(_, args)| args)
         .collect();
-    if let Some(grub) = crate::inspect::default_grub::load(root)? {
-        lines.extend(grub.get("GRUB_CMDLINE_LINUX").map(str::to_string));
+    let defaults = GrubSettings::merge(&default_grub::load_all(root)?);
+    for name in [
+        default_grub::CMDLINE_LINUX,
+        default_grub::CMDLINE_LINUX_DEFAULT,
+    ] {
+        lines.extend(defaults.value(name).map(str::to_string));
     }
     let existing = lines.iter().find_map(|args| {
         KernelCmdline::parse(args)
