@@ -277,3 +277,136 @@ fn fsck_is_read_only_by_default_and_reports_planted_ext4_damage() {
         text(&out)
     );
 }
+
+/// The files a sysctl recipe touches on the image, as (path, contents or None).
+fn sysctl_state(image: &TestImage) -> Vec<(String, Option<String>)> {
+    image.with_partition(1, |root| {
+        let mut files: Vec<(String, Option<String>)> = ["etc/sysctl.conf"]
+            .iter()
+            .map(|p| (p.to_string(), std::fs::read_to_string(root.join(p)).ok()))
+            .collect();
+        for entry in std::fs::read_dir(root.join("etc/sysctl.d")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = format!("etc/sysctl.d/{}", path.file_name().unwrap().to_string_lossy());
+            files.push((name, std::fs::read_to_string(&path).ok()));
+        }
+        files.sort();
+        files
+    })
+}
+
+/// Kills `vmrescue` (SIGKILL from a failpoint) at every step of writing a
+/// change and of undoing it, on a real loop-mounted image: afterwards
+/// `vmrescue umount` leaves no mount, loop device or state file, each file
+/// is either its old or its new version (no temp file left), and a later
+/// `undo` restores the original exactly.
+#[test]
+fn sigkill_at_each_step_of_repair_and_undo_leaves_old_or_new_files_and_no_mounts() {
+    if !root_or_skip("sigkill_at_each_step_of_repair_and_undo") {
+        return;
+    }
+    let _serial = serial();
+    let image = TestImage::new(64, "label: dos\\ntype=83\\n", &[Some("mkfs.ext4 -q")]);
+    let uuid = image.uuid(1);
+    image.with_partition(1, |root| {
+        write_os_tree(root, &format!("UUID={uuid} / ext4 defaults 0 1\n"));
+        std::fs::create_dir_all(root.join("etc/sysctl.d")).unwrap();
+        std::fs::write(root.join("etc/sysctl.conf"), "kernel.panic = 0\n").unwrap();
+    });
+    let before = host_snapshot(&image);
+    let original = sysctl_state(&image);
+    let run = |args: &[&str], failpoint: Option<&str>| {
+        let mut cmd = vmrescue();
+        if let Some(failpoint) = failpoint {
+            cmd.env("VMRESCUE_FAILPOINT", failpoint);
+        }
+        cmd.args(args).arg("--image").arg(&image.path).output().unwrap()
+    };
+    let repair = ["repair", "panic-autoreboot", "--yes"];
+    let undo = ["undo", "--yes"];
+    let killed = |out: &std::process::Output, what: &str| {
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(9),
+            "{what} was not killed: {}",
+            text(out)
+        );
+    };
+    let cleanup = |what: &str| {
+        let out = vmrescue().args(["umount", &image.key()]).output().unwrap();
+        assert!(out.status.success(), "umount after {what}: {}", text(&out));
+        assert_eq!(host_snapshot(&image), before, "mounts, loops or state left after {what}");
+    };
+    let no_temp_files = |what: &str| {
+        image.with_partition(1, |root| {
+            for dir in ["etc", "etc/sysctl.d"] {
+                for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                    let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+                    assert!(!name.contains("vmrescue-tmp"), "{what}: temp file {dir}/{name} left");
+                }
+            }
+        })
+    };
+
+    // The new version of every file, from an uninterrupted run.
+    let out = run(&repair, None);
+    assert!(out.status.success(), "{}", text(&out));
+    let repaired = sysctl_state(&image);
+    assert_ne!(repaired, original, "the repair changed nothing: the test proves nothing");
+    let out = run(&undo, None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(sysctl_state(&image), original);
+    let old_or_new = |what: &str| {
+        let now = sysctl_state(&image);
+        for (path, contents) in &now {
+            let old = original.iter().find(|(p, _)| p == path).map(|(_, c)| c);
+            let new = repaired.iter().find(|(p, _)| p == path).map(|(_, c)| c);
+            assert!(
+                Some(contents) == old || Some(contents) == new,
+                "{what}: {path} is neither its old nor its new version: {contents:?}"
+            );
+        }
+    };
+
+    let mut steps = 0;
+    for failpoint in [
+        "mount-after-root",
+        "journal-after-intent",
+        "journal-backup-after-temp",
+        "journal-backup-after-rename",
+        "journal-after-backup",
+        "journal-write-after-temp",
+        "journal-write-after-rename",
+        "journal-before-done",
+    ] {
+        let what = format!("repair killed at {failpoint}");
+        killed(&run(&repair, Some(failpoint)), &what);
+        cleanup(&what);
+        old_or_new(&what);
+        let out = run(&undo, None);
+        // Nothing to undo when the kill came before the journal existed.
+        assert!(
+            out.status.success() || sysctl_state(&image) == original,
+            "undo after {what}: {}",
+            text(&out)
+        );
+        assert_eq!(sysctl_state(&image), original, "undo after {what}");
+        no_temp_files(&what);
+        steps += 1;
+    }
+    for failpoint in ["journal-undo-after-temp", "journal-undo-after-rename"] {
+        let what = format!("undo killed at {failpoint}");
+        let out = run(&repair, None);
+        assert!(out.status.success(), "{}", text(&out));
+        killed(&run(&undo, Some(failpoint)), &what);
+        cleanup(&what);
+        old_or_new(&what);
+        let out = run(&undo, None);
+        assert!(out.status.success(), "undo again after {what}: {}", text(&out));
+        assert_eq!(sysctl_state(&image), original, "after {what} and a second undo");
+        no_temp_files(&what);
+        steps += 1;
+    }
+    assert_eq!(steps, 10);
+    assert_eq!(host_snapshot(&image), before);
+}

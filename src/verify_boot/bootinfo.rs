@@ -255,18 +255,24 @@ pub fn combined_initrd(parts: &[PathBuf], extra: Option<&[u8]>, to: &Path) -> Re
 /// the last console already is the serial port.
 pub fn direct_cmdline(cmdline: Option<&str>) -> String {
     let cmdline = cmdline.unwrap_or("").trim();
-    let last_console = cmdline
-        .split_whitespace()
+    let mut args: Vec<&str> = cmdline.split_whitespace().collect();
+    let last_console = args
+        .iter()
         .filter_map(|a| a.strip_prefix("console="))
         .next_back();
-    if last_console.is_some_and(|c| c.starts_with("ttyS0")) {
-        cmdline.to_string()
-    } else if cmdline.is_empty() {
-        "console=ttyS0".to_string()
-    } else {
-        format!("{cmdline} console=ttyS0")
+    if !last_console.is_some_and(|c| c.starts_with("ttyS0")) {
+        args.push("console=ttyS0");
     }
+    // `quiet` hides the kernel and systemd lines the stages are read from;
+    // these come later on the line and only change what is printed.
+    if args.contains(&"quiet") {
+        args.extend(QUIET_OVERRIDES);
+    }
+    args.join(" ")
 }
+
+/// Appended after `quiet` for a direct boot (see [`direct_cmdline`]).
+pub const QUIET_OVERRIDES: [&str; 2] = ["loglevel=6", "systemd.show_status=1"];
 
 #[cfg(test)]
 mod tests {
@@ -276,7 +282,11 @@ mod tests {
     fn serial_console_is_added_only_when_missing_last() {
         assert_eq!(
             direct_cmdline(Some("root=UUID=x ro quiet")),
-            "root=UUID=x ro quiet console=ttyS0"
+            "root=UUID=x ro quiet console=ttyS0 loglevel=6 systemd.show_status=1"
+        );
+        assert_eq!(
+            direct_cmdline(Some("root=UUID=x ro")),
+            "root=UUID=x ro console=ttyS0"
         );
         assert_eq!(
             direct_cmdline(Some("root=/dev/sda1 console=ttyS0,115200 panic=-1")),

@@ -432,10 +432,15 @@ pub fn verify_boot(args: &TargetArgs, opts: &VerifyOptions) -> Result<VerifyRepo
         .as_deref()
         .is_some_and(|c| c.split_whitespace().any(|a| a == "quiet"))
     {
-        notes.push(
-            "the command line has `quiet`: stages show only from the boot loader, a login prompt or a failure"
-                .to_string(),
-        );
+        notes.push(if direct {
+            format!(
+                "the command line has `quiet`: the direct boot appends {} so that the stages show",
+                bootinfo::QUIET_OVERRIDES.join(" ")
+            )
+        } else {
+            "the command line has `quiet`: stages show only from the boot loader, a login prompt or a failure (--via kernel shows them all)"
+                .to_string()
+        });
     }
 
     let (boot, firmware, cmdline) = if direct {
