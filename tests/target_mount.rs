@@ -287,7 +287,10 @@ fn sysctl_state(image: &TestImage) -> Vec<(String, Option<String>)> {
             .collect();
         for entry in std::fs::read_dir(root.join("etc/sysctl.d")).unwrap() {
             let path = entry.unwrap().path();
-            let name = format!("etc/sysctl.d/{}", path.file_name().unwrap().to_string_lossy());
+            let name = format!(
+                "etc/sysctl.d/{}",
+                path.file_name().unwrap().to_string_lossy()
+            );
             files.push((name, std::fs::read_to_string(&path).ok()));
         }
         files.sort();
@@ -320,7 +323,11 @@ fn sigkill_at_each_step_of_repair_and_undo_leaves_old_or_new_files_and_no_mounts
         if let Some(failpoint) = failpoint {
             cmd.env("VMRESCUE_FAILPOINT", failpoint);
         }
-        cmd.args(args).arg("--image").arg(&image.path).output().unwrap()
+        cmd.args(args)
+            .arg("--image")
+            .arg(&image.path)
+            .output()
+            .unwrap()
     };
     let repair = ["repair", "panic-autoreboot", "--yes"];
     let undo = ["undo", "--yes"];
@@ -335,14 +342,21 @@ fn sigkill_at_each_step_of_repair_and_undo_leaves_old_or_new_files_and_no_mounts
     let cleanup = |what: &str| {
         let out = vmrescue().args(["umount", &image.key()]).output().unwrap();
         assert!(out.status.success(), "umount after {what}: {}", text(&out));
-        assert_eq!(host_snapshot(&image), before, "mounts, loops or state left after {what}");
+        assert_eq!(
+            host_snapshot(&image),
+            before,
+            "mounts, loops or state left after {what}"
+        );
     };
     let no_temp_files = |what: &str| {
         image.with_partition(1, |root| {
             for dir in ["etc", "etc/sysctl.d"] {
                 for entry in std::fs::read_dir(root.join(dir)).unwrap() {
                     let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-                    assert!(!name.contains("vmrescue-tmp"), "{what}: temp file {dir}/{name} left");
+                    assert!(
+                        !name.contains("vmrescue-tmp"),
+                        "{what}: temp file {dir}/{name} left"
+                    );
                 }
             }
         })
@@ -352,7 +366,10 @@ fn sigkill_at_each_step_of_repair_and_undo_leaves_old_or_new_files_and_no_mounts
     let out = run(&repair, None);
     assert!(out.status.success(), "{}", text(&out));
     let repaired = sysctl_state(&image);
-    assert_ne!(repaired, original, "the repair changed nothing: the test proves nothing");
+    assert_ne!(
+        repaired, original,
+        "the repair changed nothing: the test proves nothing"
+    );
     let out = run(&undo, None);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(sysctl_state(&image), original);
@@ -402,8 +419,16 @@ fn sigkill_at_each_step_of_repair_and_undo_leaves_old_or_new_files_and_no_mounts
         cleanup(&what);
         old_or_new(&what);
         let out = run(&undo, None);
-        assert!(out.status.success(), "undo again after {what}: {}", text(&out));
-        assert_eq!(sysctl_state(&image), original, "after {what} and a second undo");
+        assert!(
+            out.status.success(),
+            "undo again after {what}: {}",
+            text(&out)
+        );
+        assert_eq!(
+            sysctl_state(&image),
+            original,
+            "after {what} and a second undo"
+        );
         no_temp_files(&what);
         steps += 1;
     }
