@@ -100,7 +100,12 @@ say Info "vmrescue Run Command payload: recipe $RECIPE on $DISK"
 BIN=$(find_binary) || fail "no usable vmrescue binary (none on PATH and no verified download)"
 say Info "using $BIN ($("$BIN" --version 2>/dev/null))"
 
+# --- baked console log (vmrescue az-payload --log) -------------------------
+CONSOLE_LOG=""
+# --- end of baked console log -----------------------------------------------
+
 set -- --output runcommand --log-file "$FULL_LOG.vmrescue" repair "$RECIPE" --yes --disk "$DISK"
+[ -n "$CONSOLE_LOG" ] && set -- "$@" --log "$CONSOLE_LOG"
 [ -n "$KERNEL" ] && set -- "$@" --param "kernel=$KERNEL"
 [ -n "$MODULE" ] && set -- "$@" --param "module=$MODULE"
 [ "$DRY_RUN" = 1 ] && set -- "$@" --dry-run

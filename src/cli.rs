@@ -93,6 +93,9 @@ pub enum Command {
     Recipes(RecipesArgs),
     /// Write an `az vm repair run` payload with the repair's settings baked in.
     AzPayload(AzPayloadArgs),
+    /// Repair many VMs through `az vm repair` (create, run, restore) with bounded
+    /// parallelism and a resumable state file; run where `az` is logged in.
+    AzFleet(AzFleetArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -300,9 +303,79 @@ pub struct AzPayloadArgs {
     /// The sha256 the downloaded binary must have.
     #[arg(long, requires = "binary_url")]
     pub binary_sha256: Option<String>,
+    /// The broken VM's serial console log, carried in the payload (its last
+    /// 160 KiB) and diagnosed on the repair VM (`repair --log`).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
     /// Write the payload here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output_file: Option<PathBuf>,
+}
+
+/// `vmrescue az-fleet`: which VMs, what payload, how many at once.
+#[derive(Debug, Args)]
+pub struct AzFleetArgs {
+    /// The VMs: a file of VM resource IDs or RG/NAME lines (# comments).
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "resource_group",
+        conflicts_with = "resource_group"
+    )]
+    pub vms: Option<PathBuf>,
+    /// Every VM of this resource group (deallocated and non-Linux VMs are skipped).
+    #[arg(long, short = 'g', value_name = "RG")]
+    pub resource_group: Option<String>,
+    /// With --resource-group: only the VMs with this tag.
+    #[arg(long, value_name = "KEY=VALUE", requires = "resource_group")]
+    pub tag: Option<String>,
+    /// Recipe id, or `auto` (what the diagnosis on the repair VM suggests).
+    #[arg(long, default_value = "auto")]
+    pub recipe: String,
+    /// A recipe parameter baked into the payload: kernel=VERSION or module=NAME; repeatable.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// The payload boots the repaired disk copy-on-write on the repair VM; a
+    /// repair counts as verified only with its "boot OK".
+    #[arg(long)]
+    pub verify_boot: bool,
+    /// Where the repair VM downloads the static binary when it has none.
+    #[arg(long, requires = "binary_sha256")]
+    pub binary_url: Option<String>,
+    /// The sha256 the downloaded binary must have.
+    #[arg(long, requires = "binary_url")]
+    pub binary_sha256: Option<String>,
+    /// VMs repaired at once (quota and API limits decide; each needs a repair VM).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=200))]
+    pub parallel: u16,
+    /// Start no new VM after this many failed ones.
+    #[arg(long, value_name = "K")]
+    pub max_failures: Option<usize>,
+    /// After the restore, `az vm start` and read the serial log for a login prompt.
+    #[arg(long)]
+    pub start: bool,
+    /// Print every `az` command that would run (credentials redacted); run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The resumable state file (JSON lines); run again with the same file to resume.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "vmrescue-fleet.state.jsonl"
+    )]
+    pub state: PathBuf,
+    /// Where serial logs and payloads are kept [default: <state>.d].
+    #[arg(long, value_name = "DIR")]
+    pub evidence_dir: Option<PathBuf>,
+    /// The pause after the first throttled call (doubled each retry, with jitter).
+    #[arg(long, value_name = "MS", default_value_t = 2000, hide = true)]
+    pub retry_base_ms: u64,
+    /// The pause between serial-log and repair-VM polls.
+    #[arg(long, value_name = "MS", default_value_t = 15000, hide = true)]
+    pub poll_ms: u64,
+    /// How long a started VM has to show a login prompt.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub boot_wait: u64,
 }
 
 #[derive(Debug, Args)]

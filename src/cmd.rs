@@ -115,7 +115,7 @@ impl ChrootMount {
 }
 
 /// A program to run: built up, then run once or more.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Cmd {
     program: OsString,
     args: Vec<OsString>,
@@ -125,6 +125,17 @@ pub struct Cmd {
     chroot: Option<ChrootSpec>,
     private_dev: Option<Vec<PathBuf>>,
     current_dir: Option<PathBuf>,
+    /// Indices into `args` shown as `<redacted>` in logs and error messages.
+    secret_args: Vec<usize>,
+}
+
+// By hand, not derived: a derived Debug would print secret arguments.
+impl fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cmd")
+            .field("argv", &self.display_argv())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Cmd {
@@ -138,7 +149,16 @@ impl Cmd {
             chroot: None,
             private_dev: None,
             current_dir: None,
+            secret_args: Vec::new(),
         }
+    }
+
+    /// An argument that must reach the program but never a log, an error
+    /// message or `display_argv` (a password passed as argv).
+    pub fn secret_arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.secret_args.push(self.args.len());
+        self.args.push(arg.as_ref().to_owned());
+        self
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -203,7 +223,11 @@ impl Cmd {
             words.push(format!("chroot {}", spec.root.display()));
         }
         words.push(self.program.to_string_lossy().into_owned());
-        for arg in &self.args {
+        for (index, arg) in self.args.iter().enumerate() {
+            if self.secret_args.contains(&index) {
+                words.push("<redacted>".to_string());
+                continue;
+            }
             let arg = arg.to_string_lossy();
             if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"')
             {
@@ -897,6 +921,20 @@ fn reap_and_exit(pid: libc::pid_t) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_arguments_are_passed_but_never_shown() {
+        let cmd = Cmd::new("printf")
+            .args(["%s|%s", "--password"])
+            .secret_arg("hunter2-secret");
+        assert_eq!(cmd.read().unwrap(), "--password|hunter2-secret");
+        assert!(!cmd.display_argv().contains("hunter2"));
+        assert!(cmd.display_argv().ends_with("--password <redacted>"));
+        assert!(!format!("{cmd:?}").contains("hunter2"));
+        let failing = Cmd::new("false").secret_arg("hunter2-secret");
+        let err = failing.run().unwrap_err();
+        assert!(!format!("{err:#}").contains("hunter2"));
+    }
 
     #[test]
     fn true_succeeds_with_empty_output() {

@@ -11,6 +11,7 @@ pub mod diagnose;
 pub mod disk;
 pub mod error;
 pub mod failpoint;
+pub mod fleet;
 pub mod inspect;
 pub mod journal;
 pub mod recipe;

@@ -135,6 +135,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::Success)
         }
         Command::AzPayload(args) => az_payload(&args),
+        Command::AzFleet(args) => {
+            let session = start_session(&cli.global, true)?;
+            az_fleet(&session, &args)
+        }
         Command::Man => {
             let mut out = std::io::stdout().lock();
             clap_mangen::Man::new(Cli::command())
@@ -352,6 +356,15 @@ fn az_payload(args: &AzPayloadArgs) -> Result<ExitCode> {
         verify_boot: args.verify_boot,
         binary_url: args.binary_url.clone(),
         binary_sha256: args.binary_sha256.clone(),
+        console_log: match &args.log {
+            Some(path) => Some(
+                String::from_utf8_lossy(
+                    &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+                )
+                .into_owned(),
+            ),
+            None => None,
+        },
     })?;
     match &args.output_file {
         Some(path) => {
@@ -364,6 +377,13 @@ fn az_payload(args: &AzPayloadArgs) -> Result<ExitCode> {
         None => print!("{payload}"),
     }
     Ok(ExitCode::Success)
+}
+
+/// `vmrescue az-fleet`: the engine is `crate::fleet`, the flags, progress and
+/// summary are `crate::ui::fleet`.
+fn az_fleet(session: &Session, args: &crate::cli::AzFleetArgs) -> Result<ExitCode> {
+    let params = parse_params(&args.params)?;
+    crate::ui::fleet::run(session, args, &params)
 }
 
 fn parse_params(raw: &[String]) -> Result<std::collections::BTreeMap<String, String>> {

@@ -1,5 +1,6 @@
 //! Presentation: output style, logging set-up, report rendering. No business logic.
 
+pub mod fleet;
 pub mod logging;
 pub mod prompt;
 pub mod runcommand;

@@ -56,6 +56,40 @@ pub struct PayloadSettings {
     pub verify_boot: bool,
     pub binary_url: Option<String>,
     pub binary_sha256: Option<String>,
+    /// The broken VM's serial log, written to a file on the repair VM and
+    /// passed to `repair --log` (its tail, so the payload stays small).
+    pub console_log: Option<String>,
+}
+
+/// How much of a console log a payload carries: the end, where the panic is,
+/// well under Run Command's 256 KiB script limit.
+pub const CONSOLE_LOG_MAX: usize = 160 * 1024;
+
+/// The script lines that write the console log on the repair VM: a quoted
+/// here-document (no expansion), its delimiter absent from the log.
+fn console_log_block(log: &str) -> String {
+    let mut start = log.len().saturating_sub(CONSOLE_LOG_MAX);
+    while !log.is_char_boundary(start) {
+        start += 1;
+    }
+    let text: String = log[start..]
+        .chars()
+        .filter(|c| *c != '\0' && *c != '\r')
+        .collect();
+    let mut delimiter = String::from("VMRESCUE_CONSOLE_LOG_END");
+    while text.lines().any(|l| l == delimiter) {
+        delimiter.push('_');
+    }
+    let mut out = String::with_capacity(text.len() + 256);
+    out.push_str("CONSOLE_LOG=\"$LOG_DIR/console-$STAMP.log\"\n");
+    out.push_str(&format!("cat >\"$CONSOLE_LOG\" <<'{delimiter}'\n"));
+    out.push_str(&text);
+    if !text.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&delimiter);
+    out.push('\n');
+    out
 }
 
 const TEMPLATE: &str = include_str!("../../scripts/az-vm-repair.sh");
@@ -114,6 +148,19 @@ pub fn render_payload(settings: &PayloadSettings) -> Result<String> {
         if text_line.starts_with("# --- end of baked settings") {
             in_settings = false;
         }
+        if text_line.starts_with("# --- baked console log") {
+            in_settings = true;
+            out.push_str(text_line);
+            out.push('\n');
+            match &settings.console_log {
+                Some(log) => out.push_str(&console_log_block(log)),
+                None => out.push_str("CONSOLE_LOG=\"\"\n"),
+            }
+            continue;
+        }
+        if text_line.starts_with("# --- end of baked console log") {
+            in_settings = false;
+        }
         if in_settings {
             continue;
         }
@@ -159,6 +206,42 @@ mod tests {
         assert!(!payload.contains("RECIPE=\"auto\""));
         assert!(!payload.contains("[ $# -ge 1 ]"));
         assert!(payload.starts_with("#!/bin/sh"));
+    }
+
+    #[test]
+    fn payload_carries_the_console_log_verbatim() {
+        let log = "[    1.2] Kernel panic - not syncing: $(rm -rf /) `x` \"q\"\nVMRESCUE_CONSOLE_LOG_END\nend\r\n";
+        let payload = render_payload(&PayloadSettings {
+            recipe: "auto".into(),
+            console_log: Some(log.into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("p.sh");
+        // Only the here-document part: run it and compare what it wrote.
+        let start = payload.find("CONSOLE_LOG=\"$LOG_DIR").unwrap();
+        let end = payload.find("# --- end of baked console log").unwrap();
+        let part = format!(
+            "LOG_DIR={}\nSTAMP=t\n{}echo \"$CONSOLE_LOG\"\n",
+            dir.path().display(),
+            &payload[start..end]
+        );
+        std::fs::write(&script, part).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg(&script)
+            .output()
+            .unwrap();
+        let written = String::from_utf8(out.stdout).unwrap();
+        let text = std::fs::read_to_string(written.trim()).unwrap();
+        assert_eq!(text, log.replace('\r', ""));
+        assert!(payload.contains("--log \"$CONSOLE_LOG\""));
+        let plain = render_payload(&PayloadSettings {
+            recipe: "auto".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(plain.contains("CONSOLE_LOG=\"\"\n"));
     }
 
     #[test]

@@ -1,0 +1,390 @@
+//! `vmrescue az-fleet`: turns the flags into the fleet engine's plain values,
+//! shows progress, prints the summary table (or JSON lines).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::AzFleetArgs;
+use crate::error::{ExitCode, Failure};
+use crate::fleet::az::Az;
+use crate::fleet::engine::{self, FleetConfig, Observer, Payloads};
+use crate::fleet::retry::RetryPolicy;
+use crate::fleet::select::{self, Source};
+use crate::fleet::state::StateFile;
+use crate::fleet::summary::{self, Outcome, VmReport};
+use crate::fleet::{Step, VmRef};
+use crate::run::Session;
+use crate::ui::runcommand::{render_payload, PayloadSettings};
+
+/// Runs the command; the exit code follows `fleet::summary::exit_code`.
+pub fn run(
+    session: &Session,
+    args: &AzFleetArgs,
+    params: &BTreeMap<String, String>,
+) -> Result<ExitCode> {
+    let settings = payload_settings(args, params)?;
+    let source = source(args)?;
+    let evidence_dir = args
+        .evidence_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.d", args.state.display())));
+    let config = FleetConfig {
+        parallel: usize::from(args.parallel),
+        max_failures: args.max_failures,
+        start: args.start,
+        boot_proof: args.verify_boot,
+        retry: RetryPolicy {
+            base: Duration::from_millis(args.retry_base_ms),
+            cap: Duration::from_millis(args.retry_base_ms.saturating_mul(60)),
+            ..RetryPolicy::default()
+        },
+        az: Az::default(),
+        evidence_dir: evidence_dir.clone(),
+        boot_wait: Duration::from_secs(args.boot_wait),
+        poll: Duration::from_millis(args.poll_ms),
+        probe_wait: Duration::from_secs(30 * 60),
+    };
+    if args.dry_run {
+        return dry_run(&config, &source);
+    }
+    std::fs::create_dir_all(&evidence_dir)
+        .with_context(|| format!("creating {}", evidence_dir.display()))?;
+    let state = StateFile::open(&args.state)?;
+    let selection = select::resolve(&config.az, &source, &config.retry, config.parallel)?;
+    if !session.json {
+        eprintln!(
+            "az-fleet: {} VM(s) selected, {} skipped, {} at once; state {}{}",
+            selection.selected.len(),
+            selection.skipped.len(),
+            config.parallel,
+            state.path().display(),
+            if state.resumed { " (resuming)" } else { "" }
+        );
+    }
+    let payloads = PayloadFiles {
+        settings,
+        dir: evidence_dir,
+    };
+    let observer = Progress::new(selection.selected.len(), session.json);
+    let mut reports = engine::run(&config, &selection.selected, &state, &payloads, &observer);
+    observer.clear();
+    reports.extend(selection.skipped.iter().map(|(vm, why)| skipped(vm, why)));
+    print_reports(session, &reports)?;
+    Ok(summary::exit_code(&reports))
+}
+
+fn payload_settings(
+    args: &AzFleetArgs,
+    params: &BTreeMap<String, String>,
+) -> Result<PayloadSettings> {
+    if let Some(unknown) = params
+        .keys()
+        .find(|k| !matches!(k.as_str(), "kernel" | "module"))
+    {
+        return Err(Failure::Usage(format!(
+            "--param {unknown}: the payload bakes in only kernel=… and module=…"
+        ))
+        .into());
+    }
+    if args.recipe != "auto" {
+        crate::recipe::Catalog::load(None)?.get(&args.recipe)?;
+    }
+    let settings = PayloadSettings {
+        recipe: args.recipe.clone(),
+        kernel: params.get("kernel").cloned(),
+        module: params.get("module").cloned(),
+        dry_run: false,
+        verify_boot: args.verify_boot,
+        binary_url: args.binary_url.clone(),
+        binary_sha256: args.binary_sha256.clone(),
+        console_log: None,
+    };
+    // Refuse bad values now, not once per VM.
+    render_payload(&settings)?;
+    Ok(settings)
+}
+
+fn source(args: &AzFleetArgs) -> Result<Source> {
+    if let Some(path) = &args.vms {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let vms = select::parse_vm_list(&text)
+            .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+        return Ok(Source::List(vms));
+    }
+    let name = args
+        .resource_group
+        .clone()
+        .ok_or_else(|| Failure::Usage("give --vms FILE or --resource-group RG".into()))?;
+    let tag = match &args.tag {
+        Some(t) => Some(
+            t.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| Failure::Usage(format!("--tag {t}: expected KEY=VALUE")))?,
+        ),
+        None => None,
+    };
+    Ok(Source::ResourceGroup { name, tag })
+}
+
+fn payload_path(dir: &Path, vm: &VmRef) -> PathBuf {
+    dir.join(format!("{}__{}.payload.sh", vm.resource_group, vm.name))
+}
+
+fn dry_run(config: &FleetConfig, source: &Source) -> Result<ExitCode> {
+    let vms = match source {
+        Source::List(vms) => vms.clone(),
+        Source::ResourceGroup { name, tag } => {
+            println!("{}", config.az.list(name).display_argv());
+            if let Some((k, v)) = tag {
+                println!("# keep the VMs tagged {k}={v}; skip deallocated and non-Linux VMs");
+            }
+            vec![VmRef::new(name, "<each selected VM>")]
+        }
+    };
+    for vm in &vms {
+        if matches!(source, Source::List(_)) {
+            println!("{}", config.az.show(vm).display_argv());
+        }
+    }
+    for vm in &vms {
+        println!("# {vm}");
+        let payload = payload_path(&config.evidence_dir, vm);
+        for line in engine::dry_run_plan(config, vm, "<fleet-id>", &payload)? {
+            println!("{line}");
+        }
+    }
+    Ok(ExitCode::Success)
+}
+
+/// Writes each VM's payload beside its evidence.
+struct PayloadFiles {
+    settings: PayloadSettings,
+    dir: PathBuf,
+}
+
+impl Payloads for PayloadFiles {
+    fn make(&self, vm: &VmRef, serial_log: Option<&Path>) -> Result<PathBuf> {
+        let mut settings = self.settings.clone();
+        if let Some(log) = serial_log {
+            let bytes = std::fs::read(log).with_context(|| format!("reading {}", log.display()))?;
+            settings.console_log = Some(String::from_utf8_lossy(&bytes).into_owned());
+        }
+        let payload = render_payload(&settings)?;
+        let path = payload_path(&self.dir, vm);
+        std::fs::write(&path, payload).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+}
+
+/// A status line per VM in flight (a spinner on a terminal, plain lines
+/// otherwise), and one line per VM when it is done.
+struct Progress {
+    multi: Option<MultiProgress>,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+    total: usize,
+    done: Mutex<usize>,
+    quiet: bool,
+}
+
+impl Progress {
+    fn new(total: usize, quiet: bool) -> Self {
+        let terminal = std::io::stderr().is_terminal() && !quiet;
+        Progress {
+            multi: terminal.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            bars: Mutex::new(HashMap::new()),
+            total,
+            done: Mutex::new(0),
+            quiet,
+        }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.multi {
+            Some(multi) => {
+                let _ = multi.println(text);
+            }
+            None if !self.quiet => eprintln!("{text}"),
+            None => {}
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(multi) = &self.multi {
+            let _ = multi.clear();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn step(&self, vm: &VmRef, step: Step, note: &str) {
+        tracing::info!(vm = %vm, step = step.label(), "{note}");
+        let text = format!("{vm}: {} {note}", step.label());
+        let Some(multi) = &self.multi else {
+            self.line(&format!("  {text}"));
+            return;
+        };
+        if let Ok(mut bars) = self.bars.lock() {
+            let bar = bars.entry(vm.key()).or_insert_with(|| {
+                let bar = multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.enable_steady_tick(Duration::from_millis(200));
+                bar
+            });
+            bar.set_message(text);
+        }
+    }
+
+    fn finished(&self, report: &VmReport) {
+        if let Ok(mut bars) = self.bars.lock() {
+            if let Some(bar) = bars.remove(&report.vm) {
+                bar.finish_and_clear();
+            }
+        }
+        let done = self.done.lock().map(|mut d| {
+            *d += 1;
+            *d
+        });
+        self.line(&format!(
+            "[{}/{}] {}: {} ({:.0} s) {}",
+            done.unwrap_or(0),
+            self.total,
+            report.vm,
+            report.outcome.label(),
+            report.seconds,
+            report.detail
+        ));
+    }
+}
+
+fn skipped(vm: &VmRef, why: &str) -> VmReport {
+    VmReport {
+        vm: vm.key(),
+        outcome: Outcome::Skipped,
+        diagnosis: None,
+        recipe: None,
+        verified: false,
+        restored: false,
+        boots: None,
+        seconds: 0.0,
+        detail: why.to_string(),
+        next: "none (skipped)".into(),
+        commands: Vec::new(),
+        serial_log: None,
+        repair_vm_id: None,
+    }
+}
+
+fn print_reports(session: &Session, reports: &[VmReport]) -> Result<()> {
+    if session.json {
+        for report in reports {
+            println!("{}", serde_json::to_string(report)?);
+        }
+        println!("{}", serde_json::to_string(&summary::totals(reports))?);
+        return Ok(());
+    }
+    print!("{}", render_table(reports));
+    Ok(())
+}
+
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(max - 1).collect::<String>())
+    }
+}
+
+fn yes_no(value: Option<bool>) -> &'static str {
+    match value {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "-",
+    }
+}
+
+/// The summary table, the commands for the VMs left to a person, and totals.
+pub fn render_table(reports: &[VmReport]) -> String {
+    let header = [
+        "VM",
+        "OUTCOME",
+        "DIAGNOSIS",
+        "RECIPE",
+        "VERIFIED",
+        "RESTORED",
+        "BOOTS",
+        "TIME",
+        "NEXT",
+    ];
+    let rows: Vec<[String; 9]> = reports
+        .iter()
+        .map(|r| {
+            [
+                r.vm.clone(),
+                r.outcome.label().to_string(),
+                cut(r.diagnosis.as_deref().unwrap_or("-"), 40),
+                r.recipe.clone().unwrap_or_else(|| "-".into()),
+                yes_no(Some(r.verified)).into(),
+                yes_no(Some(r.restored)).into(),
+                yes_no(r.boots).into(),
+                format!("{:.1}s", r.seconds),
+                cut(&r.next, 60),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            text.push_str(cell);
+            if i + 1 < cells.len() {
+                text.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        text.trim_end().to_string() + "\n"
+    };
+    out.push_str(&line(header.to_vec()));
+    for row in &rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    let attention: Vec<&VmReport> = reports
+        .iter()
+        .filter(|r| !matches!(r.outcome, Outcome::Repaired | Outcome::Skipped))
+        .collect();
+    if !attention.is_empty() {
+        out.push_str("\nLeft for a person:\n");
+        for r in attention {
+            out.push_str(&format!(
+                "  {} ({}): {}\n",
+                r.vm,
+                r.outcome.label(),
+                r.detail
+            ));
+            for command in &r.commands {
+                out.push_str(&format!("    {command}\n"));
+            }
+        }
+    }
+    let t = summary::totals(reports);
+    out.push_str(&format!(
+        "\n{} selected: {} repaired, {} need attention; {} skipped; exit {}\n",
+        t.selected, t.repaired, t.needs_attention, t.skipped, t.exit_code
+    ));
+    out
+}
