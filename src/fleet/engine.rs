@@ -216,7 +216,7 @@ impl<'a> VmRun<'a> {
             return Ok(None);
         }
         self.start()?;
-        Ok(Some(self.boot_check()))
+        Ok(self.boot_check())
     }
 
     fn record(
@@ -322,7 +322,11 @@ impl<'a> VmRun<'a> {
     fn create(&mut self) -> Result<Created, Stop> {
         match self.progress.get(Step::Create).cloned() {
             Some(StepState::Done(Some(StepData::Created(created)))) => return Ok(created),
-            Some(StepState::Started { .. }) => return self.adopt_interrupted_create(),
+            Some(StepState::Started { .. }) => {
+                if let Some(created) = self.adopt_interrupted_create()? {
+                    return Ok(created);
+                }
+            }
             Some(StepState::Failed {
                 transient: false,
                 error,
@@ -344,8 +348,12 @@ impl<'a> VmRun<'a> {
 
     /// A `create` was started by a process that died before its answer: the
     /// repair VM is adopted if it is there and complete (waiting while it
-    /// provisions); `create` is never run a second time.
-    fn adopt_interrupted_create(&mut self) -> Result<Created, Stop> {
+    /// provisions). `None`: its resource group does not exist, so that
+    /// create made nothing (it never reached Azure, or failed and the
+    /// extension deleted the group) and a new one duplicates nothing. Anything
+    /// in between is left to a person: `create` never runs while an earlier
+    /// one may have made a repair VM.
+    fn adopt_interrupted_create(&mut self) -> Result<Option<Created>, Stop> {
         let deadline = Instant::now() + self.config.probe_wait;
         let cmd = self.config.az.show_repair_vm(self.vm, &self.names);
         self.observer.step(
@@ -401,7 +409,7 @@ impl<'a> VmRun<'a> {
                             Step::Create,
                             "adopted the repair VM of the interrupted create",
                         );
-                        return Ok(created);
+                        return Ok(Some(created));
                     }
                     if state.eq_ignore_ascii_case("failed")
                         || (state.eq_ignore_ascii_case("succeeded") && !attached)
@@ -421,8 +429,19 @@ impl<'a> VmRun<'a> {
                         &self.names,
                     ))
                 }
-                Err(err) if !err.is_transient() => {
-                    return Err(unknown("left no repair VM", &self.names));
+                Err(err) if err.text().contains("ResourceGroupNotFound") => {
+                    self.observer.step(
+                        self.vm,
+                        Step::Create,
+                        "the interrupted create made nothing",
+                    );
+                    return Ok(None);
+                }
+                Err(err) if !err.is_transient() && !err.text().contains("ResourceNotFound") => {
+                    return Err(unknown(
+                        &format!("cannot be checked ({})", err.text()),
+                        &self.names,
+                    ));
                 }
                 Err(_) => {}
             }
@@ -436,6 +455,14 @@ impl<'a> VmRun<'a> {
     fn run(&mut self, created: &Created) -> Result<Assessment, Stop> {
         if let Some(StepData::Ran(assessment)) = self.progress.done(Step::Run) {
             return Ok(assessment.clone());
+        }
+        if let Some(StepState::Failed {
+            transient: false,
+            error,
+            ..
+        }) = self.progress.get(Step::Run)
+        {
+            return Err(Stop::new(Outcome::RunFailed, error.clone()).leaving(created));
         }
         let expect = Expect {
             boot_proof: self.config.boot_proof,
@@ -475,6 +502,11 @@ impl<'a> VmRun<'a> {
     fn restore(&mut self, created: &Created) -> Result<(), Stop> {
         match self.progress.get(Step::Restore) {
             Some(StepState::Done(_)) => return Ok(()),
+            Some(StepState::Failed {
+                transient: false,
+                error,
+                ..
+            }) => return Err(Stop::new(Outcome::RestoreFailed, error.clone()).leaving(created)),
             Some(StepState::Started { .. }) if self.already_restored(created) => {
                 self.record(
                     Step::Restore,
@@ -514,6 +546,17 @@ impl<'a> VmRun<'a> {
         if self.progress.is_done(Step::Start) {
             return Ok(());
         }
+        if let Some(StepState::Failed {
+            transient: false,
+            error,
+            ..
+        }) = self.progress.get(Step::Start)
+        {
+            return Err(Stop::new(
+                Outcome::NotBooting,
+                format!("az vm start: {error}"),
+            ));
+        }
         let cmd = self.config.az.start(self.vm);
         self.attempt(Step::Start, || {
             az::invoke(&cmd)?;
@@ -523,20 +566,29 @@ impl<'a> VmRun<'a> {
     }
 
     /// Reads the serial log until it shows a login prompt after the last
-    /// panic, or the wait is over.
-    fn boot_check(&mut self) -> bool {
+    /// panic, or the wait is over. `None`: there is no serial log to read
+    /// (boot diagnostics off), so nobody can tell.
+    fn boot_check(&mut self) -> Option<bool> {
         if let Some(StepData::Boot { boots, .. }) = self.progress.done(Step::BootCheck) {
             return *boots;
         }
         let deadline = Instant::now() + self.config.boot_wait;
         let cmd = self.config.az.boot_log(self.vm);
-        let (mut boots, mut last_line) = (false, None);
+        let (mut boots, mut last_line) = (None, None);
         loop {
-            if let Ok(text) = az::invoke(&cmd) {
-                (boots, last_line) = login_after_last_panic(&text);
-                if boots {
+            match az::invoke(&cmd) {
+                Ok(text) => {
+                    let (login, line) = login_after_last_panic(&text);
+                    (boots, last_line) = (Some(login), line);
+                    if login {
+                        break;
+                    }
+                }
+                Err(err) if !err.is_transient() && boots.is_none() => {
+                    last_line = Some(err.text().to_string());
                     break;
                 }
+                Err(_) => {}
             }
             if Instant::now() >= deadline {
                 break;
@@ -548,15 +600,12 @@ impl<'a> VmRun<'a> {
             line: last_line,
         };
         self.record(Step::BootCheck, Event::Done, 1, Some(data), None);
-        self.observer.step(
-            self.vm,
-            Step::BootCheck,
-            if boots {
-                "login prompt"
-            } else {
-                "no login prompt"
-            },
-        );
+        let note = match boots {
+            Some(true) => "login prompt",
+            Some(false) => "no login prompt",
+            None => "no serial log to check",
+        };
+        self.observer.step(self.vm, Step::BootCheck, note);
         boots
     }
 }
@@ -651,6 +700,10 @@ impl VmRun<'_> {
                         "az vm boot-diagnostics get-boot-log -g {} -n {}",
                         self.vm.resource_group, self.vm.name
                     )];
+                } else if self.config.start && boots.is_none() {
+                    report.detail =
+                        "repaired, verified and restored; started, no serial log to check the boot"
+                            .into();
                 } else {
                     report.detail = "repaired, verified and restored".into();
                 }

@@ -73,7 +73,8 @@ pub enum StepData {
     Restored,
     Started,
     Boot {
-        boots: bool,
+        /// `None`: no serial log could be read.
+        boots: Option<bool>,
         line: Option<String>,
     },
 }
@@ -229,24 +230,33 @@ impl StateFile {
         self.loaded.get(vm_key).cloned().unwrap_or_default()
     }
 
-    /// Appends one record. `durable`: fsync too (the records a machine crash
-    /// must not lose: `create` and `restore`, which are not run twice).
+    /// Appends one record; `create` records are fsynced too: a machine crash
+    /// must not lose the one record that keeps a second `create` from running
+    /// (a lost `restore` record is found again by looking at the VM's disk).
     pub fn record(&self, record: StepRecord) -> Result<()> {
-        let durable = matches!(record.step, Step::Create | Step::Restore);
+        let durable = record.step == Step::Create;
         self.append(&Line::Step(record), durable)
     }
 
     fn append(&self, line: &Line, durable: bool) -> Result<()> {
         let mut text = serde_json::to_string(line)?;
         text.push('\n');
-        let mut file = self
-            .file
-            .lock()
-            .map_err(|_| anyhow::anyhow!("state file lock poisoned"))?;
-        // One write per line: a kill leaves at most the last line torn.
-        file.write_all(text.as_bytes())
-            .with_context(|| format!("appending to {}", self.path.display()))?;
-        if durable {
+        let synced = {
+            let mut file = self
+                .file
+                .lock()
+                .map_err(|_| anyhow::anyhow!("state file lock poisoned"))?;
+            // One write per line: a kill leaves at most the last line torn.
+            file.write_all(text.as_bytes())
+                .with_context(|| format!("appending to {}", self.path.display()))?;
+            if durable {
+                Some(file.try_clone()?)
+            } else {
+                None
+            }
+        };
+        // Outside the lock, so the workers' fsyncs overlap instead of queueing.
+        if let Some(file) = synced {
             file.sync_data()
                 .with_context(|| format!("syncing {}", self.path.display()))?;
         }
