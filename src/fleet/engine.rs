@@ -233,6 +233,7 @@ impl<'a> VmRun<'a> {
             step,
             event,
             at: now(),
+            t_ms: super::state::now_ms(),
             attempt,
             data,
             error: error.map(|e| e.text().to_string()),
@@ -681,7 +682,7 @@ impl VmRun<'_> {
             verified,
             restored: false,
             boots: None,
-            seconds: self.started.elapsed().as_secs_f64(),
+            seconds: self.seconds(),
             detail: String::new(),
             next: "none".into(),
             commands: Vec::new(),
@@ -695,7 +696,8 @@ impl VmRun<'_> {
                 if boots == Some(false) {
                     report.outcome = Outcome::NotBooting;
                     report.detail = "restored, but the serial log shows no login prompt".into();
-                    report.next = "read the serial log; repair again with a new --state".into();
+                    report.next =
+                        "read the serial log; a new run for it (--vms, new --state)".into();
                     report.commands = vec![format!(
                         "az vm boot-diagnostics get-boot-log -g {} -n {}",
                         self.vm.resource_group, self.vm.name
@@ -719,7 +721,7 @@ impl VmRun<'_> {
                 } else {
                     report.next = match stop.outcome {
                         Outcome::CreateFailed => {
-                            "fix the cause (quota, SKU), then run again with a new --state".into()
+                            "fix the cause (quota, SKU), then a new run for the VMs left (--vms, new --state)".into()
                         }
                         _ => "see detail".into(),
                     };
@@ -727,6 +729,16 @@ impl VmRun<'_> {
             }
         }
         report
+    }
+
+    /// Since the VM's first step, over all runs of this state file (a
+    /// resumed run counts the time before the kill too, but not the pause).
+    fn seconds(&self) -> f64 {
+        let here = self.started.elapsed().as_secs_f64();
+        match (self.progress.first_ms, self.progress.last_ms) {
+            (Some(first), Some(last)) => here + last.saturating_sub(first) as f64 / 1000.0,
+            _ => here,
+        }
     }
 
     /// The diagnosis of the kept serial log, when the run gave none.

@@ -50,6 +50,9 @@ pub struct StepRecord {
     pub step: Step,
     pub event: Event,
     pub at: String,
+    /// `at` as milliseconds since the epoch (for durations).
+    #[serde(default)]
+    pub t_ms: u64,
     pub attempt: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<StepData>,
@@ -109,10 +112,17 @@ pub struct VmProgress {
     pub steps: BTreeMap<Step, StepState>,
     /// How many times `run` was started on this VM's repair VM.
     pub run_starts: u32,
+    /// The first and the last record's time (ms since the epoch).
+    pub first_ms: Option<u64>,
+    pub last_ms: Option<u64>,
 }
 
 impl VmProgress {
     fn apply(&mut self, record: &StepRecord) {
+        if record.t_ms > 0 {
+            self.first_ms.get_or_insert(record.t_ms);
+            self.last_ms = Some(record.t_ms);
+        }
         let state = match record.event {
             Event::Started => {
                 if record.step == Step::Run {
@@ -147,6 +157,14 @@ impl VmProgress {
     pub fn is_done(&self, step: Step) -> bool {
         matches!(self.steps.get(&step), Some(StepState::Done(_)))
     }
+}
+
+/// Now, in milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Now, as RFC 3339 with milliseconds.
@@ -310,6 +328,7 @@ mod tests {
             step,
             event,
             at: now(),
+            t_ms: now_ms(),
             attempt: 1,
             data: None,
             error: None,

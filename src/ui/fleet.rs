@@ -304,6 +304,15 @@ fn cut(text: &str, max: usize) -> String {
     }
 }
 
+/// The finding id of a "Title (id)" diagnosis: short and exact for a table.
+fn finding_id(diagnosis: &str) -> &str {
+    diagnosis
+        .rsplit_once(" (")
+        .and_then(|(_, id)| id.strip_suffix(')'))
+        .filter(|id| !id.contains(' '))
+        .unwrap_or(diagnosis)
+}
+
 fn yes_no(value: Option<bool>) -> &'static str {
     match value {
         Some(true) => "yes",
@@ -331,7 +340,7 @@ pub fn render_table(reports: &[VmReport]) -> String {
             [
                 r.vm.clone(),
                 r.outcome.label().to_string(),
-                cut(r.diagnosis.as_deref().unwrap_or("-"), 40),
+                cut(r.diagnosis.as_deref().map(finding_id).unwrap_or("-"), 40),
                 r.recipe.clone().unwrap_or_else(|| "-".into()),
                 yes_no(Some(r.verified)).into(),
                 yes_no(Some(r.restored)).into(),

@@ -237,6 +237,60 @@ fn parse_args(args: &[String]) -> (Vec<String>, BTreeMap<String, String>) {
     (words, flags)
 }
 
+/// A diagnosis ("title (id)") and the recipe it suggests.
+type Found = (Option<String>, Option<String>);
+
+/// The primary finding and its first recipe for the console log baked into
+/// a payload (between its here-document markers), by the same classifier
+/// `repair --log` runs on the repair VM.
+/// Cached per log text in the fake's directory: the classifier is built per
+/// process, and 500 fake runs building it would measure the fake, not vmrescue.
+fn diagnose_baked_log_cached(dir: &Path, payload: &str) -> Found {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in payload.bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let cache = dir
+        .join("diagnosis-cache")
+        .join(format!("{hash:016x}.json"));
+    if let Some(found) = std::fs::read_to_string(&cache)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+    {
+        return found;
+    }
+    let found = diagnose_baked_log(payload);
+    let _ = std::fs::create_dir_all(cache.parent().unwrap());
+    let tmp = cache.with_extension(format!("{}.tmp", std::process::id()));
+    if std::fs::write(&tmp, serde_json::to_string(&found).unwrap()).is_ok() {
+        let _ = std::fs::rename(&tmp, &cache);
+    }
+    found
+}
+
+fn diagnose_baked_log(payload: &str) -> Found {
+    let Some(start) = payload.find("<<'VMRESCUE_CONSOLE_LOG_END") else {
+        return (None, None);
+    };
+    let after = &payload[start + 3..];
+    let delimiter = after.lines().next().unwrap_or_default().trim_matches('\'');
+    let body = after.split_once('\n').map(|x| x.1).unwrap_or_default();
+    let log = body
+        .split(&format!("\n{delimiter}\n"))
+        .next()
+        .unwrap_or_default();
+    let Ok(diagnosis) = vmrescue::diagnose::classify_str(log, "console") else {
+        return (None, None);
+    };
+    let Some(finding) = diagnosis.primary() else {
+        return (None, None);
+    };
+    (
+        Some(format!("{} ({})", finding.title, finding.id)),
+        finding.suggestions.first().map(|s| s.recipe.clone()),
+    )
+}
+
 /// The entry point when the test binary runs as `az`.
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -587,11 +641,18 @@ impl Call {
     }
 
     /// The driver's log for this run, as `echo $(cat log)` and Run Command leave it.
-    fn run_logs(&self, spec: &VmSpec, recipe: &str, boot: bool, already: bool) -> (String, bool) {
+    fn run_logs(
+        &self,
+        spec: &VmSpec,
+        recipe: &str,
+        found: &Found,
+        boot: bool,
+        already: bool,
+    ) -> (String, bool) {
         let stamp = "12/02/2026 06:00:00";
         let mut lines = vec![format!("[Log-Start  {stamp}]"), format!("[Info {stamp}]vmrescue Run Command payload: recipe {recipe} on /dev/disk/azure/scsi1/lun0")];
         let recipe = if recipe == "auto" {
-            "fix-root-fs"
+            found.1.as_deref().unwrap_or("fix-root-fs")
         } else {
             recipe
         };
@@ -608,9 +669,11 @@ impl Call {
                 "[Info {stamp}]summary: nothing to repair: no recipe suggested"
             )),
             kind => {
-                lines.push(format!(
-                    "[Info {stamp}]diagnosis: Root filesystem not found (root-device-missing)"
-                ));
+                let diagnosis = found
+                    .0
+                    .as_deref()
+                    .unwrap_or("Root filesystem not found (root-device-missing)");
+                lines.push(format!("[Info {stamp}]diagnosis: {diagnosis}"));
                 if kind == "cutoff" {
                     for i in 0..120 {
                         lines.push(format!("[Info {stamp}]fsck /dev/sdc1 pass {i}: checking inodes, blocks and sizes"));
@@ -691,7 +754,8 @@ impl Call {
             Err(_) => return ext_error("Repair run failed.", &format!("ERROR: (ResourceNotFound) The Resource '{want_id}' was not found."), "no-repair-vm"),
         };
         self.sleep("run");
-        let (logs, success) = self.run_logs(spec, &recipe, boot, already);
+        let found = diagnose_baked_log_cached(&self.dir, &payload);
+        let (logs, success) = self.run_logs(spec, &recipe, &found, boot, already);
         let kind = match spec.run.as_str() {
             "ok" => "verified",
             other => other,
