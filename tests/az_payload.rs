@@ -153,3 +153,45 @@ fn a_refused_repair_reports_an_error_and_no_success() {
         result.tail
     );
 }
+
+#[test]
+fn a_baked_serial_log_drives_auto_on_the_repair_vm() {
+    if !root_or_skip("az_payload_baked_log") {
+        return;
+    }
+    let _serial = serial();
+    let image = rhel_bls_image();
+    let scratch = tempfile::tempdir().unwrap();
+    let log = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/panics/constructed-known-bug-centos76-memcg-idr.log"
+    );
+    // What az-fleet does: the broken VM's serial log goes into the payload.
+    let script = payload(scratch.path(), &["--recipe", "auto", "--log", log]);
+    let result = image.with_loop(|dev| run_under_driver("bash", &script, dev, scratch.path()));
+    assert!(result.success, "{}", result.tail);
+    let entries = entries(&result.tail);
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.contains("diagnosis:") && e.contains("memcg")),
+        "{}",
+        result.tail
+    );
+    let summary = entries
+        .iter()
+        .rev()
+        .find(|e| e.contains("summary:"))
+        .expect("summary in the tail");
+    assert!(summary.contains("cgroup-nokmem applied"), "{summary}");
+    // az-fleet's judge on the real payload's output, framed as the
+    // extension's driver frames it (Log-Start first, Log-End last).
+    let framed = format!(
+        "[Log-Start 12/02/2026 06:00:00] {} [Log-End 12/02/2026 06:00:09]/root/logs.txt",
+        result.tail
+    );
+    let judged = vmrescue::fleet::verdict::assess(&framed, Default::default());
+    assert!(judged.verdict.is_verified(), "{judged:?}");
+    assert_eq!(judged.recipe.as_deref(), Some("cgroup-nokmem"));
+    assert!(judged.diagnosis.is_some_and(|d| d.contains("memcg")));
+}
