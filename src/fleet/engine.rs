@@ -97,9 +97,10 @@ pub fn run(
                 let index = next.fetch_add(1, Ordering::SeqCst);
                 let Some(facts) = vms.get(index) else { break };
                 let progress = state.progress(&facts.vm.key());
-                let stopped = config
-                    .max_failures
-                    .is_some_and(|max| failures.load(Ordering::SeqCst) >= max);
+                let stopped = state.is_broken()
+                    || config
+                        .max_failures
+                        .is_some_and(|max| failures.load(Ordering::SeqCst) >= max);
                 // VMs already under way continue: leaving them half done helps nobody.
                 let report = if stopped && progress.steps.is_empty() {
                     not_started(&facts.vm)
@@ -135,7 +136,7 @@ fn not_started(vm: &VmRef) -> VmReport {
         restored: false,
         boots: None,
         seconds: 0.0,
-        detail: "not started: --max-failures reached".into(),
+        detail: "not started: --max-failures reached, or the state file cannot be written".into(),
         next: "run again (same --state) once the failures are understood".into(),
         commands: Vec::new(),
         serial_log: None,
@@ -240,10 +241,9 @@ impl<'a> VmRun<'a> {
             transient: error.is_some_and(AzError::is_transient),
         };
         if let Err(err) = self.state.record(record) {
-            // Losing the state file is worse than stopping: a resume could then create twice.
-            tracing::error!("{err:#}");
-            eprintln!("vmrescue: cannot write the state file: {err:#}");
-            std::process::exit(crate::ExitCode::Error.code().into());
+            // The state file marks itself broken: no further az call starts
+            // (a resume without these records could create twice).
+            tracing::error!("cannot write the state file: {err:#}");
         }
     }
 
@@ -266,6 +266,13 @@ impl<'a> VmRun<'a> {
             let attempt = first + tries;
             tries += 1;
             self.record(step, Event::Started, attempt, None, None);
+            if self.state.is_broken() {
+                return Err(AzError::Permanent(format!(
+                    "not running {}: the state file {} cannot be written",
+                    step.label(),
+                    self.state.path().display()
+                )));
+            }
             self.observer.step(self.vm, step, "started");
             match call() {
                 Ok((value, data)) => {
@@ -357,99 +364,44 @@ impl<'a> VmRun<'a> {
     fn adopt_interrupted_create(&mut self) -> Result<Option<Created>, Stop> {
         let deadline = Instant::now() + self.config.probe_wait;
         let cmd = self.config.az.show_repair_vm(self.vm, &self.names);
-        self.observer.step(
-            self.vm,
-            Step::Create,
-            "interrupted earlier: looking for its repair VM",
-        );
-        let unknown = |why: &str, names: &RepairNames| {
+        let note = "interrupted earlier: looking for its repair VM";
+        self.observer.step(self.vm, Step::Create, note);
+        let names = self.names.clone();
+        let unknown = |why: &str| {
             Stop::new(
                 Outcome::CreateUnknown,
                 format!(
-                    "an interrupted create {why}; not creating again: check and delete resource group {} and disk {} if present, then repair this VM with a new --state",
+                    "an interrupted create {why}; not creating again: check and delete resource group {} and disk {} if present, then repair this VM in a new run (--vms, new --state)",
                     names.repair_resource_group, names.copied_disk_name
                 ),
             )
         };
         loop {
-            match az::invoke(&cmd).map(|out| serde_json::from_str::<serde_json::Value>(&out)) {
-                Ok(Ok(vm)) => {
-                    let state = vm
-                        .pointer("/provisioningState")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or_default();
-                    let attached = vm
-                        .pointer("/storageProfile/dataDisks")
-                        .and_then(|d| d.as_array())
-                        .is_some_and(|d| {
-                            d.iter().any(|disk| {
-                                disk.get("name").and_then(|n| n.as_str())
-                                    == Some(&self.names.copied_disk_name)
-                            })
-                        });
-                    if state.eq_ignore_ascii_case("succeeded") && attached {
-                        let created = Created {
-                            repair_vm_id: vm
-                                .get("id")
-                                .and_then(|v| v.as_str())
-                                .unwrap_or_default()
-                                .to_string(),
-                            repair_vm_name: self.names.repair_vm_name.clone(),
-                            repair_resource_group: self.names.repair_resource_group.clone(),
-                            copied_disk_name: self.names.copied_disk_name.clone(),
-                        };
-                        self.record(
-                            Step::Create,
-                            Event::Done,
-                            0,
-                            Some(StepData::Created(created.clone())),
-                            None,
-                        );
-                        self.observer.step(
-                            self.vm,
-                            Step::Create,
-                            "adopted the repair VM of the interrupted create",
-                        );
-                        return Ok(Some(created));
-                    }
-                    if state.eq_ignore_ascii_case("failed")
-                        || (state.eq_ignore_ascii_case("succeeded") && !attached)
-                    {
-                        return Err(unknown(
-                            &format!(
-                                "left repair VM {} {state} without the disk copy",
-                                self.names.repair_vm_name
-                            ),
-                            &self.names,
-                        ));
-                    }
+            match probe(az::invoke(&cmd), &self.names.copied_disk_name) {
+                Probe::Ready(repair_vm_id) => {
+                    let created = Created {
+                        repair_vm_id,
+                        repair_vm_name: self.names.repair_vm_name.clone(),
+                        repair_resource_group: self.names.repair_resource_group.clone(),
+                        copied_disk_name: self.names.copied_disk_name.clone(),
+                    };
+                    let data = Some(StepData::Created(created.clone()));
+                    self.record(Step::Create, Event::Done, 0, data, None);
+                    let note = "adopted the repair VM of the interrupted create";
+                    self.observer.step(self.vm, Step::Create, note);
+                    return Ok(Some(created));
                 }
-                Ok(Err(e)) => {
-                    return Err(unknown(
-                        &format!("left an unreadable repair VM ({e})"),
-                        &self.names,
-                    ))
-                }
-                Err(err) if err.text().contains("ResourceGroupNotFound") => {
-                    self.observer.step(
-                        self.vm,
-                        Step::Create,
-                        "the interrupted create made nothing",
-                    );
+                Probe::Gone => {
+                    let note = "the interrupted create made nothing";
+                    self.observer.step(self.vm, Step::Create, note);
                     return Ok(None);
                 }
-                Err(err) if !err.is_transient() && !err.text().contains("ResourceNotFound") => {
-                    return Err(unknown(
-                        &format!("cannot be checked ({})", err.text()),
-                        &self.names,
-                    ));
+                Probe::Broken(why) => return Err(unknown(&why)),
+                Probe::Pending(_) if Instant::now() >= deadline => {
+                    return Err(unknown("did not finish in time"))
                 }
-                Err(_) => {}
+                Probe::Pending(_) => std::thread::sleep(self.config.poll),
             }
-            if Instant::now() >= deadline {
-                return Err(unknown("did not finish provisioning in time", &self.names));
-            }
-            std::thread::sleep(self.config.poll);
         }
     }
 
@@ -608,6 +560,51 @@ impl<'a> VmRun<'a> {
         };
         self.observer.step(self.vm, Step::BootCheck, note);
         boots
+    }
+}
+
+/// What `az vm show` of the repair VM says about an interrupted `create`.
+#[derive(Debug, PartialEq, Eq)]
+enum Probe {
+    /// Provisioned, with the copied disk attached: its resource ID.
+    Ready(String),
+    /// Still being made (or not visible yet): ask again.
+    Pending(String),
+    /// No repair resource group: that create made nothing.
+    Gone,
+    /// Failed, or unreadable: for a person.
+    Broken(String),
+}
+
+/// Reads the repair VM's `az vm show` answer. The extension makes the VM
+/// first and attaches the disk copy after it, so a VM without the disk is
+/// still pending: the interrupted `az` process may still be attaching it.
+fn probe(answer: Result<String, AzError>, copied_disk: &str) -> Probe {
+    let out = match answer {
+        Ok(out) => out,
+        Err(err) if err.text().contains("ResourceGroupNotFound") => return Probe::Gone,
+        Err(err) if err.is_transient() || err.text().contains("ResourceNotFound") => {
+            return Probe::Pending(err.text().to_string())
+        }
+        Err(err) => return Probe::Broken(format!("cannot be checked ({})", err.text())),
+    };
+    let vm: serde_json::Value = match serde_json::from_str(&out) {
+        Ok(vm) => vm,
+        Err(e) => return Probe::Broken(format!("left an unreadable repair VM ({e})")),
+    };
+    let text = |ptr: &str| vm.pointer(ptr).and_then(|v| v.as_str()).unwrap_or_default();
+    let state = text("/provisioningState").to_ascii_lowercase();
+    let attached = vm
+        .pointer("/storageProfile/dataDisks")
+        .and_then(|d| d.as_array())
+        .is_some_and(|d| {
+            d.iter()
+                .any(|disk| disk.get("name").and_then(|n| n.as_str()) == Some(copied_disk))
+        });
+    match (state.as_str(), attached) {
+        ("succeeded", true) if !text("/id").is_empty() => Probe::Ready(text("/id").to_string()),
+        ("failed", _) => Probe::Broken(format!("left repair VM {} in state Failed", text("/name"))),
+        _ => Probe::Pending(format!("{state}, disk attached: {attached}")),
     }
 }
 
@@ -793,6 +790,40 @@ pub fn dry_run_plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interrupted_create_is_adopted_waited_for_or_left() {
+        let vm = |state: &str, disks: serde_json::Value| {
+            Ok(serde_json::json!({"id": "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/virtualMachines/repair-a",
+                "name": "repair-a", "provisioningState": state,
+                "storageProfile": {"dataDisks": disks}})
+            .to_string())
+        };
+        let disk = serde_json::json!([{"lun": 0, "name": "a-repair-1"}]);
+        assert!(
+            matches!(probe(vm("Succeeded", disk.clone()), "a-repair-1"), Probe::Ready(id) if id.ends_with("/repair-a"))
+        );
+        assert!(matches!(
+            probe(vm("Succeeded", serde_json::json!([])), "a-repair-1"),
+            Probe::Pending(_)
+        ));
+        assert!(matches!(
+            probe(vm("Creating", disk.clone()), "a-repair-1"),
+            Probe::Pending(_)
+        ));
+        assert!(matches!(
+            probe(vm("Failed", disk), "a-repair-1"),
+            Probe::Broken(_)
+        ));
+        let gone = Err(AzError::Permanent(
+            "ERROR: (ResourceGroupNotFound) Resource group 'r' could not be found.".into(),
+        ));
+        assert_eq!(probe(gone, "a-repair-1"), Probe::Gone);
+        let not_yet = Err(AzError::Permanent("ERROR: (ResourceNotFound) The Resource 'Microsoft.Compute/virtualMachines/repair-a' under resource group 'r' was not found.".into()));
+        assert!(matches!(probe(not_yet, "a-repair-1"), Probe::Pending(_)));
+        let denied = Err(AzError::Permanent("ERROR: (AuthorizationFailed) no".into()));
+        assert!(matches!(probe(denied, "a-repair-1"), Probe::Broken(_)));
+    }
 
     #[test]
     fn login_counts_only_after_the_last_panic() {

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
@@ -187,6 +188,8 @@ pub struct StateFile {
     loaded: BTreeMap<String, VmProgress>,
     /// Whether the file held a fleet run already (a resume).
     pub resumed: bool,
+    /// A write failed: nothing more may be started (it could not be resumed safely).
+    broken: AtomicBool,
 }
 
 impl StateFile {
@@ -220,6 +223,7 @@ impl StateFile {
             resumed: fleet_id.is_some(),
             fleet_id: fleet_id.unwrap_or_default(),
             loaded,
+            broken: AtomicBool::new(false),
         };
         if !state.resumed {
             let id = super::secret::random_bytes(4)?
@@ -243,6 +247,11 @@ impl StateFile {
         &self.path
     }
 
+    /// Whether a record could not be written.
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
+    }
+
     /// What the file said about a VM when it was opened.
     pub fn progress(&self, vm_key: &str) -> VmProgress {
         self.loaded.get(vm_key).cloned().unwrap_or_default()
@@ -253,7 +262,11 @@ impl StateFile {
     /// (a lost `restore` record is found again by looking at the VM's disk).
     pub fn record(&self, record: StepRecord) -> Result<()> {
         let durable = record.step == Step::Create;
-        self.append(&Line::Step(record), durable)
+        let written = self.append(&Line::Step(record), durable);
+        if written.is_err() {
+            self.broken.store(true, Ordering::SeqCst);
+        }
+        written
     }
 
     fn append(&self, line: &Line, durable: bool) -> Result<()> {
