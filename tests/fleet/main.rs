@@ -457,7 +457,6 @@ fn mixed_scenarios() {
         table.as_bytes(),
     )
     .unwrap();
-    eprintln!("{table}");
 }
 
 /// Every repair password is new per VM, and none is anywhere vmrescue writes.
