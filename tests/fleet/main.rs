@@ -42,11 +42,22 @@ fn main() {
         }
         return;
     }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    // libtest's conventions: positional filters, `--skip NAME`; other flags ignored.
+    let mut filters: Vec<&String> = Vec::new();
+    let mut skips: Vec<&String> = Vec::new();
+    let mut words = args.iter();
+    while let Some(arg) = words.next() {
+        if arg == "--skip" {
+            skips.extend(words.next());
+        } else if !arg.starts_with('-') {
+            filters.push(arg);
+        }
+    }
     let mut failed = Vec::new();
     let mut ran = 0;
     for (name, test) in tests {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+        let wanted = filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+        if !wanted || skips.iter().any(|s| name.contains(s.as_str())) {
             continue;
         }
         ran += 1;
