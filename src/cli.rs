@@ -191,10 +191,14 @@ pub struct RepairArgs {
     /// Print the plan only.
     #[arg(long)]
     pub dry_run: bool,
-    /// After the repair (and unmounting), boot the disk in QEMU as `verify --boot` does;
-    /// a failed boot exits 6.
-    #[arg(long)]
+    /// Require the boot check after the repair: boot the disk in QEMU as `verify --boot` does
+    /// (a failed boot exits 6; no QEMU exits 4). Without either flag the check runs whenever a
+    /// disk or image was repaired and qemu-system-x86_64 is installed.
+    #[arg(long, conflicts_with = "no_verify_boot")]
     pub verify_boot: bool,
+    /// Skip the boot check after the repair.
+    #[arg(long, env = "VMRESCUE_NO_VERIFY_BOOT")]
+    pub no_verify_boot: bool,
     #[command(flatten)]
     pub boot_check: BootCheckArgs,
 }
@@ -362,6 +366,19 @@ mod tests {
             panic!("not repair")
         };
         assert!(args.verify_boot);
+        let err = Cli::try_parse_from([
+            "vmrescue",
+            "repair",
+            "auto",
+            "--verify-boot",
+            "--no-verify-boot",
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.exit_code(),
+            2,
+            "the boot check is either required or skipped"
+        );
     }
 
     #[test]

@@ -442,15 +442,38 @@ fn repair(session: &Session, args: &RepairArgs) -> Result<ExitCode> {
     let report = result?;
     release?;
     let repaired = report.exit_code();
-    let boot = if args.verify_boot && !args.dry_run && repaired == ExitCode::Success {
-        // The target is unmounted now: boot what the repair left.
-        Some(crate::verify_boot::verify_boot(
-            &args.plan.target,
-            &verify_options(session, &args.plan.target, &args.boot_check),
-        ))
-    } else {
-        None
+    let check = boot_check_mode(args);
+    let boot = match &check {
+        BootCheck::Run { .. } if !args.dry_run && repaired == ExitCode::Success => {
+            // The target is unmounted now: boot what the repair left.
+            Some(crate::verify_boot::verify_boot(
+                &args.plan.target,
+                &verify_options(session, &args.plan.target, &args.boot_check),
+            ))
+        }
+        _ => None,
     };
+    let boot = match (boot, &check) {
+        // The default check only adds proof: a disk that cannot be booted
+        // here keeps the repair's own result, with one line saying so.
+        (Some(Err(err)), BootCheck::Run { required: false })
+            if crate::error::exit_code_for(&err) == ExitCode::Unsupported =>
+        {
+            skipped_boot_check(session, &format!("{err:#}"));
+            None
+        }
+        (Some(Ok(verified)), BootCheck::Run { required: false })
+            if verified.exit_code() == ExitCode::Unsupported =>
+        {
+            skipped_boot_check(session, "the disk cannot be booted in QEMU here");
+            None
+        }
+        (boot, _) => boot,
+    };
+    if let (BootCheck::Skipped(reason), false, ExitCode::Success) = (&check, args.dry_run, repaired)
+    {
+        skipped_boot_check(session, reason);
+    }
     if session.output == OutputFormat::Json {
         let mut value = serde_json::to_value(&report)?;
         match &boot {
@@ -458,7 +481,11 @@ fn repair(session: &Session, args: &RepairArgs) -> Result<ExitCode> {
             Some(Err(err)) => {
                 value["verify_boot"] = serde_json::json!({"error": format!("{err:#}")})
             }
-            None => {}
+            None => {
+                if let BootCheck::Skipped(reason) = &check {
+                    value["verify_boot"] = serde_json::json!({ "skipped": reason });
+                }
+            }
         }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
@@ -480,6 +507,43 @@ fn repair(session: &Session, args: &RepairArgs) -> Result<ExitCode> {
             print_verify_report(session, &verified, false)?;
             Ok(verified.exit_code())
         }
+    }
+}
+
+/// Whether `repair` boots the disk afterwards.
+enum BootCheck {
+    /// `required`: asked for with --verify-boot, so its failures count.
+    Run {
+        required: bool,
+    },
+    Skipped(String),
+}
+
+/// A boot is the only proof that catches what file checks miss, so it runs
+/// by default wherever it can: a disk or image (not a mounted directory)
+/// and QEMU installed.
+fn boot_check_mode(args: &RepairArgs) -> BootCheck {
+    if args.verify_boot {
+        return BootCheck::Run { required: true };
+    }
+    if args.no_verify_boot {
+        return BootCheck::Skipped("--no-verify-boot".into());
+    }
+    if args.plan.target.root.is_some() {
+        return BootCheck::Skipped("the target is a mounted directory (--root), not a disk".into());
+    }
+    if crate::verify_boot::qemu::find_on_path(crate::verify_boot::qemu::QEMU).is_none() {
+        return BootCheck::Skipped(format!(
+            "{} is not installed",
+            crate::verify_boot::qemu::QEMU
+        ));
+    }
+    BootCheck::Run { required: false }
+}
+
+fn skipped_boot_check(session: &Session, reason: &str) {
+    if session.output != OutputFormat::Json {
+        eprintln!("vmrescue: the repair was not boot-tested: {reason}");
     }
 }
 

@@ -219,6 +219,12 @@ fn exercise(
     let report = json(&out);
     let outcome = &report["recipes"][0];
     assert_eq!(outcome["status"], "applied", "{report}");
+    assert!(
+        report["verify_boot"]["skipped"]
+            .as_str()
+            .is_some_and(|s| s.contains("--root")),
+        "a directory target is not boot-tested, and the report says why: {report}"
+    );
     for check in outcome["verify"].as_array().unwrap() {
         assert_eq!(check["ok"], true, "verify failed: {check}");
     }

@@ -94,6 +94,11 @@ impl Wizard<'_> {
 
     /// After a repair: boot the disk copy-on-write in QEMU if the operator wants.
     fn offer_boot_test(&mut self, target: crate::cli::TargetArgs) -> Result<Option<ExitCode>> {
+        use crate::verify_boot::qemu::{find_on_path, QEMU};
+        if find_on_path(QEMU).is_none() {
+            eprintln!("the repair was not boot-tested: {QEMU} is not installed");
+            return Ok(None);
+        }
         if !self.prompter.confirm(
             "Boot-test the disk now in a throwaway QEMU VM (copy-on-write, about 40 s without KVM)?",
             true,
