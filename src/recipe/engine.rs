@@ -300,6 +300,10 @@ pub struct Applied {
     pub run_id: String,
     pub changed: Vec<PathBuf>,
     pub commands: Vec<String>,
+    /// Boot files in which rescue-VM names a generator wrote were put back
+    /// (`FILE: NAME, …` as the generator left them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub names_put_back: Vec<String>,
 }
 
 /// Applies a plan through the journal; the target is remounted read-write first.
@@ -316,8 +320,8 @@ pub fn apply_with_progress(
 ) -> Result<Applied> {
     target.make_writable()?;
     let mut journal = Journal::begin(target.root(), run_id, &plan.recipe)?;
-    let mut commands = Vec::new();
-    let result = apply_changes(plan, target, &mut journal, &mut commands, progress);
+    let mut ran = Ran::default();
+    let result = apply_changes(plan, target, &mut journal, &mut ran, progress);
     let changed = journal.changed();
     match result {
         Ok(()) => {
@@ -325,7 +329,8 @@ pub fn apply_with_progress(
             Ok(Applied {
                 run_id: run_id.to_string(),
                 changed,
-                commands,
+                commands: ran.commands,
+                names_put_back: ran.names_put_back,
             })
         }
         Err(err) => {
@@ -342,7 +347,7 @@ fn apply_changes(
     plan: &Plan,
     target: &Target,
     journal: &mut Journal,
-    commands: &mut Vec<String>,
+    ran: &mut Ran,
     progress: &mut dyn FnMut(usize, &PlannedChange),
 ) -> Result<()> {
     let root = target.rootdir()?;
@@ -359,12 +364,19 @@ fn apply_changes(
                 journal.create_symlink(path, target)?;
             }
             PlannedChange::Command { argv, rewrites, .. } => {
-                run_command(argv, rewrites, target, &root, journal)?;
-                commands.push(argv.join(" "));
+                run_command(argv, rewrites, target, &root, journal, ran)?;
+                ran.commands.push(argv.join(" "));
             }
         }
     }
     Ok(())
+}
+
+/// What the chroot commands of a run did.
+#[derive(Debug, Default)]
+struct Ran {
+    commands: Vec<String>,
+    names_put_back: Vec<String>,
 }
 
 /// A file's bytes, `None` when it does not exist.
@@ -385,6 +397,7 @@ fn run_command(
     target: &Target,
     root: &RootDir,
     journal: &mut Journal,
+    ran: &mut Ran,
 ) -> Result<()> {
     let display = argv.join(" ");
     let names = RescueNames::from_layout(Some(target.layout()));
@@ -419,11 +432,10 @@ fn run_command(
             journal.note_changed(&path)?;
         }
         if let Some(fixed) = names.scrub(&path, old.as_deref(), &new)? {
-            tracing::info!(
-                "{}: put back names that {program} took from the rescue VM",
-                path.display()
-            );
+            let found = format!("{}: {}", path.display(), names.traces(&new).join(", "));
+            tracing::info!("{program} wrote rescue-VM names, put back: {found}");
             journal.write_file(&path, &fixed, 0o644)?;
+            ran.names_put_back.push(found);
         }
     }
     Ok(())

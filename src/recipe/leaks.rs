@@ -32,8 +32,7 @@ use crate::target::Layout;
 pub struct RescueNames {
     /// `(temporary, original)` volume group names.
     volume_groups: Vec<(String, String)>,
-    /// Device paths under which the rescue VM sees the disk and its
-    /// filesystems (`/dev/sdc`, `/dev/mapper/rootvg_vmrescue-rootlv`).
+    /// The device path under which the rescue VM sees the disk (`/dev/sdc`).
     devices: Vec<String>,
 }
 
@@ -52,9 +51,14 @@ impl RescueNames {
             .iter()
             .filter_map(|g| Some((g.temporary_name.clone()?, g.name.clone())))
             .collect();
-        let mut devices: Vec<String> = layout.disk.iter().cloned().collect();
-        devices.extend(layout.mounts.iter().map(|m| m.device.clone()));
-        devices.retain(|d| d.starts_with("/dev/"));
+        // The disk's own name covers its partitions; device-mapper names of
+        // its LVs are the target's own (unless renamed, see above).
+        let devices: Vec<String> = layout
+            .disk
+            .iter()
+            .filter(|d| d.starts_with("/dev/") && !d.starts_with("/dev/mapper/"))
+            .cloned()
+            .collect();
         Self {
             volume_groups,
             devices,
@@ -116,6 +120,14 @@ impl RescueNames {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect()
+    }
+
+    /// The rescue-only names in a boot file: temporary VG names and rescue
+    /// device names given as root=, resume=… or as a device path.
+    pub fn traces(&self, bytes: &[u8]) -> Vec<String> {
+        let mut found = self.vg_traces(bytes);
+        found.extend(self.device_traces(&String::from_utf8_lossy(bytes)));
+        found
     }
 
     /// True for a device path that only the rescue VM has: a loop or nbd

@@ -97,6 +97,9 @@ pub fn print_repair_report(
                     for command in &applied.commands {
                         println!("  ran {command}");
                     }
+                    for found in &applied.names_put_back {
+                        println!("  put back the original names in {found}");
+                    }
                     println!(
                         "  journal {}: undo with `vmrescue undo {}`",
                         applied.run_id, applied.run_id

@@ -23,8 +23,7 @@ fn fixture_copy(name: &str) -> tempfile::TempDir {
 
 fn same_image(vg: &str) -> RescueNames {
     let temporary = format!("{vg}_vmrescue");
-    let dm = format!("/dev/mapper/{}-root", dm_escape(&temporary));
-    RescueNames::new(&[(&temporary, vg)], &["/dev/sdc", &dm])
+    RescueNames::new(&[(&temporary, vg)], &["/dev/sdc"])
 }
 
 #[test]
