@@ -197,7 +197,11 @@ pub struct RepairArgs {
     #[arg(long, conflicts_with = "no_verify_boot")]
     pub verify_boot: bool,
     /// Skip the boot check after the repair.
-    #[arg(long, env = "VMRESCUE_NO_VERIFY_BOOT")]
+    #[arg(
+        long,
+        env = "VMRESCUE_NO_VERIFY_BOOT",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
     pub no_verify_boot: bool,
     #[command(flatten)]
     pub boot_check: BootCheckArgs,
@@ -282,28 +286,54 @@ pub enum RecipesCommand {
 
 #[derive(Debug, Args)]
 pub struct AzPayloadArgs {
-    /// Recipe id, or `auto`.
-    #[arg(long, default_value = "auto")]
-    pub recipe: String,
-    /// Kernel version parameter (older-kernel, rebuild-initramfs).
+    /// Recipe id, or `auto` (the diagnosis of the disk and of the baked console logs decides).
+    #[arg(value_name = "RECIPE", default_value = "auto")]
+    pub recipe_arg: String,
+    /// The recipe, as an option (same as the positional RECIPE).
+    #[arg(long, hide = true, conflicts_with = "recipe_arg")]
+    pub recipe: Option<String>,
+    /// A recipe parameter, as in `repair` (e.g. kernel=5.14.0-427.el9.x86_64); repeatable.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Same as --param kernel=VERSION.
     #[arg(long)]
     pub kernel: Option<String>,
-    /// Module parameter (remove-faulty-modules).
+    /// Same as --param module=NAME.
     #[arg(long)]
     pub module: Option<String>,
     /// Only print the plan on the repair VM.
     #[arg(long)]
     pub dry_run: bool,
-    /// After the repair, boot the disk copy-on-write in QEMU on the repair VM
-    /// (`repair --verify-boot`; needs qemu-system-x86 there).
-    #[arg(long, conflicts_with = "dry_run")]
+    /// Require a boot test in QEMU on the repair VM after the repair (`repair --verify-boot`);
+    /// by default it runs when the repair VM has qemu-system-x86_64.
+    #[arg(long, conflicts_with_all = ["dry_run", "no_verify_boot"])]
     pub verify_boot: bool,
-    /// Where the repair VM downloads the static binary when it has none.
-    #[arg(long, requires = "binary_sha256")]
+    /// Never boot-test on the repair VM.
+    #[arg(long)]
+    pub no_verify_boot: bool,
+    /// The broken VM's console log (`az vm boot-diagnostics get-boot-log`), carried
+    /// compressed in the payload and read by the repair; repeatable.
+    #[arg(long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
+    /// Keep only the last N KiB of each --log.
+    #[arg(long, value_name = "N")]
+    pub log_tail_kib: Option<usize>,
+    /// Download this binary on the repair VM (any architecture) instead of the release asset.
+    #[arg(long, requires = "binary_sha256", conflicts_with = "no_download")]
     pub binary_url: Option<String>,
-    /// The sha256 the downloaded binary must have.
+    /// The sha256 the --binary-url download must have.
     #[arg(long, requires = "binary_url")]
     pub binary_sha256: Option<String>,
+    /// The release folder holding `vmrescue-VERSION-ARCH-linux-musl` (default: the project's
+    /// GitHub release of this version), e.g. a storage blob URL with a SAS token.
+    #[arg(long, env = "VMRESCUE_RELEASE_URL", conflicts_with = "no_download")]
+    pub release_url: Option<String>,
+    /// The release's SHA256SUMS file: the sums baked in for each architecture.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_download")]
+    pub sha256sums: Option<PathBuf>,
+    /// Use only a vmrescue already installed on the repair VM.
+    #[arg(long)]
+    pub no_download: bool,
     /// Write the payload here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output_file: Option<PathBuf>,

@@ -341,18 +341,40 @@ fn inspect(session: &Session, args: &TargetArgs) -> Result<ExitCode> {
 }
 
 fn az_payload(args: &AzPayloadArgs) -> Result<ExitCode> {
-    if args.recipe != "auto" {
-        crate::recipe::Catalog::load(None)?.get(&args.recipe)?;
+    use crate::ui::runcommand::{self, PayloadBootCheck, PayloadSettings};
+    let recipe = args
+        .recipe
+        .clone()
+        .unwrap_or_else(|| args.recipe_arg.clone());
+    if recipe != "auto" {
+        crate::recipe::Catalog::load(None)?.get(&recipe)?;
     }
-    let payload = crate::ui::runcommand::render_payload(&crate::ui::runcommand::PayloadSettings {
-        recipe: args.recipe.clone(),
-        kernel: args.kernel.clone(),
-        module: args.module.clone(),
+    let mut params: Vec<(String, String)> = parse_params(&args.params)?.into_iter().collect();
+    params.extend(args.kernel.clone().map(|k| ("kernel".to_string(), k)));
+    params.extend(args.module.clone().map(|m| ("module".to_string(), m)));
+    let mut console_logs = Vec::new();
+    for path in &args.logs {
+        let log = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        console_logs.push(match args.log_tail_kib {
+            Some(kib) => runcommand::log_tail(&log, kib).to_vec(),
+            None => log,
+        });
+    }
+    let settings = PayloadSettings {
+        recipe,
+        params,
         dry_run: args.dry_run,
-        verify_boot: args.verify_boot,
-        binary_url: args.binary_url.clone(),
-        binary_sha256: args.binary_sha256.clone(),
-    })?;
+        boot_check: if args.verify_boot {
+            PayloadBootCheck::Required
+        } else if args.no_verify_boot {
+            PayloadBootCheck::Off
+        } else {
+            PayloadBootCheck::Default
+        },
+        download: payload_download(args)?,
+        console_logs,
+    };
+    let payload = runcommand::render_payload(&settings)?;
     match &args.output_file {
         Some(path) => {
             std::fs::write(path, &payload)
@@ -364,6 +386,43 @@ fn az_payload(args: &AzPayloadArgs) -> Result<ExitCode> {
         None => print!("{payload}"),
     }
     Ok(ExitCode::Success)
+}
+
+/// How the payload gets vmrescue onto a fresh repair VM. A payload that
+/// could only stop with "no usable vmrescue binary" is refused here.
+fn payload_download(args: &AzPayloadArgs) -> Result<crate::ui::runcommand::Download> {
+    use crate::ui::runcommand::Download;
+    if args.no_download {
+        return Ok(Download::None);
+    }
+    if let (Some(url), Some(sha256)) = (&args.binary_url, &args.binary_sha256) {
+        return Ok(Download::Url {
+            url: url.clone(),
+            sha256: sha256.to_ascii_lowercase(),
+        });
+    }
+    let sums_text = match &args.sha256sums {
+        Some(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let sums = crate::release::known_sums(sums_text.as_deref())?;
+    if sums.is_empty() {
+        return Err(crate::Failure::Usage(
+            "this vmrescue is not a release build, so the payload would have nothing verified to download: pass --sha256sums SHA256SUMS (with --release-url URL when not the project's releases), --binary-url URL --binary-sha256 SUM, or --no-download when vmrescue is installed on the repair VM".into(),
+        )
+        .into());
+    }
+    Ok(Download::Release {
+        url: args
+            .release_url
+            .clone()
+            .unwrap_or_else(crate::release::default_release_url)
+            .trim_end_matches('/')
+            .to_string(),
+        sums,
+    })
 }
 
 fn parse_params(raw: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
@@ -500,14 +559,40 @@ fn repair(session: &Session, args: &RepairArgs) -> Result<ExitCode> {
     if args.verify_boot && !args.dry_run && repaired != ExitCode::Success {
         eprintln!("vmrescue: not booting the disk: the repair did not succeed");
     }
-    match boot {
-        None => Ok(repaired),
-        Some(Err(err)) => Err(err.context("verifying the boot after the repair")),
+    let booted = boot
+        .as_ref()
+        .is_some_and(|b| b.as_ref().is_ok_and(|v| v.exit_code() == ExitCode::Success));
+    let code = match boot {
+        None => repaired,
+        Some(Err(err)) => return Err(err.context("verifying the boot after the repair")),
         Some(Ok(verified)) => {
             print_verify_report(session, &verified, false)?;
-            Ok(verified.exit_code())
+            verified.exit_code()
         }
+    };
+    if session.output == OutputFormat::Runcommand && code == ExitCode::Success {
+        // The payload reads this token to tell a repaired disk from one left
+        // unchanged (Run Command must not report success for the latter).
+        let outcome = if args.dry_run {
+            "dry-run"
+        } else if report
+            .recipes
+            .iter()
+            .any(|r| r.status == crate::recipe::repair::RecipeStatus::Applied)
+        {
+            "repaired"
+        } else if booted {
+            "boots-as-is"
+        } else {
+            "unchanged"
+        };
+        let line = crate::ui::runcommand::line(
+            crate::ui::runcommand::Level::Info,
+            &format!("outcome={outcome}"),
+        );
+        println!("{line}");
     }
+    Ok(code)
 }
 
 /// Whether `repair` boots the disk afterwards.
