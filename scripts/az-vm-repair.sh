@@ -153,6 +153,10 @@ OUT="$FULL_LOG.out"
 "$BIN" "$@" 2>>"$FULL_LOG" >"$OUT" || status=$?
 cat "$OUT"
 cat "$OUT" "$FULL_LOG.vmrescue" >>"$FULL_LOG" 2>/dev/null || true
+# A support bundle to attach to a case before the repair VM is deleted.
+set -- --output runcommand report --disk "$DISK" -o "$LOG_DIR/vmrescue-report-$STAMP.tar.gz"
+for file in "$LOG_DIR"/console-"$STAMP"-*.log; do [ -f "$file" ] && set -- "$@" --log "$file"; done
+"$BIN" "$@" 2>>"$FULL_LOG" || say Warning "no support bundle (see the full log)"
 say Info "full log on the repair VM: $FULL_LOG"
 if [ "$status" -ne 0 ]; then
   say Error "vmrescue exited $status (see the exit codes in the vmrescue README)"

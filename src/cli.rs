@@ -93,6 +93,9 @@ pub enum Command {
     Recipes(RecipesArgs),
     /// Write an `az vm repair run` payload with the repair's settings baked in.
     AzPayload(AzPayloadArgs),
+    /// Write a support bundle (.tar.gz): scan, inspect, diagnose and history reports, run and
+    /// console logs, the target's boot configuration; secrets are left out or redacted.
+    Report(ReportArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -336,6 +339,18 @@ pub struct AzPayloadArgs {
     pub no_download: bool,
     /// Write the payload here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// A console log of the broken VM to include and diagnose; repeatable.
+    #[arg(long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
+    /// Where to write the bundle [default: /var/log/vmrescue/vmrescue-report-RUN-ID.tar.gz].
+    #[arg(short = 'o', long, value_name = "FILE")]
     pub output_file: Option<PathBuf>,
 }
 

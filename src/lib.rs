@@ -5,6 +5,7 @@
 //! `disk` → `target` → `inspect` → `diagnose` → `recipe` (+ `journal`) → `ui`;
 //! `verify_boot` boots the target copy-on-write in QEMU to prove the result.
 
+pub mod bundle;
 pub mod cli;
 pub mod cmd;
 pub mod diagnose;

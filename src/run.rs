@@ -135,6 +135,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::Success)
         }
         Command::AzPayload(args) => az_payload(&args),
+        Command::Report(args) => {
+            let session = start_session(&cli.global, true)?;
+            report(&session, &args)
+        }
         Command::Man => {
             let mut out = std::io::stdout().lock();
             clap_mangen::Man::new(Cli::command())
@@ -423,6 +427,42 @@ fn payload_download(args: &AzPayloadArgs) -> Result<crate::ui::runcommand::Downl
             .to_string(),
         sums,
     })
+}
+
+/// `vmrescue report`: a bundle even when the target cannot be mounted
+/// (then with the scan, the logs and why the mount failed).
+fn report(session: &Session, args: &crate::cli::ReportArgs) -> Result<ExitCode> {
+    let out = args
+        .output_file
+        .clone()
+        .unwrap_or_else(|| crate::bundle::default_path(&session.run_id));
+    let target = open_target(&args.target);
+    if let Err(err) = &target {
+        tracing::warn!("the bundle has no target reports: {err:#}");
+    }
+    let written = crate::bundle::write_bundle(target.as_ref(), &args.logs, &out);
+    if let Ok(target) = target {
+        target.release()?;
+    }
+    let written = written?;
+    match session.output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"version": 1, "bundle": written}))?
+        ),
+        OutputFormat::Runcommand => {
+            let line = crate::ui::runcommand::line(
+                crate::ui::runcommand::Level::Info,
+                &format!(
+                    "support bundle on the repair VM: {}",
+                    written.path.display()
+                ),
+            );
+            println!("{line}");
+        }
+        OutputFormat::Text => println!("{}", written.summary()),
+    }
+    Ok(ExitCode::Success)
 }
 
 fn parse_params(raw: &[String]) -> Result<std::collections::BTreeMap<String, String>> {

@@ -141,6 +141,11 @@ fn a_repair_that_works_reports_success_and_its_summary_in_the_tail() {
             .expect("summary in the tail");
         assert!(summary.contains("cgroup-nokmem"), "{summary}");
         assert!(
+            result.tail.contains("support bundle on the repair VM: "),
+            "{}",
+            result.tail
+        );
+        assert!(
             !result.tail.contains("PLANTED"),
             "a glob was expanded: {}",
             result.tail

@@ -27,6 +27,12 @@ use crate::failpoint;
 use crate::rootfs::RootDir;
 pub use fsops::FileMeta;
 
+/// The real path of `path` inside the target, symlinks followed without
+/// leaving the root (what a write to it would change).
+pub fn resolve_in_root(root: &RootDir, path: &Path) -> Result<PathBuf> {
+    Ok(fsops::resolve(root, path)?.path)
+}
+
 /// Where runs are journaled, inside the target.
 pub const JOURNAL_DIR: &str = "/var/lib/vmrescue/journal";
 const MANIFEST: &str = "manifest.jsonl";

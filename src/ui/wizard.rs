@@ -37,6 +37,7 @@ enum MenuChoice<'c> {
     ReadLog,
     Shell,
     Undo,
+    Bundle,
     Quit,
 }
 
@@ -77,6 +78,7 @@ impl Wizard<'_> {
                         outcome = ExitCode::Success;
                     }
                 }
+                MenuChoice::Bundle => self.write_bundle(&target, &logs)?,
                 MenuChoice::Quit => break,
             }
         }
@@ -90,6 +92,19 @@ impl Wizard<'_> {
             }
         }
         Ok(outcome)
+    }
+
+    /// Writes the support bundle beside the run logs and says where it is.
+    fn write_bundle(&mut self, target: &Target, logs: &[PathBuf]) -> Result<()> {
+        let out = crate::bundle::default_path(&self.run_id);
+        let spinner = self.spinner("writing the support bundle…");
+        let report = crate::bundle::write_bundle(Ok(target), logs, &out);
+        spinner.finish_and_clear();
+        match report {
+            Ok(report) => eprintln!("{}", report.summary()),
+            Err(err) => eprintln!("{}: {err:#}", self.style.yellow("no support bundle")),
+        }
+        Ok(())
     }
 
     /// After a repair: boot the disk copy-on-write in QEMU if the operator wants.
@@ -300,6 +315,8 @@ impl Wizard<'_> {
         choices.push(MenuChoice::Shell);
         items.push("undo a repair run".into());
         choices.push(MenuChoice::Undo);
+        items.push("write a support bundle (for escalating the case)".into());
+        choices.push(MenuChoice::Bundle);
         items.push("unmount and exit".into());
         choices.push(MenuChoice::Quit);
         let default = if suggested.is_empty() {
