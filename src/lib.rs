@@ -14,6 +14,7 @@ pub mod failpoint;
 pub mod inspect;
 pub mod journal;
 pub mod recipe;
+pub mod release;
 pub mod rootfs;
 pub mod run;
 pub mod signals;
