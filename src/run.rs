@@ -25,6 +25,7 @@ pub struct Session {
     pub json: bool,
     pub output: OutputFormat,
     pub log_path: Option<PathBuf>,
+    pub quiet: bool,
 }
 
 /// Parses the process arguments, runs the command, returns the exit code.
@@ -110,6 +111,7 @@ fn start_session(global: &GlobalArgs, with_log_file: bool) -> Result<Session> {
         json: output == OutputFormat::Json,
         output,
         log_path,
+        quiet: global.quiet,
     })
 }
 
@@ -529,13 +531,17 @@ fn repair(session: &Session, args: &RepairArgs) -> Result<ExitCode> {
             target.root().display()
         ))
     };
-    let result = crate::recipe::repair::run(
+    let mut steps = crate::ui::progress::StepProgress::new(
+        crate::ui::progress::ProgressMode::for_stderr(human && !session.quiet),
+    );
+    let result = crate::recipe::repair::run_with_progress(
         &target,
         &catalog,
         &request,
         Some(&diagnosis),
         &session.run_id,
         &mut confirm,
+        &mut |event| steps.event(event),
     );
     let release = target.release();
     let report = result?;

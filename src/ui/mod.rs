@@ -1,6 +1,7 @@
 //! Presentation: output style, logging set-up, report rendering. No business logic.
 
 pub mod logging;
+pub mod progress;
 pub mod prompt;
 pub mod runcommand;
 pub mod wizard;

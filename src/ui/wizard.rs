@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
+
+use crate::ui::progress::{ProgressMode, StepProgress};
 
 use super::prompt::Prompter;
 use super::Style;
@@ -360,29 +362,13 @@ impl Wizard<'_> {
             eprint!("{}", plan.render());
             prompter.confirm(&format!("Apply {} now?", plan.recipe), false)
         };
-        let mut bar: Option<ProgressBar> = None;
-        let mut progress = |event: Progress| match event {
-            Progress::Applying {
-                step,
-                total,
-                change,
-                ..
-            } => {
-                if redraw {
-                    let bar = bar.get_or_insert_with(|| step_bar(total as u64));
-                    bar.set_position(step as u64);
-                    bar.set_message(change.headline());
-                } else {
-                    eprintln!("  [{}/{total}] {}", step + 1, change.headline());
-                }
-            }
-            Progress::Verifying { .. } => {
-                if let Some(bar) = bar.take() {
-                    bar.finish_and_clear();
-                }
-                eprintln!("  verifying by inspecting the target again…");
-            }
+        let mode = if redraw {
+            ProgressMode::Bar
+        } else {
+            ProgressMode::Lines
         };
+        let mut steps = StepProgress::new(mode);
+        let mut progress = |event: Progress| steps.event(event);
         let report = repair::run_with_progress(
             target,
             catalog,
@@ -633,14 +619,6 @@ fn bootable_target(layout: &crate::target::Layout) -> Option<crate::cli::TargetA
         args.disk = Some(PathBuf::from(layout.disk.as_ref()?));
     }
     Some(args)
-}
-
-fn step_bar(total: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template("  [{pos}/{len}] {bar:20} {wide_msg}") {
-        bar.set_style(style);
-    }
-    bar
 }
 
 fn describe_disk(disk: &ScannedDisk) -> String {
