@@ -11,7 +11,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Rescue a Linux VM that panics at boot: find and mount its OS disk from a rescue VM, \
              diagnose why it does not boot, and apply reversible repairs.",
     propagate_version = true,
-    after_help = "Without a command on a terminal, vmrescue starts the interactive wizard (`vmrescue wizard`)."
+    after_help = "Without a command on a terminal, vmrescue starts the interactive wizard (`vmrescue wizard`).",
+    after_long_help = concat!(
+        "Without a command on a terminal, vmrescue starts the interactive wizard (`vmrescue wizard`).\n\n",
+        "Exit status:\n",
+        "    0  repaired, or nothing to do\n",
+        "    1  error\n",
+        "    2  usage error\n",
+        "    3  no target disk found, several candidates, or a refused target (the rescue VM itself)\n",
+        "    4  unsupported target (encrypted without a key, unknown layout), or cannot be booted here\n",
+        "    5  recipe refused (preconditions unmet, or not confirmed)\n",
+        "    6  verification failed: the changes are kept, `vmrescue undo` restores them\n",
+        "  130  interrupted (Ctrl-C, SIGTERM, hang-up): everything vmrescue mounted is released"
+    )
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -101,8 +113,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) on stdout.
-    Man,
+    /// Print the man page (roff) on stdout, or write every page into a directory.
+    Man {
+        /// Write vmrescue.1 and vmrescue-<command>.1 for every command here.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Which target to work on. Without any: the target `vmrescue mount` left

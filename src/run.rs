@@ -141,10 +141,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let session = start_session(&cli.global, true)?;
             report(&session, &args)
         }
-        Command::Man => {
-            let mut out = std::io::stdout().lock();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut out)
+        Command::Man { dir: Some(dir) } => {
+            for page in crate::ui::manpages::write_all(Cli::command(), &dir)? {
+                println!("{}", page.display());
+            }
+            Ok(ExitCode::Success)
+        }
+        Command::Man { dir: None } => {
+            let page = crate::ui::manpages::top_page(Cli::command())?;
+            std::io::stdout()
+                .lock()
+                .write_all(&page)
                 .context("writing man page")?;
             Ok(ExitCode::Success)
         }

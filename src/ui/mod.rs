@@ -1,6 +1,7 @@
 //! Presentation: output style, logging set-up, report rendering. No business logic.
 
 pub mod logging;
+pub mod manpages;
 pub mod progress;
 pub mod prompt;
 pub mod runcommand;
