@@ -11,7 +11,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Rescue a Linux VM that panics at boot: find and mount its OS disk from a rescue VM, \
              diagnose why it does not boot, and apply reversible repairs.",
     propagate_version = true,
-    after_help = "Without a command on a terminal, vmrescue starts the interactive wizard (`vmrescue wizard`)."
+    after_help = "Without a command on a terminal, vmrescue starts the interactive wizard (`vmrescue wizard`).",
+    after_long_help = concat!(
+        "Without a command on a terminal, vmrescue starts the interactive wizard (`vmrescue wizard`).\n\n",
+        "Exit status:\n",
+        "    0  repaired, or nothing to do\n",
+        "    1  error\n",
+        "    2  usage error\n",
+        "    3  no target disk found, several candidates, or a refused target (the rescue VM itself)\n",
+        "    4  unsupported target (encrypted without a key, unknown layout), or cannot be booted here\n",
+        "    5  recipe refused (preconditions unmet, or not confirmed)\n",
+        "    6  verification failed: the changes are kept, `vmrescue undo` restores them\n",
+        "  130  interrupted (Ctrl-C, SIGTERM, hang-up): everything vmrescue mounted is released"
+    )
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -96,13 +108,20 @@ pub enum Command {
     /// Repair many VMs through `az vm repair` (create, run, restore) with bounded
     /// parallelism and a resumable state file; run where `az` is logged in.
     AzFleet(AzFleetArgs),
+    /// Write a support bundle (.tar.gz): scan, inspect, diagnose and history reports, run and
+    /// console logs, the target's boot configuration; secrets are left out or redacted.
+    Report(ReportArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) on stdout.
-    Man,
+    /// Print the man page (roff) on stdout, or write every page into a directory.
+    Man {
+        /// Write vmrescue.1 and vmrescue-<command>.1 for every command here.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Which target to work on. Without any: the target `vmrescue mount` left
@@ -194,10 +213,18 @@ pub struct RepairArgs {
     /// Print the plan only.
     #[arg(long)]
     pub dry_run: bool,
-    /// After the repair (and unmounting), boot the disk in QEMU as `verify --boot` does;
-    /// a failed boot exits 6.
-    #[arg(long)]
+    /// Require the boot check after the repair: boot the disk in QEMU as `verify --boot` does
+    /// (a failed boot exits 6; no QEMU exits 4). Without either flag the check runs whenever a
+    /// disk or image was repaired and qemu-system-x86_64 is installed.
+    #[arg(long, conflicts_with = "no_verify_boot")]
     pub verify_boot: bool,
+    /// Skip the boot check after the repair.
+    #[arg(
+        long,
+        env = "VMRESCUE_NO_VERIFY_BOOT",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub no_verify_boot: bool,
     #[command(flatten)]
     pub boot_check: BootCheckArgs,
 }
@@ -281,32 +308,54 @@ pub enum RecipesCommand {
 
 #[derive(Debug, Args)]
 pub struct AzPayloadArgs {
-    /// Recipe id, or `auto`.
-    #[arg(long, default_value = "auto")]
-    pub recipe: String,
-    /// Kernel version parameter (older-kernel, rebuild-initramfs).
+    /// Recipe id, or `auto` (the diagnosis of the disk and of the baked console logs decides).
+    #[arg(value_name = "RECIPE", default_value = "auto")]
+    pub recipe_arg: String,
+    /// The recipe, as an option (same as the positional RECIPE).
+    #[arg(long, hide = true, conflicts_with = "recipe_arg")]
+    pub recipe: Option<String>,
+    /// A recipe parameter, as in `repair` (e.g. kernel=5.14.0-427.el9.x86_64); repeatable.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Same as --param kernel=VERSION.
     #[arg(long)]
     pub kernel: Option<String>,
-    /// Module parameter (remove-faulty-modules).
+    /// Same as --param module=NAME.
     #[arg(long)]
     pub module: Option<String>,
     /// Only print the plan on the repair VM.
     #[arg(long)]
     pub dry_run: bool,
-    /// After the repair, boot the disk copy-on-write in QEMU on the repair VM
-    /// (`repair --verify-boot`; needs qemu-system-x86 there).
-    #[arg(long, conflicts_with = "dry_run")]
+    /// Require a boot test in QEMU on the repair VM after the repair (`repair --verify-boot`);
+    /// by default it runs when the repair VM has qemu-system-x86_64.
+    #[arg(long, conflicts_with_all = ["dry_run", "no_verify_boot"])]
     pub verify_boot: bool,
-    /// Where the repair VM downloads the static binary when it has none.
-    #[arg(long, requires = "binary_sha256")]
+    /// Never boot-test on the repair VM.
+    #[arg(long)]
+    pub no_verify_boot: bool,
+    /// The broken VM's console log (`az vm boot-diagnostics get-boot-log`), carried
+    /// compressed in the payload and read by the repair; repeatable.
+    #[arg(long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
+    /// Keep only the last N KiB of each --log.
+    #[arg(long, value_name = "N")]
+    pub log_tail_kib: Option<usize>,
+    /// Download this binary on the repair VM (any architecture) instead of the release asset.
+    #[arg(long, requires = "binary_sha256", conflicts_with = "no_download")]
     pub binary_url: Option<String>,
-    /// The sha256 the downloaded binary must have.
+    /// The sha256 the --binary-url download must have.
     #[arg(long, requires = "binary_url")]
     pub binary_sha256: Option<String>,
-    /// The broken VM's serial console log, carried in the payload (its last
-    /// 160 KiB) and diagnosed on the repair VM (`repair --log`).
-    #[arg(long, value_name = "FILE")]
-    pub log: Option<PathBuf>,
+    /// The release folder holding `vmrescue-VERSION-ARCH-linux-musl` (default: the project's
+    /// GitHub release of this version), e.g. a storage blob URL with a SAS token.
+    #[arg(long, env = "VMRESCUE_RELEASE_URL", conflicts_with = "no_download")]
+    pub release_url: Option<String>,
+    /// The release's SHA256SUMS file: the sums baked in for each architecture.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_download")]
+    pub sha256sums: Option<PathBuf>,
+    /// Use only a vmrescue already installed on the repair VM.
+    #[arg(long)]
+    pub no_download: bool,
     /// Write the payload here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output_file: Option<PathBuf>,
@@ -332,19 +381,28 @@ pub struct AzFleetArgs {
     /// Recipe id, or `auto` (what the diagnosis on the repair VM suggests).
     #[arg(long, default_value = "auto")]
     pub recipe: String,
-    /// A recipe parameter baked into the payload: kernel=VERSION or module=NAME; repeatable.
+    /// A recipe parameter baked into the payload, as in `repair`; repeatable.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
     /// The payload boots the repaired disk copy-on-write on the repair VM; a
     /// repair counts as verified only with its "boot OK".
     #[arg(long)]
     pub verify_boot: bool,
-    /// Where the repair VM downloads the static binary when it has none.
-    #[arg(long, requires = "binary_sha256")]
+    /// Where the repair VMs download the static binary when they have none.
+    #[arg(long, requires = "binary_sha256", conflicts_with = "no_download")]
     pub binary_url: Option<String>,
     /// The sha256 the downloaded binary must have.
     #[arg(long, requires = "binary_url")]
     pub binary_sha256: Option<String>,
+    /// The release folder the repair VMs download from (as `az-payload --release-url`).
+    #[arg(long, env = "VMRESCUE_RELEASE_URL", conflicts_with = "no_download")]
+    pub release_url: Option<String>,
+    /// The release's SHA256SUMS file (as `az-payload --sha256sums`).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_download")]
+    pub sha256sums: Option<PathBuf>,
+    /// Use only a vmrescue already installed on the repair VMs.
+    #[arg(long)]
+    pub no_download: bool,
     /// VMs repaired at once (quota and API limits decide; each needs a repair VM).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=200))]
     pub parallel: u16,
@@ -376,6 +434,18 @@ pub struct AzFleetArgs {
     /// How long a started VM has to show a login prompt.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub boot_wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// A console log of the broken VM to include and diagnose; repeatable.
+    #[arg(long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
+    /// Where to write the bundle [default: /var/log/vmrescue/vmrescue-report-RUN-ID.tar.gz].
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -435,6 +505,19 @@ mod tests {
             panic!("not repair")
         };
         assert!(args.verify_boot);
+        let err = Cli::try_parse_from([
+            "vmrescue",
+            "repair",
+            "auto",
+            "--verify-boot",
+            "--no-verify-boot",
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.exit_code(),
+            2,
+            "the boot check is either required or skipped"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! `disk` → `target` → `inspect` → `diagnose` → `recipe` (+ `journal`) → `ui`;
 //! `verify_boot` boots the target copy-on-write in QEMU to prove the result.
 
+pub mod bundle;
 pub mod cli;
 pub mod cmd;
 pub mod diagnose;
@@ -15,6 +16,7 @@ pub mod fleet;
 pub mod inspect;
 pub mod journal;
 pub mod recipe;
+pub mod release;
 pub mod rootfs;
 pub mod run;
 pub mod signals;

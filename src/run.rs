@@ -25,6 +25,7 @@ pub struct Session {
     pub json: bool,
     pub output: OutputFormat,
     pub log_path: Option<PathBuf>,
+    pub quiet: bool,
 }
 
 /// Parses the process arguments, runs the command, returns the exit code.
@@ -110,6 +111,7 @@ fn start_session(global: &GlobalArgs, with_log_file: bool) -> Result<Session> {
         json: output == OutputFormat::Json,
         output,
         log_path,
+        quiet: global.quiet,
     })
 }
 
@@ -139,10 +141,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let session = start_session(&cli.global, true)?;
             az_fleet(&session, &args)
         }
-        Command::Man => {
-            let mut out = std::io::stdout().lock();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut out)
+        Command::Report(args) => {
+            let session = start_session(&cli.global, true)?;
+            report(&session, &args)
+        }
+        Command::Man { dir: Some(dir) } => {
+            for page in crate::ui::manpages::write_all(Cli::command(), &dir)? {
+                println!("{}", page.display());
+            }
+            Ok(ExitCode::Success)
+        }
+        Command::Man { dir: None } => {
+            let page = crate::ui::manpages::top_page(Cli::command())?;
+            std::io::stdout()
+                .lock()
+                .write_all(&page)
                 .context("writing man page")?;
             Ok(ExitCode::Success)
         }
@@ -345,27 +358,40 @@ fn inspect(session: &Session, args: &TargetArgs) -> Result<ExitCode> {
 }
 
 fn az_payload(args: &AzPayloadArgs) -> Result<ExitCode> {
-    if args.recipe != "auto" {
-        crate::recipe::Catalog::load(None)?.get(&args.recipe)?;
+    use crate::ui::runcommand::{self, PayloadBootCheck, PayloadSettings};
+    let recipe = args
+        .recipe
+        .clone()
+        .unwrap_or_else(|| args.recipe_arg.clone());
+    if recipe != "auto" {
+        crate::recipe::Catalog::load(None)?.get(&recipe)?;
     }
-    let payload = crate::ui::runcommand::render_payload(&crate::ui::runcommand::PayloadSettings {
-        recipe: args.recipe.clone(),
-        kernel: args.kernel.clone(),
-        module: args.module.clone(),
+    let mut params: Vec<(String, String)> = parse_params(&args.params)?.into_iter().collect();
+    params.extend(args.kernel.clone().map(|k| ("kernel".to_string(), k)));
+    params.extend(args.module.clone().map(|m| ("module".to_string(), m)));
+    let mut console_logs = Vec::new();
+    for path in &args.logs {
+        let log = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        console_logs.push(match args.log_tail_kib {
+            Some(kib) => runcommand::log_tail(&log, kib).to_vec(),
+            None => log,
+        });
+    }
+    let settings = PayloadSettings {
+        recipe,
+        params,
         dry_run: args.dry_run,
-        verify_boot: args.verify_boot,
-        binary_url: args.binary_url.clone(),
-        binary_sha256: args.binary_sha256.clone(),
-        console_log: match &args.log {
-            Some(path) => Some(
-                String::from_utf8_lossy(
-                    &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-                )
-                .into_owned(),
-            ),
-            None => None,
+        boot_check: if args.verify_boot {
+            PayloadBootCheck::Required
+        } else if args.no_verify_boot {
+            PayloadBootCheck::Off
+        } else {
+            PayloadBootCheck::Default
         },
-    })?;
+        download: payload_download(args)?,
+        console_logs,
+    };
+    let payload = runcommand::render_payload(&settings)?;
     match &args.output_file {
         Some(path) => {
             std::fs::write(path, &payload)
@@ -384,6 +410,79 @@ fn az_payload(args: &AzPayloadArgs) -> Result<ExitCode> {
 fn az_fleet(session: &Session, args: &crate::cli::AzFleetArgs) -> Result<ExitCode> {
     let params = parse_params(&args.params)?;
     crate::ui::fleet::run(session, args, &params)
+}
+
+/// How the payload gets vmrescue onto a fresh repair VM. A payload that
+/// could only stop with "no usable vmrescue binary" is refused here.
+fn payload_download(args: &AzPayloadArgs) -> Result<crate::ui::runcommand::Download> {
+    use crate::ui::runcommand::Download;
+    if args.no_download {
+        return Ok(Download::None);
+    }
+    if let (Some(url), Some(sha256)) = (&args.binary_url, &args.binary_sha256) {
+        return Ok(Download::Url {
+            url: url.clone(),
+            sha256: sha256.to_ascii_lowercase(),
+        });
+    }
+    let sums_text = match &args.sha256sums {
+        Some(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let sums = crate::release::known_sums(sums_text.as_deref())?;
+    if sums.is_empty() {
+        return Err(crate::Failure::Usage(
+            "this vmrescue is not a release build, so the payload would have nothing verified to download: pass --sha256sums SHA256SUMS (with --release-url URL when not the project's releases), --binary-url URL --binary-sha256 SUM, or --no-download when vmrescue is installed on the repair VM".into(),
+        )
+        .into());
+    }
+    Ok(Download::Release {
+        url: args
+            .release_url
+            .clone()
+            .unwrap_or_else(crate::release::default_release_url)
+            .trim_end_matches('/')
+            .to_string(),
+        sums,
+    })
+}
+
+/// `vmrescue report`: a bundle even when the target cannot be mounted
+/// (then with the scan, the logs and why the mount failed).
+fn report(session: &Session, args: &crate::cli::ReportArgs) -> Result<ExitCode> {
+    let out = args
+        .output_file
+        .clone()
+        .unwrap_or_else(|| crate::bundle::default_path(&session.run_id));
+    let target = open_target(&args.target);
+    if let Err(err) = &target {
+        tracing::warn!("the bundle has no target reports: {err:#}");
+    }
+    let written = crate::bundle::write_bundle(target.as_ref(), &args.logs, &out);
+    if let Ok(target) = target {
+        target.release()?;
+    }
+    let written = written?;
+    match session.output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"version": 1, "bundle": written}))?
+        ),
+        OutputFormat::Runcommand => {
+            let line = crate::ui::runcommand::line(
+                crate::ui::runcommand::Level::Info,
+                &format!(
+                    "support bundle on the repair VM: {}",
+                    written.path.display()
+                ),
+            );
+            println!("{line}");
+        }
+        OutputFormat::Text => println!("{}", written.summary()),
+    }
+    Ok(ExitCode::Success)
 }
 
 fn parse_params(raw: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
@@ -450,27 +549,54 @@ fn repair(session: &Session, args: &RepairArgs) -> Result<ExitCode> {
             target.root().display()
         ))
     };
-    let result = crate::recipe::repair::run(
+    let mut steps = crate::ui::progress::StepProgress::new(
+        crate::ui::progress::ProgressMode::for_stderr(human && !session.quiet),
+    );
+    let result = crate::recipe::repair::run_with_progress(
         &target,
         &catalog,
         &request,
         Some(&diagnosis),
         &session.run_id,
         &mut confirm,
+        &mut |event| steps.event(event),
     );
     let release = target.release();
     let report = result?;
     release?;
     let repaired = report.exit_code();
-    let boot = if args.verify_boot && !args.dry_run && repaired == ExitCode::Success {
-        // The target is unmounted now: boot what the repair left.
-        Some(crate::verify_boot::verify_boot(
-            &args.plan.target,
-            &verify_options(session, &args.plan.target, &args.boot_check),
-        ))
-    } else {
-        None
+    let check = boot_check_mode(args);
+    let boot = match &check {
+        BootCheck::Run { .. } if !args.dry_run && repaired == ExitCode::Success => {
+            // The target is unmounted now: boot what the repair left.
+            Some(crate::verify_boot::verify_boot(
+                &args.plan.target,
+                &verify_options(session, &args.plan.target, &args.boot_check),
+            ))
+        }
+        _ => None,
     };
+    let boot = match (boot, &check) {
+        // The default check only adds proof: a disk that cannot be booted
+        // here keeps the repair's own result, with one line saying so.
+        (Some(Err(err)), BootCheck::Run { required: false })
+            if crate::error::exit_code_for(&err) == ExitCode::Unsupported =>
+        {
+            skipped_boot_check(session, &format!("{err:#}"));
+            None
+        }
+        (Some(Ok(verified)), BootCheck::Run { required: false })
+            if verified.exit_code() == ExitCode::Unsupported =>
+        {
+            skipped_boot_check(session, "the disk cannot be booted in QEMU here");
+            None
+        }
+        (boot, _) => boot,
+    };
+    if let (BootCheck::Skipped(reason), false, ExitCode::Success) = (&check, args.dry_run, repaired)
+    {
+        skipped_boot_check(session, reason);
+    }
     if session.output == OutputFormat::Json {
         let mut value = serde_json::to_value(&report)?;
         match &boot {
@@ -478,7 +604,11 @@ fn repair(session: &Session, args: &RepairArgs) -> Result<ExitCode> {
             Some(Err(err)) => {
                 value["verify_boot"] = serde_json::json!({"error": format!("{err:#}")})
             }
-            None => {}
+            None => {
+                if let BootCheck::Skipped(reason) = &check {
+                    value["verify_boot"] = serde_json::json!({ "skipped": reason });
+                }
+            }
         }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
@@ -493,13 +623,76 @@ fn repair(session: &Session, args: &RepairArgs) -> Result<ExitCode> {
     if args.verify_boot && !args.dry_run && repaired != ExitCode::Success {
         eprintln!("vmrescue: not booting the disk: the repair did not succeed");
     }
-    match boot {
-        None => Ok(repaired),
-        Some(Err(err)) => Err(err.context("verifying the boot after the repair")),
+    let booted = boot
+        .as_ref()
+        .is_some_and(|b| b.as_ref().is_ok_and(|v| v.exit_code() == ExitCode::Success));
+    let code = match boot {
+        None => repaired,
+        Some(Err(err)) => return Err(err.context("verifying the boot after the repair")),
         Some(Ok(verified)) => {
             print_verify_report(session, &verified, false)?;
-            Ok(verified.exit_code())
+            verified.exit_code()
         }
+    };
+    if session.output == OutputFormat::Runcommand && code == ExitCode::Success {
+        // The payload reads this token to tell a repaired disk from one left
+        // unchanged (Run Command must not report success for the latter).
+        let outcome = if args.dry_run {
+            "dry-run"
+        } else if report
+            .recipes
+            .iter()
+            .any(|r| r.status == crate::recipe::repair::RecipeStatus::Applied)
+        {
+            "repaired"
+        } else if booted {
+            "boots-as-is"
+        } else {
+            "unchanged"
+        };
+        let line = crate::ui::runcommand::line(
+            crate::ui::runcommand::Level::Info,
+            &format!("outcome={outcome}"),
+        );
+        println!("{line}");
+    }
+    Ok(code)
+}
+
+/// Whether `repair` boots the disk afterwards.
+enum BootCheck {
+    /// `required`: asked for with --verify-boot, so its failures count.
+    Run {
+        required: bool,
+    },
+    Skipped(String),
+}
+
+/// A boot is the only proof that catches what file checks miss, so it runs
+/// by default wherever it can: a disk or image (not a mounted directory)
+/// and QEMU installed.
+fn boot_check_mode(args: &RepairArgs) -> BootCheck {
+    if args.verify_boot {
+        return BootCheck::Run { required: true };
+    }
+    if args.no_verify_boot {
+        return BootCheck::Skipped("--no-verify-boot".into());
+    }
+    if args.plan.target.root.is_some() {
+        return BootCheck::Skipped("the target is a mounted directory (--root), not a disk".into());
+    }
+    if crate::verify_boot::qemu::find_on_path(crate::verify_boot::qemu::QEMU).is_none() {
+        return BootCheck::Skipped(format!(
+            "{} is not installed",
+            crate::verify_boot::qemu::QEMU
+        ));
+    }
+    BootCheck::Run { required: false }
+}
+
+fn skipped_boot_check(session: &Session, reason: &str) {
+    if session.output != OutputFormat::Json {
+        eprintln!("vmrescue: the repair was not boot-tested: {reason}");
     }
 }
 

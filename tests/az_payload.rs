@@ -18,14 +18,36 @@ struct DriverResult {
 }
 
 fn run_under_driver(shell: &str, payload: &Path, disk: &str, scratch: &Path) -> DriverResult {
+    run_under_driver_with(
+        shell,
+        payload,
+        disk,
+        scratch,
+        &[("VMRESCUE_BIN", env!("CARGO_BIN_EXE_vmrescue"))],
+    )
+}
+
+/// The driver on a repair VM with the given environment (no VMRESCUE_BIN:
+/// a fresh VM without vmrescue).
+fn run_under_driver_with(
+    shell: &str,
+    payload: &Path,
+    disk: &str,
+    scratch: &Path,
+    envs: &[(&str, &str)],
+) -> DriverResult {
     let log = scratch.join("driver-output.log");
     let status = Command::new(shell)
         .args(if shell == "bash" { vec!["-e"] } else { vec![] })
         .arg(payload)
         .current_dir(scratch)
+        .env_remove("VMRESCUE_BIN")
         .env("VMRESCUE_DISK", disk)
-        .env("VMRESCUE_BIN", env!("CARGO_BIN_EXE_vmrescue"))
+        // The test images carry no kernel to boot.
+        .env("VMRESCUE_NO_VERIFY_BOOT", "1")
         .env("VMRESCUE_LOG_DIR", scratch.join("logs"))
+        .env("VMRESCUE_BIN_DIR", scratch.join("bin"))
+        .envs(envs.iter().copied())
         .stdout(std::fs::File::create(&log).unwrap())
         .status()
         .unwrap();
@@ -74,7 +96,14 @@ fn entries(tail: &str) -> Vec<String> {
         .collect()
 }
 
+/// A payload for a repair VM that has vmrescue (the tests' VMRESCUE_BIN).
 fn payload(dir: &Path, args: &[&str]) -> std::path::PathBuf {
+    let mut with_binary = args.to_vec();
+    with_binary.push("--no-download");
+    payload_with(dir, &with_binary)
+}
+
+fn payload_with(dir: &Path, args: &[&str]) -> std::path::PathBuf {
     let path = dir.join("payload.sh");
     let out = vmrescue()
         .arg("az-payload")
@@ -93,12 +122,14 @@ fn a_repair_that_works_reports_success_and_its_summary_in_the_tail() {
         return;
     }
     let _serial = serial();
-    let image = rhel_bls_image();
     let scratch = tempfile::tempdir().unwrap();
     // A file a glob in a message would match, were one printed unescaped.
     std::fs::write(scratch.path().join("initramfs-PLANTED.img"), "").unwrap();
     let script = payload(scratch.path(), &["--recipe", "cgroup-nokmem"]);
-    for shell in ["bash", "dash"] {
+    let mut images = Vec::new();
+    for shell in ["dash", "bash"] {
+        // Each shell repairs a disk of its own: a second run changes nothing.
+        let image = rhel_bls_image();
         let result = image.with_loop(|dev| run_under_driver(shell, &script, dev, scratch.path()));
         assert!(result.success, "{shell}: {}", result.tail);
         let entries = entries(&result.tail);
@@ -110,14 +141,20 @@ fn a_repair_that_works_reports_success_and_its_summary_in_the_tail() {
             .expect("summary in the tail");
         assert!(summary.contains("cgroup-nokmem"), "{summary}");
         assert!(
+            result.tail.contains("support bundle on the repair VM: "),
+            "{}",
+            result.tail
+        );
+        assert!(
             !result.tail.contains("PLANTED"),
             "a glob was expanded: {}",
             result.tail
         );
         assert!(result.tail.len() <= 4096);
+        images.push(image);
     }
-    // Applied once, then nothing to do: the kernel argument is in the BLS entries.
-    image.with_partition(1, |root| {
+    // The kernel argument is in the BLS entries.
+    images[1].with_partition(1, |root| {
         let entry = std::fs::read_to_string(
             root.join("boot/loader/entries/0123456789abcdef-5.14.0-427.13.1.el9_4.x86_64.conf"),
         )
@@ -154,44 +191,291 @@ fn a_refused_repair_reports_an_error_and_no_success() {
     );
 }
 
+/// A loopback HTTP server serving `dir` (a release folder), stopped on drop.
+struct ReleaseServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ReleaseServer {
+    fn start(dir: &Path) -> ReleaseServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .arg("--directory")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        ReleaseServer {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for ReleaseServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A release folder holding this build as the x86_64 asset (tampered on
+/// request after its sum was taken) and its SHA256SUMS.
+fn release_dir(tampered: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    let asset = dir
+        .path()
+        .join(format!("vmrescue-{version}-x86_64-linux-musl"));
+    std::fs::copy(env!("CARGO_BIN_EXE_vmrescue"), &asset).unwrap();
+    let sums = format!("{}  vmrescue-{version}-x86_64-linux-musl\n", sha256(&asset));
+    std::fs::write(dir.path().join("SHA256SUMS"), sums).unwrap();
+    if tampered {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&asset)
+            .unwrap();
+        std::io::Write::write_all(&mut file, b"tampered").unwrap();
+    }
+    dir
+}
+
+fn image_sha(image: &TestImage) -> String {
+    sha256(&image.path)
+}
+
 #[test]
-fn a_baked_serial_log_drives_auto_on_the_repair_vm() {
-    if !root_or_skip("az_payload_baked_log") {
+fn a_fresh_repair_vm_downloads_verifies_and_repairs() {
+    if !root_or_skip("az_payload_download") || std::env::consts::ARCH != "x86_64" {
+        return;
+    }
+    let _serial = serial();
+    let release = release_dir(false);
+    let server = ReleaseServer::start(release.path());
+    let image = rhel_bls_image();
+    let scratch = tempfile::tempdir().unwrap();
+    let sums = release.path().join("SHA256SUMS");
+    let script = payload_with(
+        scratch.path(),
+        &[
+            "cgroup-nokmem",
+            "--release-url",
+            &server.url,
+            "--sha256sums",
+            sums.to_str().unwrap(),
+        ],
+    );
+    let result =
+        image.with_loop(|dev| run_under_driver_with("bash", &script, dev, scratch.path(), &[]));
+    assert!(result.success, "{}", result.tail);
+    assert!(result.tail.contains("downloading"), "{}", result.tail);
+    assert!(scratch.path().join("bin/vmrescue").is_file());
+    let entries = entries(&result.tail);
+    assert!(
+        entries
+            .last()
+            .unwrap()
+            .contains("result: repaired and verified"),
+        "{entries:#?}"
+    );
+}
+
+#[test]
+fn a_tampered_download_ends_in_error_and_touches_nothing() {
+    if !root_or_skip("az_payload_tampered") {
+        return;
+    }
+    let _serial = serial();
+    let release = release_dir(true);
+    let server = ReleaseServer::start(release.path());
+    let image = rhel_bls_image();
+    let before = image_sha(&image);
+    let scratch = tempfile::tempdir().unwrap();
+    let sums = release.path().join("SHA256SUMS");
+    let script = payload_with(
+        scratch.path(),
+        &[
+            "cgroup-nokmem",
+            "--release-url",
+            &server.url,
+            "--sha256sums",
+            sums.to_str().unwrap(),
+        ],
+    );
+    let result =
+        image.with_loop(|dev| run_under_driver_with("bash", &script, dev, scratch.path(), &[]));
+    assert!(!result.success, "{}", result.tail);
+    assert!(result.tail.contains("sha256 mismatch"), "{}", result.tail);
+    assert!(!scratch.path().join("bin/vmrescue").exists());
+    assert_eq!(image_sha(&image), before, "the disk was changed");
+}
+
+#[test]
+fn a_payload_carrying_a_panic_log_applies_the_recipe_it_points_to() {
+    if !root_or_skip("az_payload_log") {
         return;
     }
     let _serial = serial();
     let image = rhel_bls_image();
     let scratch = tempfile::tempdir().unwrap();
-    let log = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/panics/constructed-known-bug-centos76-memcg-idr.log"
-    );
-    // What az-fleet does: the broken VM's serial log goes into the payload.
-    let script = payload(scratch.path(), &["--recipe", "auto", "--log", log]);
+    let log = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/panics/slab-objects-remaining-rhel73-docker.log");
+    let script = payload(scratch.path(), &["--log", log.to_str().unwrap()]);
     let result = image.with_loop(|dev| run_under_driver("bash", &script, dev, scratch.path()));
     assert!(result.success, "{}", result.tail);
-    let entries = entries(&result.tail);
     assert!(
-        entries
-            .iter()
-            .any(|e| e.contains("diagnosis:") && e.contains("memcg")),
+        result.tail.contains("cgroup-nokmem applied"),
         "{}",
         result.tail
     );
-    let summary = entries
-        .iter()
-        .rev()
-        .find(|e| e.contains("summary:"))
-        .expect("summary in the tail");
-    assert!(summary.contains("cgroup-nokmem applied"), "{summary}");
-    // az-fleet's judge on the real payload's output, framed as the
-    // extension's driver frames it (Log-Start first, Log-End last).
-    let framed = format!(
-        "[Log-Start 12/02/2026 06:00:00] {} [Log-End 12/02/2026 06:00:09]/root/logs.txt",
-        result.tail
+    let entries = entries(&result.tail);
+    assert!(
+        entries
+            .last()
+            .unwrap()
+            .contains("result: repaired and verified"),
+        "{entries:#?}"
     );
-    let judged = vmrescue::fleet::verdict::assess(&framed, Default::default());
-    assert!(judged.verdict.is_verified(), "{judged:?}");
+    image.with_partition(1, |root| {
+        let entry = std::fs::read_to_string(
+            root.join("boot/loader/entries/0123456789abcdef-5.14.0-427.13.1.el9_4.x86_64.conf"),
+        )
+        .unwrap();
+        assert!(entry.contains("cgroup.memory=nokmem"), "{entry}");
+    });
+}
+
+#[test]
+fn an_unchanged_disk_is_never_reported_as_success() {
+    if !root_or_skip("az_payload_unchanged") {
+        return;
+    }
+    let _serial = serial();
+    let image = rhel_bls_image();
+    let scratch = tempfile::tempdir().unwrap();
+    // cgroup-nokmem twice: the second run has nothing left to change.
+    let script = payload(scratch.path(), &["cgroup-nokmem"]);
+    let first = image.with_loop(|dev| run_under_driver("bash", &script, dev, scratch.path()));
+    assert!(first.success, "{}", first.tail);
+    let before = image_sha(&image);
+    let second = image.with_loop(|dev| run_under_driver("bash", &script, dev, scratch.path()));
+    assert!(!second.success, "{}", second.tail);
+    let entries = entries(&second.tail);
+    assert!(
+        entries
+            .iter()
+            .rev()
+            .find(|e| e.contains("result:"))
+            .is_some_and(|e| e.starts_with("[Error")
+                && e.contains("result: nothing recognised: disk unchanged")),
+        "{}",
+        second.tail
+    );
+    assert_eq!(image_sha(&image), before);
+}
+
+#[test]
+fn a_payload_that_could_not_work_or_would_not_fit_is_refused() {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = vmrescue()
+        .args(["az-payload", "rebuild-initramfs"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--sha256sums"), "{}", text(&out));
+
+    // 2 MiB that gzip cannot shrink: over the 256 KiB script limit.
+    let noise = scratch.path().join("noise.log");
+    let random = Command::new("head")
+        .args(["-c", "2097152", "/dev/urandom"])
+        .output()
+        .unwrap()
+        .stdout;
+    std::fs::write(&noise, random).unwrap();
+    let out = vmrescue()
+        .args(["az-payload", "--no-download", "--log"])
+        .arg(&noise)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("room for"), "{}", text(&out));
+    let out = vmrescue()
+        .args([
+            "az-payload",
+            "--no-download",
+            "--log-tail-kib",
+            "64",
+            "--log",
+        ])
+        .arg(&noise)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.stdout.len() < 256 * 1024);
+}
+
+/// The tail as the extension's driver frames it: Log-Start first, Log-End last.
+fn framed(tail: &str) -> String {
+    format!("[Log-Start 12/02/2026 06:00:00] {tail} [Log-End 12/02/2026 06:00:09]/root/logs.txt")
+}
+
+#[test]
+fn az_fleet_judges_the_real_payload_output() {
+    use vmrescue::fleet::verdict::{assess, Expect, Verdict};
+    if !root_or_skip("az_payload_fleet_verdict") {
+        return;
+    }
+    let _serial = serial();
+    let image = rhel_bls_image();
+    let scratch = tempfile::tempdir().unwrap();
+    let script = payload(scratch.path(), &["cgroup-nokmem"]);
+    let first = image.with_loop(|dev| run_under_driver("bash", &script, dev, scratch.path()));
+    let judged = assess(&framed(&first.tail), Expect::default());
+    assert_eq!(judged.verdict, Verdict::Verified, "{}", first.tail);
     assert_eq!(judged.recipe.as_deref(), Some("cgroup-nokmem"));
-    assert!(judged.diagnosis.is_some_and(|d| d.contains("memcg")));
+    // Run again on the same disk, as after a kill during the first run.
+    let second = image.with_loop(|dev| run_under_driver("bash", &script, dev, scratch.path()));
+    let resumed = Expect {
+        boot_proof: false,
+        resumed: true,
+    };
+    assert_eq!(
+        assess(&framed(&second.tail), resumed).verdict,
+        Verdict::Verified,
+        "{}",
+        second.tail
+    );
+    // Not resumed, the same answer is a disk left as it was: never restored.
+    assert_eq!(
+        assess(&framed(&second.tail), Expect::default()).verdict,
+        Verdict::NothingChanged
+    );
 }

@@ -87,3 +87,42 @@ fn completions_and_man_page_render() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains(".TH vmrescue"));
 }
+
+#[test]
+fn man_dir_writes_a_page_per_command_with_the_contract_sections() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = vmrescue()
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for page in [
+        "vmrescue",
+        "vmrescue-repair",
+        "vmrescue-diagnose",
+        "vmrescue-report",
+        "vmrescue-az-payload",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(format!("{page}.1"))).unwrap();
+        assert!(text.contains(&format!(".TH {page} 1")), "{page}");
+        for section in [
+            ".SH \"EXIT STATUS\"",
+            ".SH FILES",
+            ".SH ENVIRONMENT",
+            ".SH EXAMPLES",
+        ] {
+            assert!(text.contains(section), "{page} lacks {section}");
+        }
+    }
+    let help = vmrescue().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("Exit status:") && help.contains("  6  verification failed"),
+        "{help}"
+    );
+}

@@ -219,6 +219,12 @@ fn exercise(
     let report = json(&out);
     let outcome = &report["recipes"][0];
     assert_eq!(outcome["status"], "applied", "{report}");
+    assert!(
+        report["verify_boot"]["skipped"]
+            .as_str()
+            .is_some_and(|s| s.contains("--root")),
+        "a directory target is not boot-tested, and the report says why: {report}"
+    );
     for check in outcome["verify"].as_array().unwrap() {
         assert_eq!(check["ok"], true, "verify failed: {check}");
     }
@@ -309,6 +315,14 @@ fn older_kernel_on_debian_grub_points_saved_entry_into_the_submenu() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    // On a pipe each step is a plain timestamped line (no bar redraws).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let step = regex::Regex::new(r"(?m)^\d\d:\d\d:\d\d \[1/\d+\] ").unwrap();
+    assert!(step.is_match(&stderr), "no step lines:\n{stderr}");
+    assert!(
+        stderr.contains("verifying by inspecting the target again"),
+        "{stderr}"
+    );
     assert_eq!(default_kernel(root), OLD);
     let env = std::fs::read_to_string(root.join("boot/grub/grubenv")).unwrap();
     assert_eq!(env.len(), 1024, "grubenv stays one 1024-byte block");

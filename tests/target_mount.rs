@@ -329,7 +329,7 @@ fn sigkill_at_each_step_of_repair_and_undo_leaves_old_or_new_files_and_no_mounts
             .output()
             .unwrap()
     };
-    let repair = ["repair", "panic-autoreboot", "--yes"];
+    let repair = ["repair", "panic-autoreboot", "--yes", "--no-verify-boot"];
     let undo = ["undo", "--yes"];
     let killed = |out: &std::process::Output, what: &str| {
         assert_eq!(

@@ -2,6 +2,7 @@
 //! from the broken OS disk attached to it (invariant 1).
 
 pub mod blkid;
+pub mod loopdev;
 pub mod lsblk;
 pub mod partitions;
 

@@ -9,7 +9,9 @@
 //! HH:MM:SS]message` lines, `[STATUS]::SUCCESS` only when the payload exited
 //! 0 (else an `[Error …]` line), and `[Log-End …]PATH`. The payload
 //! (`vmrescue az-payload`) prints `diagnosis: …`, `verify …`, `boot OK: …`
-//! and `summary: RECIPE STATUS, …` lines, the summary last.
+//! and `summary: RECIPE STATUS, …` lines, then `result: repaired and
+//! verified` — or `result: nothing recognised: disk unchanged` at Error level
+//! and exit 5 (so no SUCCESS) when it left the disk unchanged.
 
 use serde::{Deserialize, Serialize};
 
@@ -193,12 +195,31 @@ fn judge(
         .iter()
         .find(|e| e.level == "Error" && !e.message.is_empty())
         .map(|e| e.message.clone());
+    // The payload exits 5 ("result: nothing recognised: disk unchanged")
+    // when it left the disk as it was: no SUCCESS for an unchanged disk.
+    let unchanged = entries
+        .iter()
+        .any(|e| e.message.starts_with("result: nothing recognised"));
+    let full = entries.iter().any(|e| e.level == "Log-Start");
+    if !success && unchanged && !full {
+        // Whether an earlier, cut-short run applied the repair cannot be
+        // told from a cut tail: as for any cut-off log, not verified.
+        return Verdict::CutOff;
+    }
+    if !success && unchanged {
+        return match (summary, recipe_status) {
+            // An earlier run, cut short, applied the repair; this one found it in place.
+            (_, Some("nothing-to-do")) if expect.resumed => boot_proven(boot, expect),
+            (_, Some("nothing-to-do")) => Verdict::NothingChanged,
+            _ => Verdict::NothingRecognised,
+        };
+    }
     if !success {
         return Verdict::Failed {
             reason: first_error.unwrap_or_else(|| "the payload did not exit 0".into()),
         };
     }
-    if !entries.iter().any(|e| e.level == "Log-Start") {
+    if !full {
         return Verdict::CutOff;
     }
     if let Some(error) = first_error {
@@ -220,6 +241,10 @@ fn judge(
             }
         }
     }
+    boot_proven(boot, expect)
+}
+
+fn boot_proven(boot: Option<&str>, expect: Expect) -> Verdict {
     if expect.boot_proof && !boot.is_some_and(|b| b.starts_with("boot OK")) {
         return Verdict::Unverified {
             reason: "no boot proof (--verify-boot)".into(),
@@ -270,12 +295,17 @@ mod tests {
             assess(failed, Expect::default()).verdict,
             Verdict::Failed { reason } if reason.contains("exited 5")
         ));
-        let nothing = "[Log-Start 12/02/2026 06:00:00] [Info 12/02/2026 06:00:01]summary: nothing to repair: no recipe suggested [STATUS]::SUCCESS [Log-End 12/02/2026 06:00:05]/x";
+        let nothing = "[Log-Start 12/02/2026 06:00:00] [Info 12/02/2026 06:00:01]summary: nothing to repair: no recipe suggested [Error 12/02/2026 06:00:01]result: nothing recognised: disk unchanged [Error 12/02/2026 06:00:02] [Log-End 12/02/2026 06:00:05]/x";
         assert_eq!(
             assess(nothing, Expect::default()).verdict,
             Verdict::NothingRecognised
         );
-        let again = OK.replace("applied, 1 file(s) changed", "nothing-to-do");
+        let again = OK
+            .replace("applied, 1 file(s) changed", "nothing-to-do")
+            .replace(
+                "[STATUS]::SUCCESS",
+                "[Error 12/02/2026 06:00:40]result: nothing recognised: disk unchanged [Error 12/02/2026 06:00:41]",
+            );
         assert_eq!(
             assess(&again, Expect::default()).verdict,
             Verdict::NothingChanged

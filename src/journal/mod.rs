@@ -27,6 +27,12 @@ use crate::failpoint;
 use crate::rootfs::RootDir;
 pub use fsops::FileMeta;
 
+/// The real path of `path` inside the target, symlinks followed without
+/// leaving the root (what a write to it would change).
+pub fn resolve_in_root(root: &RootDir, path: &Path) -> Result<PathBuf> {
+    Ok(fsops::resolve(root, path)?.path)
+}
+
 /// Where runs are journaled, inside the target.
 pub const JOURNAL_DIR: &str = "/var/lib/vmrescue/journal";
 const MANIFEST: &str = "manifest.jsonl";
@@ -317,6 +323,19 @@ impl Journal {
     /// Backs up files a chroot command is about to rewrite (an initramfs,
     /// grub.cfg), so undo restores them (or removes them if they were new).
     pub fn before_command(&mut self, argv: &str, rewrites: &[PathBuf]) -> Result<()> {
+        self.before_command_watching(argv, rewrites, &[])
+    }
+
+    /// [`Journal::before_command`], also backing up `watched` files the
+    /// command may or may not touch (grub2-mkconfig rewrites grubenv on
+    /// RHEL 8, not elsewhere). They count as changed only once
+    /// [`Journal::note_changed`] says so; undo restores them either way.
+    pub fn before_command_watching(
+        &mut self,
+        argv: &str,
+        rewrites: &[PathBuf],
+        watched: &[PathBuf],
+    ) -> Result<()> {
         self.append(&Record::Command {
             argv: argv.to_string(),
         })?;
@@ -325,6 +344,17 @@ impl Journal {
             self.append(&Record::Done { seq })?;
             self.changed.push(resolved.path);
         }
+        for path in watched {
+            let (seq, _) = self.intend(Op::CommandRewrite, path)?;
+            self.append(&Record::Done { seq })?;
+        }
+        Ok(())
+    }
+
+    /// Records that a watched file was changed by the command.
+    pub fn note_changed(&mut self, path: &Path) -> Result<()> {
+        let resolved = fsops::resolve(&self.root, path)?;
+        self.changed.push(resolved.path);
         Ok(())
     }
 
@@ -482,6 +512,12 @@ pub fn undo(target_root: &Path, run_id: Option<&str>) -> Result<UndoReport> {
                 // No backup means the crash came before the original was touched.
                 if have_backup {
                     let contents = fsops::read_all(&root, &backup)?;
+                    // A watched file the command left alone needs no restoring.
+                    if op == Op::CommandRewrite
+                        && fsops::read_all(&root, &path).ok().as_deref() == Some(&contents[..])
+                    {
+                        continue;
+                    }
                     fsops::atomic_write("undo", &root, &path, &contents, meta.as_ref(), 0o644)
                         .with_context(|| {
                             format!("restoring {}", root.display_path(&path).display())

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::actions::{self, ActionContext, Planned};
 use super::cmdline_edit::{self as edit, has_arg};
 use super::facts::Facts;
+use super::leaks::{self, RescueNames};
 use super::plan::{Plan, PlannedChange, Workspace};
 use super::spec::{
     param_refs, substitute, substitute_optional, ParamDefault, ParamSpec, StepSpec, VerifySpec,
@@ -299,6 +300,10 @@ pub struct Applied {
     pub run_id: String,
     pub changed: Vec<PathBuf>,
     pub commands: Vec<String>,
+    /// Boot files in which rescue-VM names a generator wrote were put back
+    /// (`FILE: NAME, …` as the generator left them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub names_put_back: Vec<String>,
 }
 
 /// Applies a plan through the journal; the target is remounted read-write first.
@@ -315,8 +320,8 @@ pub fn apply_with_progress(
 ) -> Result<Applied> {
     target.make_writable()?;
     let mut journal = Journal::begin(target.root(), run_id, &plan.recipe)?;
-    let mut commands = Vec::new();
-    let result = apply_changes(plan, target, &mut journal, &mut commands, progress);
+    let mut ran = Ran::default();
+    let result = apply_changes(plan, target, &mut journal, &mut ran, progress);
     let changed = journal.changed();
     match result {
         Ok(()) => {
@@ -324,7 +329,8 @@ pub fn apply_with_progress(
             Ok(Applied {
                 run_id: run_id.to_string(),
                 changed,
-                commands,
+                commands: ran.commands,
+                names_put_back: ran.names_put_back,
             })
         }
         Err(err) => {
@@ -341,7 +347,7 @@ fn apply_changes(
     plan: &Plan,
     target: &Target,
     journal: &mut Journal,
-    commands: &mut Vec<String>,
+    ran: &mut Ran,
     progress: &mut dyn FnMut(usize, &PlannedChange),
 ) -> Result<()> {
     let root = target.rootdir()?;
@@ -358,32 +364,78 @@ fn apply_changes(
                 journal.create_symlink(path, target)?;
             }
             PlannedChange::Command { argv, rewrites, .. } => {
-                let display = argv.join(" ");
-                let before: Vec<(PathBuf, Option<String>)> = rewrites
-                    .iter()
-                    .filter(|p| p.to_string_lossy().ends_with("grub.cfg"))
-                    .map(|p| Ok((p.clone(), root.read_string_optional(p)?)))
-                    .collect::<Result<_>>()?;
-                journal.before_command(&display, rewrites)?;
-                let (program, args) = argv.split_first().context("empty command")?;
-                Cmd::new(program)
-                    .args(args)
-                    .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-                    .env("LC_ALL", "C")
-                    .timeout(COMMAND_TIMEOUT)
-                    .in_chroot(target.chroot_spec())
-                    .run()
-                    .with_context(|| format!("running {display} in the target"))?;
-                commands.push(display);
-                for (cfg, old) in before {
-                    let (Some(old), Some(new)) = (old, root.read_string_optional(&cfg)?) else {
-                        continue;
-                    };
-                    if let Some(fixed) = actions::fix_leaked_root(&old, &new) {
-                        journal.write_file(&cfg, fixed.as_bytes(), 0o600)?;
-                    }
-                }
+                run_command(argv, rewrites, target, &root, journal, ran)?;
+                ran.commands.push(argv.join(" "));
             }
+        }
+    }
+    Ok(())
+}
+
+/// What the chroot commands of a run did.
+#[derive(Debug, Default)]
+struct Ran {
+    commands: Vec<String>,
+    names_put_back: Vec<String>,
+}
+
+/// A file's bytes, `None` when it does not exist.
+fn read_optional(root: &RootDir, path: &Path) -> Result<Option<Vec<u8>>> {
+    if root.is_file(path) {
+        root.read(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Runs one generator in the target's chroot, then puts back the rescue-only
+/// names it may have written into the boot files (see [`leaks`]). Every boot
+/// file is backed up first, so undo restores whatever the generator touched.
+fn run_command(
+    argv: &[String],
+    rewrites: &[PathBuf],
+    target: &Target,
+    root: &RootDir,
+    journal: &mut Journal,
+    ran: &mut Ran,
+) -> Result<()> {
+    let display = argv.join(" ");
+    let names = RescueNames::from_layout(Some(target.layout()));
+    let mut before = Vec::new();
+    for path in leaks::boot_files(root)? {
+        let old = read_optional(root, &path)?;
+        before.push((path, old));
+    }
+    let watched: Vec<PathBuf> = before
+        .iter()
+        .map(|(p, _)| p.clone())
+        .filter(|p| !rewrites.contains(p))
+        .collect();
+    journal.before_command_watching(&display, rewrites, &watched)?;
+    let (program, args) = argv.split_first().context("empty command")?;
+    Cmd::new(program)
+        .args(args)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("LC_ALL", "C")
+        .timeout(COMMAND_TIMEOUT)
+        .in_chroot(target.chroot_spec())
+        .run()
+        .with_context(|| format!("running {display} in the target"))?;
+    for (path, old) in before {
+        let Some(new) = read_optional(root, &path)? else {
+            continue;
+        };
+        if old.as_deref() == Some(&new[..]) {
+            continue;
+        }
+        if watched.contains(&path) {
+            journal.note_changed(&path)?;
+        }
+        if let Some(fixed) = names.scrub(&path, old.as_deref(), &new)? {
+            let found = format!("{}: {}", path.display(), names.traces(&new).join(", "));
+            tracing::info!("{program} wrote rescue-VM names, put back: {found}");
+            journal.write_file(&path, &fixed, 0o644)?;
+            ran.names_put_back.push(found);
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ pub mod cmdline_edit;
 pub mod engine;
 pub mod facts;
 pub mod kdump;
+pub mod leaks;
 pub mod plan;
 pub mod repair;
 pub mod spec;

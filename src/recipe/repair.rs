@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::engine::{self, Applied, CheckResult, ParamHints};
 use super::facts::Facts;
+use super::leaks::{self, RescueNames};
 use super::plan::{Plan, PlannedChange};
 use super::{Catalog, Recipe};
 use crate::diagnose::{Diagnosis, Finding};
@@ -227,6 +228,12 @@ pub fn run_with_progress(
                 recipe: &recipe.spec.id,
             });
             outcome.verify = engine::verify(recipe, &params, &root, Some(target.layout()))?;
+            if let Some(applied) = &outcome.applied {
+                let names = RescueNames::from_layout(Some(target.layout()));
+                outcome
+                    .verify
+                    .push(leaks::check(&root, &names, &applied.changed)?);
+            }
             if outcome.verify.iter().any(|c| !c.ok) {
                 outcome.status = RecipeStatus::VerifyFailed;
             }

@@ -451,26 +451,35 @@ pub fn host_safe_disk(scan: &disk::Scan, device: &Path) -> Result<String> {
 }
 
 fn attach_loop(image: &Path, state: &mut StateFile) -> Result<PathBuf> {
-    let control = loopdev::LoopControl::open().context("opening /dev/loop-control")?;
+    use crate::disk::loopdev::{self, AttachError, AttachOptions};
+    let options = AttachOptions {
+        part_scan: true,
+        autoclear: true,
+        ..AttachOptions::default()
+    };
     // Another program may take the free device between the lookup and the
     // attach (EBUSY): take the next one then.
     let mut attempts = 0;
-    let (device, path) = loop {
-        let device = control.next_free().context("finding a free loop device")?;
-        let path = device.path().context("loop device has no path")?;
-        match device.with().part_scan(true).autoclear(true).attach(image) {
-            Ok(()) => break (device, path),
-            Err(err) if err.raw_os_error() == Some(libc::EBUSY) && attempts < 8 => {
+    let device = loop {
+        let device = loopdev::next_free()?;
+        match device.attach(image, options) {
+            Ok(()) => break device,
+            Err(AttachError::Busy(_)) if attempts < 8 => {
                 attempts += 1;
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             Err(err) => {
-                return Err(err).with_context(|| {
-                    format!("attaching {} to {}", image.display(), path.display())
+                return Err(anyhow::Error::new(err)).with_context(|| {
+                    format!(
+                        "attaching {} to {}",
+                        image.display(),
+                        device.path().display()
+                    )
                 })
             }
         }
     };
+    let path = device.path().to_path_buf();
     // Recorded only once it is ours. Autoclear detaches the device once
     // nothing holds it (our mounts do), so a crash before this line or before
     // anything is mounted leaves no loop device behind.
@@ -478,7 +487,7 @@ fn attach_loop(image: &Path, state: &mut StateFile) -> Result<PathBuf> {
         device: path.clone(),
         image: image.to_path_buf(),
     })?;
-    std::mem::forget(device);
+    device.hold_until_exit();
     failpoint::hit("mount-after-loop");
     crate::disk::partitions::rescan(&path)?;
     Ok(path)
@@ -862,9 +871,7 @@ fn detach_loop_if_ours(device: &Path, image: &Path) -> Result<()> {
     if Path::new(backing.trim()) != image {
         return Ok(()); // already detached (autoclear) or reused by someone else
     }
-    let loop_device = loopdev::LoopDevice::open(device)
-        .with_context(|| format!("opening {}", device.display()))?;
-    loop_device
+    crate::disk::loopdev::LoopDevice::open(device)?
         .detach()
         .with_context(|| format!("detaching {}", device.display()))
 }

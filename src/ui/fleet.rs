@@ -20,7 +20,9 @@ use crate::fleet::state::StateFile;
 use crate::fleet::summary::{self, Outcome, VmReport};
 use crate::fleet::{Step, VmRef};
 use crate::run::Session;
-use crate::ui::runcommand::{render_payload, PayloadSettings};
+use crate::ui::runcommand::{
+    log_tail, render_payload, Download, PayloadBootCheck, PayloadSettings,
+};
 
 /// Runs the command; the exit code follows `fleet::summary::exit_code`.
 pub fn run(
@@ -83,31 +85,59 @@ fn payload_settings(
     args: &AzFleetArgs,
     params: &BTreeMap<String, String>,
 ) -> Result<PayloadSettings> {
-    if let Some(unknown) = params
-        .keys()
-        .find(|k| !matches!(k.as_str(), "kernel" | "module"))
-    {
-        return Err(Failure::Usage(format!(
-            "--param {unknown}: the payload bakes in only kernel=… and module=…"
-        ))
-        .into());
-    }
     if args.recipe != "auto" {
         crate::recipe::Catalog::load(None)?.get(&args.recipe)?;
     }
     let settings = PayloadSettings {
         recipe: args.recipe.clone(),
-        kernel: params.get("kernel").cloned(),
-        module: params.get("module").cloned(),
+        params: params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         dry_run: false,
-        verify_boot: args.verify_boot,
-        binary_url: args.binary_url.clone(),
-        binary_sha256: args.binary_sha256.clone(),
-        console_log: None,
+        boot_check: if args.verify_boot {
+            PayloadBootCheck::Required
+        } else {
+            PayloadBootCheck::Default
+        },
+        download: download(args)?,
+        console_logs: Vec::new(),
     };
     // Refuse bad values now, not once per VM.
     render_payload(&settings)?;
     Ok(settings)
+}
+
+/// How each payload gets vmrescue onto its repair VM (as `az-payload`).
+fn download(args: &AzFleetArgs) -> Result<Download> {
+    if args.no_download {
+        return Ok(Download::None);
+    }
+    if let (Some(url), Some(sha256)) = (&args.binary_url, &args.binary_sha256) {
+        return Ok(Download::Url {
+            url: url.clone(),
+            sha256: sha256.to_ascii_lowercase(),
+        });
+    }
+    let sums_text = match &args.sha256sums {
+        Some(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let sums = crate::release::known_sums(sums_text.as_deref())?;
+    if sums.is_empty() {
+        return Err(Failure::Usage(
+            "this vmrescue is not a release build: pass --sha256sums SHA256SUMS (with --release-url), --binary-url URL --binary-sha256 SUM, or --no-download when vmrescue is installed on the repair VMs".into(),
+        )
+        .into());
+    }
+    Ok(Download::Release {
+        url: args
+            .release_url
+            .clone()
+            .unwrap_or_else(crate::release::default_release_url)
+            .trim_end_matches('/')
+            .to_string(),
+        sums,
+    })
 }
 
 fn source(args: &AzFleetArgs) -> Result<Source> {
@@ -174,7 +204,8 @@ impl Payloads for PayloadFiles {
         let mut settings = self.settings.clone();
         if let Some(log) = serial_log {
             let bytes = std::fs::read(log).with_context(|| format!("reading {}", log.display()))?;
-            settings.console_log = Some(String::from_utf8_lossy(&bytes).into_owned());
+            // The end of the log, where the panic is: well inside 256 KiB once packed.
+            settings.console_logs = vec![log_tail(&bytes, 160).to_vec()];
         }
         let payload = render_payload(&settings)?;
         let path = payload_path(&self.dir, vm);

@@ -2,6 +2,8 @@
 
 pub mod fleet;
 pub mod logging;
+pub mod manpages;
+pub mod progress;
 pub mod prompt;
 pub mod runcommand;
 pub mod wizard;
@@ -97,6 +99,9 @@ pub fn print_repair_report(
                     }
                     for command in &applied.commands {
                         println!("  ran {command}");
+                    }
+                    for found in &applied.names_put_back {
+                        println!("  put back the original names in {found}");
                     }
                     println!(
                         "  journal {}: undo with `vmrescue undo {}`",

@@ -4,7 +4,14 @@
 //! whitespace collapsed, glob characters expanded on the repair VM, and only
 //! the last 4096 bytes. Entries are split at `[Level MM/DD/YYYY HH:MM:SS]`.
 
-use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+
+use crate::cmd::Cmd;
+use crate::error::Failure;
+use crate::release::Arch;
 
 /// Levels the Run Command client recognises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,51 +53,46 @@ pub fn line(level: Level, message: &str) -> String {
     format!("[{} {stamp}]{}", level.name(), glob_safe(message))
 }
 
+/// Whether the payload's repair boots the disk in QEMU afterwards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PayloadBootCheck {
+    /// `repair`'s own rule: boot when QEMU is installed on the repair VM.
+    #[default]
+    Default,
+    Required,
+    Off,
+}
+
+/// Where a repair VM without vmrescue gets the binary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Download {
+    /// One URL and its sha256 (any architecture).
+    Url { url: String, sha256: String },
+    /// The release folder; the asset for `uname -m`, checked against the
+    /// sum baked in for that architecture.
+    Release {
+        url: String,
+        sums: BTreeMap<Arch, String>,
+    },
+    /// Only a vmrescue already on the repair VM is used.
+    #[default]
+    None,
+}
+
 /// Settings baked into a generated payload.
 #[derive(Debug, Clone, Default)]
 pub struct PayloadSettings {
     pub recipe: String,
-    pub kernel: Option<String>,
-    pub module: Option<String>,
+    pub params: Vec<(String, String)>,
     pub dry_run: bool,
-    pub verify_boot: bool,
-    pub binary_url: Option<String>,
-    pub binary_sha256: Option<String>,
-    /// The broken VM's serial log, written to a file on the repair VM and
-    /// passed to `repair --log` (its tail, so the payload stays small).
-    pub console_log: Option<String>,
+    pub boot_check: PayloadBootCheck,
+    pub download: Download,
+    /// Console logs of the broken VM (already cut to the wanted tail).
+    pub console_logs: Vec<Vec<u8>>,
 }
 
-/// How much of a console log a payload carries: the end, where the panic is,
-/// well under Run Command's 256 KiB script limit.
-pub const CONSOLE_LOG_MAX: usize = 160 * 1024;
-
-/// The script lines that write the console log on the repair VM: a quoted
-/// here-document (no expansion), its delimiter absent from the log.
-fn console_log_block(log: &str) -> String {
-    let mut start = log.len().saturating_sub(CONSOLE_LOG_MAX);
-    while !log.is_char_boundary(start) {
-        start += 1;
-    }
-    let text: String = log[start..]
-        .chars()
-        .filter(|c| *c != '\0' && *c != '\r')
-        .collect();
-    let mut delimiter = String::from("VMRESCUE_CONSOLE_LOG_END");
-    while text.lines().any(|l| l == delimiter) {
-        delimiter.push('_');
-    }
-    let mut out = String::with_capacity(text.len() + 256);
-    out.push_str("CONSOLE_LOG=\"$LOG_DIR/console-$STAMP.log\"\n");
-    out.push_str(&format!("cat >\"$CONSOLE_LOG\" <<'{delimiter}'\n"));
-    out.push_str(&text);
-    if !text.ends_with('\n') {
-        out.push('\n');
-    }
-    out.push_str(&delimiter);
-    out.push('\n');
-    out
-}
+/// Run Command's limit on a script.
+pub const PAYLOAD_LIMIT: usize = 256 * 1024;
 
 const TEMPLATE: &str = include_str!("../../scripts/az-vm-repair.sh");
 
@@ -105,34 +107,65 @@ fn sh_value(name: &str, value: &str) -> Result<String> {
     Ok(value.to_string())
 }
 
-/// The payload script with the settings baked in (the generic script's
-/// defaults replaced), small enough for Run Command's 256 KiB limit.
-pub fn render_payload(settings: &PayloadSettings) -> Result<String> {
-    if settings.binary_url.is_some() != settings.binary_sha256.is_some() {
-        bail!("--binary-url and --binary-sha256 go together: a download is only run after its checksum matches");
+/// A console log as the payload carries it: gzip, then base64.
+fn pack_log(log: &[u8]) -> Result<String> {
+    let gz = Cmd::new("gzip")
+        .args(["-c", "-n", "-9"])
+        .stdin_bytes(log)
+        .run()
+        .map(|out| out.stdout)
+        .context("compressing a console log for the payload")?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(gz))
+}
+
+/// The shell assignments of the baked-settings block.
+fn baked_settings(settings: &PayloadSettings) -> Result<Vec<(&'static str, String)>> {
+    let mut params = Vec::new();
+    for (key, value) in &settings.params {
+        if key.is_empty() || value.chars().chain(key.chars()).any(char::is_whitespace) {
+            bail!("--param {key}={value}: a payload parameter may not contain whitespace");
+        }
+        params.push(format!("{key}={value}"));
     }
-    let baked = [
+    let (binary_url, binary_sha256, release_url, sums) = match &settings.download {
+        Download::Url { url, sha256 } => (url.clone(), sha256.clone(), String::new(), None),
+        Download::Release { url, sums } => (String::new(), String::new(), url.clone(), Some(sums)),
+        Download::None => Default::default(),
+    };
+    let sum_of = |arch| {
+        sums.and_then(|s: &BTreeMap<Arch, String>| s.get(&arch).cloned())
+            .unwrap_or_default()
+    };
+    let logs = settings
+        .console_logs
+        .iter()
+        .map(|log| pack_log(log))
+        .collect::<Result<Vec<_>>>()?;
+    let verify = match settings.boot_check {
+        PayloadBootCheck::Default => "",
+        PayloadBootCheck::Required => "boot",
+        PayloadBootCheck::Off => "off",
+    };
+    Ok(vec![
         ("RECIPE", settings.recipe.clone()),
-        ("KERNEL", settings.kernel.clone().unwrap_or_default()),
-        ("MODULE", settings.module.clone().unwrap_or_default()),
-        (
-            "DRY_RUN",
-            if settings.dry_run { "1" } else { "0" }.to_string(),
-        ),
-        (
-            "VERIFY",
-            if settings.verify_boot { "boot" } else { "" }.to_string(),
-        ),
-        (
-            "BINARY_URL",
-            settings.binary_url.clone().unwrap_or_default(),
-        ),
-        (
-            "BINARY_SHA256",
-            settings.binary_sha256.clone().unwrap_or_default(),
-        ),
-        ("EXPECTED_VERSION", env!("CARGO_PKG_VERSION").to_string()),
-    ];
+        ("PARAMS", params.join(" ")),
+        ("DRY_RUN", if settings.dry_run { "1" } else { "0" }.into()),
+        ("VERIFY", verify.into()),
+        ("BINARY_URL", binary_url),
+        ("BINARY_SHA256", binary_sha256),
+        ("RELEASE_URL", release_url),
+        ("SHA256_X86_64", sum_of(Arch::X86_64)),
+        ("SHA256_AARCH64", sum_of(Arch::Aarch64)),
+        ("CONSOLE_LOGS", logs.join(" ")),
+        ("EXPECTED_VERSION", crate::release::VERSION.to_string()),
+    ])
+}
+
+/// The payload script with the settings baked in (the generic script's
+/// defaults replaced). Past Run Command's 256 KiB it is a usage error that
+/// says how much room the console logs had.
+pub fn render_payload(settings: &PayloadSettings) -> Result<String> {
+    let baked = baked_settings(settings)?;
     let mut out = String::with_capacity(TEMPLATE.len() + 256);
     let mut in_settings = false;
     for text_line in TEMPLATE.lines() {
@@ -148,19 +181,6 @@ pub fn render_payload(settings: &PayloadSettings) -> Result<String> {
         if text_line.starts_with("# --- end of baked settings") {
             in_settings = false;
         }
-        if text_line.starts_with("# --- baked console log") {
-            in_settings = true;
-            out.push_str(text_line);
-            out.push('\n');
-            match &settings.console_log {
-                Some(log) => out.push_str(&console_log_block(log)),
-                None => out.push_str("CONSOLE_LOG=\"\"\n"),
-            }
-            continue;
-        }
-        if text_line.starts_with("# --- end of baked console log") {
-            in_settings = false;
-        }
         if in_settings {
             continue;
         }
@@ -171,13 +191,34 @@ pub fn render_payload(settings: &PayloadSettings) -> Result<String> {
         out.push_str(text_line);
         out.push('\n');
     }
-    if out.len() > 256 * 1024 {
-        bail!(
-            "payload is {} bytes, over Run Command's 256 KiB limit",
-            out.len()
-        );
+    if out.len() > PAYLOAD_LIMIT {
+        let logs: usize = baked
+            .iter()
+            .find(|(name, _)| *name == "CONSOLE_LOGS")
+            .map_or(0, |(_, v)| v.len());
+        let room = PAYLOAD_LIMIT.saturating_sub(out.len() - logs);
+        return Err(Failure::Usage(format!(
+            "the payload would be {} KiB, over Run Command's 256 KiB limit: the console logs take {} KiB packed and there is room for {} KiB; keep the end of a long log with --log-tail-kib N",
+            out.len().div_ceil(1024),
+            logs.div_ceil(1024),
+            room / 1024
+        ))
+        .into());
     }
     Ok(out)
+}
+
+/// The last `kib` KiB of a log, starting at a line.
+pub fn log_tail(log: &[u8], kib: usize) -> &[u8] {
+    let keep = kib * 1024;
+    if log.len() <= keep {
+        return log;
+    }
+    let cut = &log[log.len() - keep..];
+    match memchr::memchr(b'\n', cut) {
+        Some(newline) => &cut[newline + 1..],
+        None => cut,
+    }
 }
 
 #[cfg(test)]
@@ -197,51 +238,54 @@ mod tests {
     fn payload_bakes_settings_and_drops_positional_values() {
         let payload = render_payload(&PayloadSettings {
             recipe: "rebuild-initramfs".into(),
-            kernel: Some("5.15.0-1051-azure".into()),
+            params: vec![("kernel".into(), "5.15.0-1051-azure".into())],
             ..Default::default()
         })
         .unwrap();
         assert!(payload.contains("RECIPE=\"rebuild-initramfs\"\n"));
-        assert!(payload.contains("KERNEL=\"5.15.0-1051-azure\"\n"));
+        assert!(payload.contains("PARAMS=\"kernel=5.15.0-1051-azure\"\n"));
         assert!(!payload.contains("RECIPE=\"auto\""));
         assert!(!payload.contains("[ $# -ge 1 ]"));
         assert!(payload.starts_with("#!/bin/sh"));
     }
 
     #[test]
-    fn payload_carries_the_console_log_verbatim() {
-        let log = "[    1.2] Kernel panic - not syncing: $(rm -rf /) `x` \"q\"\nVMRESCUE_CONSOLE_LOG_END\nend\r\n";
+    fn payload_bakes_the_release_sums_and_packed_logs() {
+        let sums: BTreeMap<Arch, String> = [(Arch::Aarch64, "c".repeat(64))].into();
         let payload = render_payload(&PayloadSettings {
             recipe: "auto".into(),
-            console_log: Some(log.into()),
+            download: Download::Release {
+                url: "https://blob.example/rel?sv=1&sig=x".into(),
+                sums,
+            },
+            console_logs: vec![b"Kernel panic - not syncing\n".to_vec()],
             ..Default::default()
         })
         .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let script = dir.path().join("p.sh");
-        // Only the here-document part: run it and compare what it wrote.
-        let start = payload.find("CONSOLE_LOG=\"$LOG_DIR").unwrap();
-        let end = payload.find("# --- end of baked console log").unwrap();
-        let part = format!(
-            "LOG_DIR={}\nSTAMP=t\n{}echo \"$CONSOLE_LOG\"\n",
-            dir.path().display(),
-            &payload[start..end]
-        );
-        std::fs::write(&script, part).unwrap();
-        let out = std::process::Command::new("sh")
-            .arg(&script)
-            .output()
+        assert!(payload.contains(&format!("SHA256_AARCH64=\"{}\"", "c".repeat(64))));
+        assert!(payload.contains("SHA256_X86_64=\"\"\n"));
+        assert!(payload.contains("RELEASE_URL=\"https://blob.example/rel?sv=1&sig=x\""));
+        let logs = payload
+            .lines()
+            .find_map(|l| l.strip_prefix("CONSOLE_LOGS=\""))
+            .unwrap()
+            .trim_end_matches('"');
+        let gz = base64::engine::general_purpose::STANDARD
+            .decode(logs)
             .unwrap();
-        let written = String::from_utf8(out.stdout).unwrap();
-        let text = std::fs::read_to_string(written.trim()).unwrap();
-        assert_eq!(text, log.replace('\r', ""));
-        assert!(payload.contains("--log \"$CONSOLE_LOG\""));
-        let plain = render_payload(&PayloadSettings {
-            recipe: "auto".into(),
-            ..Default::default()
-        })
-        .unwrap();
-        assert!(plain.contains("CONSOLE_LOG=\"\"\n"));
+        let log = Cmd::new("gzip").arg("-dc").stdin_bytes(gz).read().unwrap();
+        assert_eq!(log, "Kernel panic - not syncing\n");
+    }
+
+    #[test]
+    fn a_log_tail_starts_at_a_line() {
+        let log = b"first line\nsecond line\nthird\n".repeat(100);
+        let tail = log_tail(&log, 1);
+        assert!(tail.len() <= 1024);
+        assert!(
+            tail.starts_with(b"first") || tail.starts_with(b"second") || tail.starts_with(b"third")
+        );
+        assert_eq!(log_tail(b"short", 1), b"short");
     }
 
     #[test]
@@ -251,11 +295,20 @@ mod tests {
             ..Default::default()
         };
         assert!(render_payload(&bad).is_err());
-        let unverified = PayloadSettings {
+        let spaced = PayloadSettings {
             recipe: "auto".into(),
-            binary_url: Some("https://example.invalid/vmrescue".into()),
+            params: vec![("kernel".into(), "a b".into())],
             ..Default::default()
         };
-        assert!(render_payload(&unverified).is_err());
+        assert!(render_payload(&spaced).is_err());
+        let quoted = PayloadSettings {
+            recipe: "auto".into(),
+            download: Download::Url {
+                url: "https://example.invalid/\"x".into(),
+                sha256: "0".repeat(64),
+            },
+            ..Default::default()
+        };
+        assert!(render_payload(&quoted).is_err());
     }
 }

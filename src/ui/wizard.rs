@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
+
+use crate::ui::progress::{ProgressMode, StepProgress};
 
 use super::prompt::Prompter;
 use super::Style;
@@ -37,6 +39,7 @@ enum MenuChoice<'c> {
     ReadLog,
     Shell,
     Undo,
+    Bundle,
     Quit,
 }
 
@@ -77,6 +80,7 @@ impl Wizard<'_> {
                         outcome = ExitCode::Success;
                     }
                 }
+                MenuChoice::Bundle => self.write_bundle(&target, &logs)?,
                 MenuChoice::Quit => break,
             }
         }
@@ -92,8 +96,26 @@ impl Wizard<'_> {
         Ok(outcome)
     }
 
+    /// Writes the support bundle beside the run logs and says where it is.
+    fn write_bundle(&mut self, target: &Target, logs: &[PathBuf]) -> Result<()> {
+        let out = crate::bundle::default_path(&self.run_id);
+        let spinner = self.spinner("writing the support bundle…");
+        let report = crate::bundle::write_bundle(Ok(target), logs, &out);
+        spinner.finish_and_clear();
+        match report {
+            Ok(report) => eprintln!("{}", report.summary()),
+            Err(err) => eprintln!("{}: {err:#}", self.style.yellow("no support bundle")),
+        }
+        Ok(())
+    }
+
     /// After a repair: boot the disk copy-on-write in QEMU if the operator wants.
     fn offer_boot_test(&mut self, target: crate::cli::TargetArgs) -> Result<Option<ExitCode>> {
+        use crate::verify_boot::qemu::{find_on_path, QEMU};
+        if find_on_path(QEMU).is_none() {
+            eprintln!("the repair was not boot-tested: {QEMU} is not installed");
+            return Ok(None);
+        }
         if !self.prompter.confirm(
             "Boot-test the disk now in a throwaway QEMU VM (copy-on-write, about 40 s without KVM)?",
             true,
@@ -295,6 +317,8 @@ impl Wizard<'_> {
         choices.push(MenuChoice::Shell);
         items.push("undo a repair run".into());
         choices.push(MenuChoice::Undo);
+        items.push("write a support bundle (for escalating the case)".into());
+        choices.push(MenuChoice::Bundle);
         items.push("unmount and exit".into());
         choices.push(MenuChoice::Quit);
         let default = if suggested.is_empty() {
@@ -338,29 +362,13 @@ impl Wizard<'_> {
             eprint!("{}", plan.render());
             prompter.confirm(&format!("Apply {} now?", plan.recipe), false)
         };
-        let mut bar: Option<ProgressBar> = None;
-        let mut progress = |event: Progress| match event {
-            Progress::Applying {
-                step,
-                total,
-                change,
-                ..
-            } => {
-                if redraw {
-                    let bar = bar.get_or_insert_with(|| step_bar(total as u64));
-                    bar.set_position(step as u64);
-                    bar.set_message(change.headline());
-                } else {
-                    eprintln!("  [{}/{total}] {}", step + 1, change.headline());
-                }
-            }
-            Progress::Verifying { .. } => {
-                if let Some(bar) = bar.take() {
-                    bar.finish_and_clear();
-                }
-                eprintln!("  verifying by inspecting the target again…");
-            }
+        let mode = if redraw {
+            ProgressMode::Bar
+        } else {
+            ProgressMode::Lines
         };
+        let mut steps = StepProgress::new(mode);
+        let mut progress = |event: Progress| steps.event(event);
         let report = repair::run_with_progress(
             target,
             catalog,
@@ -611,14 +619,6 @@ fn bootable_target(layout: &crate::target::Layout) -> Option<crate::cli::TargetA
         args.disk = Some(PathBuf::from(layout.disk.as_ref()?));
     }
     Some(args)
-}
-
-fn step_bar(total: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template("  [{pos}/{len}] {bar:20} {wide_msg}") {
-        bar.set_style(style);
-    }
-    bar
 }
 
 fn describe_disk(disk: &ScannedDisk) -> String {

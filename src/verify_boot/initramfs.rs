@@ -88,9 +88,10 @@ fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
-/// Reads uncompressed `newc` archives starting at `data[0]`; returns the
-/// names (and modes) of their members and how many bytes they used.
-fn read_archives(data: &[u8], names: &mut Vec<(String, u32)>) -> Result<usize> {
+/// Reads uncompressed `newc` archives starting at `data[0]`, calling
+/// `visit(name, mode, contents)` for each member; returns how many bytes
+/// they used.
+fn read_archives(data: &[u8], visit: &mut dyn FnMut(&str, u32, &[u8])) -> Result<usize> {
     let mut pos = 0;
     loop {
         // Padding between archives is zeros.
@@ -120,15 +121,15 @@ fn read_archives(data: &[u8], names: &mut Vec<(String, u32)>) -> Result<usize> {
         }
         pos = align4(data_end);
         if name != TRAILER {
-            names.push((name, mode));
+            visit(&name, mode, &data[data_start..data_end]);
         }
     }
 }
 
-/// The names of every member of an initramfs image (all its archives).
-pub fn list(image: &[u8]) -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    let pos = read_archives(image, &mut names)?;
+/// Calls `visit(name, mode, contents)` for every member of an initramfs
+/// image, in all its archives (uncompressed and compressed parts alike).
+pub fn for_each_member(image: &[u8], visit: &mut dyn FnMut(&str, u32, &[u8])) -> Result<()> {
+    let pos = read_archives(image, visit)?;
     if pos < image.len() {
         let rest = &image[pos..];
         let Some(compression) = Compression::detect(rest) else {
@@ -141,7 +142,7 @@ pub fn list(image: &[u8]) -> Result<Vec<String>> {
         // included), as the kernel would.
         let expanded = decompress(compression, rest)
             .with_context(|| format!("expanding the compressed part at byte {pos}"))?;
-        let used = read_archives(&expanded, &mut names)?;
+        let used = read_archives(&expanded, visit)?;
         if used < expanded.len() && expanded[used..].iter().any(|&b| b != 0) {
             tracing::debug!(
                 "the expanded part at byte {pos} has {} unread bytes after its archives",
@@ -149,7 +150,14 @@ pub fn list(image: &[u8]) -> Result<Vec<String>> {
             );
         }
     }
-    Ok(names.into_iter().map(|(name, _)| name).collect())
+    Ok(())
+}
+
+/// The names of every member of an initramfs image (all its archives).
+pub fn list(image: &[u8]) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for_each_member(image, &mut |name, _, _| names.push(name.to_string()))?;
+    Ok(names)
 }
 
 fn decompress(compression: Compression, data: &[u8]) -> Result<Vec<u8>> {

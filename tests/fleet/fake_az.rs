@@ -269,17 +269,32 @@ fn diagnose_baked_log_cached(dir: &Path, payload: &str) -> Found {
 }
 
 fn diagnose_baked_log(payload: &str) -> Found {
-    let Some(start) = payload.find("<<'VMRESCUE_CONSOLE_LOG_END") else {
+    // CONSOLE_LOGS="B64 B64…": each log gzip-compressed, then base64.
+    let Some(packed) = payload
+        .lines()
+        .find_map(|l| l.strip_prefix("CONSOLE_LOGS=\""))
+        .map(|v| v.trim_end_matches('"').to_string())
+        .filter(|v| !v.is_empty())
+    else {
         return (None, None);
     };
-    let after = &payload[start + 3..];
-    let delimiter = after.lines().next().unwrap_or_default().trim_matches('\'');
-    let body = after.split_once('\n').map(|x| x.1).unwrap_or_default();
-    let log = body
-        .split(&format!("\n{delimiter}\n"))
-        .next()
-        .unwrap_or_default();
-    let Ok(diagnosis) = vmrescue::diagnose::classify_str(log, "console") else {
+    let mut log = String::new();
+    for one in packed.split_whitespace() {
+        let unpacked = std::process::Command::new("sh")
+            .args(["-c", "base64 -d | gzip -dc"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                child.stdin.take().unwrap().write_all(one.as_bytes())?;
+                child.wait_with_output()
+            });
+        match unpacked {
+            Ok(out) if out.status.success() => log.push_str(&String::from_utf8_lossy(&out.stdout)),
+            _ => return (None, None),
+        }
+    }
+    let Ok(diagnosis) = vmrescue::diagnose::classify_str(&log, "console") else {
         return (None, None);
     };
     let Some(finding) = diagnosis.primary() else {
@@ -665,9 +680,18 @@ impl Call {
                 ));
                 success = false;
             }
-            "nothing" => lines.push(format!(
-                "[Info {stamp}]summary: nothing to repair: no recipe suggested"
-            )),
+            "nothing" => {
+                lines.push(format!(
+                    "[Info {stamp}]summary: nothing to repair: no recipe suggested"
+                ));
+                lines.push(format!(
+                    "[Info {stamp}]full log on the repair VM: /var/log/vmrescue/runcommand.log"
+                ));
+                lines.push(format!(
+                    "[Error {stamp}]result: nothing recognised: disk unchanged"
+                ));
+                success = false;
+            }
             kind => {
                 let diagnosis = found
                     .0
@@ -690,6 +714,22 @@ impl Call {
                     "applied, 2 file(s) changed, journal 20261202-060000-1a2b, undo: vmrescue undo 20261202-060000-1a2b --yes".to_string()
                 };
                 lines.push(format!("[Info {stamp}]summary: {recipe} {status}"));
+                // scripts/az-vm-repair.sh: exit 5 for a disk left unchanged.
+                if already {
+                    lines.push(format!(
+                        "[Info {stamp}]full log on the repair VM: /var/log/vmrescue/runcommand.log"
+                    ));
+                    lines.push(format!(
+                        "[Error {stamp}]result: nothing recognised: disk unchanged"
+                    ));
+                    success = false;
+                } else {
+                    lines.push(format!("[Info {stamp}]outcome=repaired"));
+                    lines.push(format!(
+                        "[Info {stamp}]full log on the repair VM: /var/log/vmrescue/runcommand.log"
+                    ));
+                    lines.push(format!("[Info {stamp}]result: repaired and verified"));
+                }
             }
         }
         if success {

@@ -119,7 +119,7 @@ impl Fleet {
             .arg("az-fleet")
             .arg("--state")
             .arg(self.path("state.jsonl"))
-            .args(["--retry-base-ms", "20", "--poll-ms", "20"])
+            .args(["--retry-base-ms", "20", "--poll-ms", "20", "--no-download"])
             .args(args)
             .env("PATH", path)
             .env("FAKE_AZ_DIR", self.fake())
@@ -423,8 +423,14 @@ fn mixed_scenarios() {
     let serial = std::fs::read_to_string(evidence.join("prod__web-01.serial.log")).unwrap();
     assert!(serial.contains("Kernel panic - not syncing"));
     let payload = std::fs::read_to_string(evidence.join("prod__web-01.payload.sh")).unwrap();
+    // gzip (1f 8b 08) then base64: "H4sI".
     assert!(
-        payload.contains("Unable to mount root fs") && payload.contains("--log \"$CONSOLE_LOG\"")
+        payload.contains("CONSOLE_LOGS=\"H4sI"),
+        "no console log baked in"
+    );
+    assert_eq!(
+        rows["prod/web-01"]["recipe"], "rebuild-initramfs",
+        "the baked log drove auto"
     );
     assert!(!evidence.join("prod__web-11.serial.log").exists());
     assert!(rows["prod/web-11"]["serial_log"].is_null());
@@ -607,7 +613,7 @@ fn kill_and_resume() {
     scenario.latency_ms = latency(&[
         ("create", 150),
         ("run", 100),
-        ("restore", 80),
+        ("restore", 150),
         ("start", 20),
         ("boot_log", 10),
         ("show", 5),
@@ -646,9 +652,13 @@ fn kill_and_resume() {
             .filter(|v| v["event"] == "start" && v["op"] != "show" && v["op"] != "list")
             .collect()
     };
-    // Each run is killed after this many more repair calls have started.
-    for more in [1usize, 3, 2, 5, 1, 4, 6, 2, 3, 7] {
-        let before = repair_starts().len();
+    // Each run is killed as soon as one more call of this operation has started.
+    let ops = [
+        "create", "run", "restore", "run", "create", "restore", "start", "run", "create", "restore",
+    ];
+    for op in ops {
+        let started_of = |op: &str| repair_starts().iter().filter(|v| v["op"] == op).count();
+        let before = started_of(op);
         let mut child = fleet
             .command(&argv)
             .stdout(Stdio::null())
@@ -656,7 +666,7 @@ fn kill_and_resume() {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while repair_starts().len() < before + more
+        while started_of(op) <= before
             && Instant::now() < deadline
             && child.try_wait().unwrap().is_none()
         {
