@@ -98,6 +98,10 @@ fn examples(command: &str) -> &'static [&'static str] {
             "vmrescue az-payload rebuild-initramfs --no-download -o fix.sh",
         ],
         "report" => &["vmrescue report --log serial.log -o case-1234.tar.gz"],
+        "az-fleet" => &[
+            "vmrescue az-fleet --vms broken.txt --parallel 10 --max-failures 5 --start",
+            "vmrescue az-fleet -g prod-web --tag wave=kernel-6.8 --dry-run",
+        ],
         "mount" => &["vmrescue mount --disk /dev/sdc", "vmrescue umount"],
         _ => &[],
     }
