@@ -16,6 +16,7 @@ pub mod journal;
 pub mod recipe;
 pub mod rootfs;
 pub mod run;
+pub mod sandbox;
 pub mod signals;
 pub mod target;
 pub mod ui;

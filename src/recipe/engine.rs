@@ -371,7 +371,7 @@ fn apply_changes(
                     .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
                     .env("LC_ALL", "C")
                     .timeout(COMMAND_TIMEOUT)
-                    .in_chroot(target.chroot_spec())
+                    .in_chroot(target.chroot_spec()?)
                     .run()
                     .with_context(|| format!("running {display} in the target"))?;
                 commands.push(display);
