@@ -763,10 +763,7 @@ fn a_generator_written_to_escape_fails_at_every_step_and_the_host_is_unchanged()
     // The failed generator fails the repair, which undoes its own writes.
     assert_eq!(out.status.code(), Some(1), "{context}");
     assert!(text(&out).contains("was undone"), "{context}");
-    assert_eq!(
-        std::fs::read_to_string(root.join(&initrd)).unwrap(),
-        ""
-    );
+    assert_eq!(std::fs::read_to_string(root.join(&initrd)).unwrap(), "");
     assert!(!root.join("var/tmp/escape-fill").exists());
     assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
     assert_eq!(before, after, "the host changed");
