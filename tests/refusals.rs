@@ -175,7 +175,7 @@ fn log_devices_fifos_and_huge_files_are_refused_by_name() {
         .unwrap();
     assert_refused(
         &["diagnose", "--log", &huge.display().to_string()],
-        "1024 MiB read limit",
+        "2048 MiB read limit",
     );
     // A regular file and stdin still work.
     let log = dir.path().join("console.log");
