@@ -54,12 +54,18 @@ const KEPT_CAPABILITIES: &[u32] = &[
 ];
 const CAP_SYS_ADMIN: u32 = 21;
 
+/// `setrlimit`'s resource type: glibc's enum, musl's int.
+#[cfg(target_env = "gnu")]
+type RlimitResource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+type RlimitResource = libc::c_int;
+
 /// The sandbox, ready to enter in a forked child.
 pub(crate) struct Prepared {
     filters: Vec<BpfProgram>,
     keep: u64,
     last_cap: u32,
-    rlimits: Vec<(libc::__rlimit_resource_t, libc::rlimit)>,
+    rlimits: Vec<(RlimitResource, libc::rlimit)>,
     cgroup_procs: Option<OwnedFd>,
     /// Held until the program has been waited for; removes the cgroup.
     pub(crate) cgroup: Option<Arc<PidsCgroup>>,
@@ -200,6 +206,12 @@ fn set_capabilities(keep: u64) -> io::Result<()> {
     }
 }
 
+/// Not in the libc crate for aarch64 (the kernel's number there).
+#[cfg(target_arch = "aarch64")]
+const SYS_KEXEC_FILE_LOAD: libc::c_long = 294;
+#[cfg(not(target_arch = "aarch64"))]
+const SYS_KEXEC_FILE_LOAD: libc::c_long = libc::SYS_kexec_file_load;
+
 /// System calls a target program gets EPERM for (issue 22): mounts and
 /// roots, namespaces, kexec, modules, reboot, swap, bpf and perf, file
 /// handles, ptrace, keyrings.
@@ -219,7 +231,7 @@ fn denied_syscalls() -> Vec<libc::c_long> {
         libc::SYS_unshare,
         libc::SYS_setns,
         libc::SYS_kexec_load,
-        libc::SYS_kexec_file_load,
+        SYS_KEXEC_FILE_LOAD,
         libc::SYS_init_module,
         libc::SYS_finit_module,
         libc::SYS_delete_module,

@@ -542,7 +542,7 @@ const ESCAPES: &[&str] = &[
 /// What must not change on the host: its mount table (outside the scratch
 /// places tests and the lead's runs use), the first MiB of each of its
 /// disks, every file of /etc, hostname and a few sysctls.
-fn host_state() -> Vec<String> {
+fn host_state(host_loop: &str) -> Vec<String> {
     let mut state = Vec::new();
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     for line in mountinfo.lines() {
@@ -560,6 +560,8 @@ fn host_state() -> Vec<String> {
         let digest = common::sh(&format!("head -c 1048576 /dev/{} | sha256sum", disk.0));
         state.push(format!("disk {} {digest}", disk.0));
     }
+    let digest = common::sh(&format!("head -c 1048576 {host_loop} | sha256sum"));
+    state.push(format!("disk {host_loop} {digest}"));
     state.push(format!(
         "etc {}",
         common::sh("find /etc -xdev -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum")
@@ -638,8 +640,10 @@ fn host_disks() -> Vec<(String, String, String)> {
     disks
 }
 
-/// Leftover pids cgroups of vmrescue's sandboxes (cgroup v1 and v2 places).
-fn sandbox_cgroups() -> Vec<String> {
+/// Pids cgroups left by the sandboxes of vmrescue process `pid` (cgroup
+/// v1 and v2 places; others' runs may be going on meanwhile).
+fn sandbox_cgroups(pid: u32) -> Vec<String> {
+    let prefix = format!("vmrescue-{pid}-");
     let mut found = Vec::new();
     for dir in [
         "/sys/fs/cgroup/pids",
@@ -651,14 +655,44 @@ fn sandbox_cgroups() -> Vec<String> {
                 entries
                     .flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| {
-                        n.starts_with(&format!("vmrescue-{}", std::process::id()))
-                            || n.starts_with("vmrescue-")
-                    }),
+                    .filter(|n| n.starts_with(&prefix)),
             );
         }
     }
     found
+}
+
+/// Runs vmrescue on `root` and returns its pid with its output; killed
+/// after two minutes so a hang fails the test instead of stalling it.
+fn vmrescue_with_pid(args: &[&str], root: &Path) -> (u32, Output) {
+    let child = Command::new(env!("CARGO_BIN_EXE_vmrescue"))
+        .args(["--log-file", "/dev/null"])
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .env_remove("VMRESCUE_FAILPOINT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watching = done.clone();
+    let watchdog = std::thread::spawn(move || {
+        for _ in 0..1200 {
+            if watching.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Not reaped yet, so the pid is still this child's.
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    });
+    let output = child.wait_with_output();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    watchdog.join().unwrap();
+    (pid, output.unwrap())
 }
 
 #[test]
@@ -718,17 +752,17 @@ fn a_generator_written_to_escape_fails_at_every_step_and_the_host_is_unchanged()
     for dir in ["mnt", "tmp", "var/tmp"] {
         std::fs::create_dir_all(root.join(dir)).unwrap();
     }
-    let before = host_state();
+    let before = host_state(&host_loop.device);
 
     let started = std::time::Instant::now();
     let kernel = format!("kernel={version}");
-    let out = vmrescue(
+    let (pid, out) = vmrescue_with_pid(
         &["repair", "rebuild-initramfs", "--yes", "--param", &kernel],
         root,
     );
     let elapsed = started.elapsed();
 
-    let after = host_state();
+    let after = host_state(&host_loop.device);
     let report = std::fs::read_to_string(root.join("escape-report")).unwrap_or_default();
     let context = format!("{}\nreport:\n{report}", text(&out));
     println!("escape report ({:.1} s):\n{report}", elapsed.as_secs_f64());
@@ -768,8 +802,8 @@ fn a_generator_written_to_escape_fails_at_every_step_and_the_host_is_unchanged()
     assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
     assert_eq!(before, after, "the host changed");
     assert!(
-        sandbox_cgroups().is_empty(),
+        sandbox_cgroups(pid).is_empty(),
         "left: {:?}",
-        sandbox_cgroups()
+        sandbox_cgroups(pid)
     );
 }
