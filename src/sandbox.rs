@@ -848,6 +848,35 @@ mod tests {
     }
 
     #[test]
+    fn udev_links_to_the_target_devices_are_kept_and_others_left_out() {
+        let dev = tempfile::tempdir().unwrap();
+        let d = dev.path();
+        std::fs::write(d.join("loop3p1"), "").unwrap();
+        std::fs::write(d.join("vda1"), "").unwrap();
+        for sub in ["disk/by-uuid", "block"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let link = |target: &str, at: &str| std::os::unix::fs::symlink(target, d.join(at)).unwrap();
+        link("../../loop3p1", "disk/by-uuid/target-uuid");
+        link("../../vda1", "disk/by-uuid/host-uuid");
+        link("../loop3p1", "block/7:1");
+        let wanted = [(d.join("loop3p1").canonicalize().unwrap(), 0)];
+        let mut found: Vec<String> = links_to(d, &wanted, 0)
+            .unwrap()
+            .into_iter()
+            .map(|e| format!("{} {:?}", e.path.strip_prefix(d).unwrap().display(), e.kind))
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                r#"block/7:1 Symlink("../loop3p1")"#,
+                r#"disk/by-uuid/target-uuid Symlink("../../loop3p1")"#,
+            ]
+        );
+    }
+
+    #[test]
     fn parents_come_before_their_entries() {
         let entries = with_parents(vec![link("/dev/disk/by-uuid/x", "../../loop0p1")]);
         let paths: Vec<_> = entries
