@@ -418,7 +418,7 @@ fn run_command(
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("LC_ALL", "C")
         .timeout(COMMAND_TIMEOUT)
-        .in_chroot(target.chroot_spec())
+        .in_chroot(target.chroot_spec()?)
         .run()
         .with_context(|| format!("running {display} in the target"))?;
     for (path, old) in before {
