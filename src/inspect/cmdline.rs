@@ -547,7 +547,82 @@ mod tests {
         assert_eq!(format_arg("nofb", None), "nofb");
     }
 
+    /// What the recipes' add-/remove-kernel-arg steps do (formerly a second,
+    /// whitespace-splitting editor in src/recipe).
+    #[test]
+    fn recipe_edits_replace_merge_and_remove_whole_quoted_arguments() {
+        let edit = |text: &str, e: CmdlineEdit| edit_text(text, &e).0;
+        assert_eq!(
+            edit("quiet splash", CmdlineEdit::add("cgroup.memory=nokmem")),
+            "quiet splash cgroup.memory=nokmem"
+        );
+        assert_eq!(
+            edit("a panic=0 b", CmdlineEdit::add("panic=10")),
+            "a panic=10 b"
+        );
+        assert_eq!(
+            edit(
+                "module_blacklist=foo",
+                CmdlineEdit::add("module_blacklist=eudp")
+            ),
+            "module_blacklist=foo,eudp"
+        );
+        let (same, changed) = edit_text(
+            "module_blacklist=eudp",
+            &CmdlineEdit::add("module_blacklist=eudp"),
+        );
+        assert_eq!((same.as_str(), changed), ("module_blacklist=eudp", false));
+        assert_eq!(
+            edit(
+                "a cgroup.memory=nokmem b",
+                CmdlineEdit::remove("cgroup.memory")
+            ),
+            "a b"
+        );
+        assert_eq!(
+            edit("a panic=0 panic=10", CmdlineEdit::remove("panic=0")),
+            "a panic=10"
+        );
+        // A quoted value with spaces is one argument for every edit.
+        assert_eq!(
+            edit("ro a=\"b c\" quiet", CmdlineEdit::remove("a")),
+            "ro quiet"
+        );
+        assert_eq!(
+            edit("ro quiet", CmdlineEdit::add("a=\"b c\"")),
+            "ro quiet a=\"b c\""
+        );
+        assert!(KernelCmdline::parse("ro a=\"b c\"").holds("a=\"b c\""));
+        assert!(KernelCmdline::parse("x module_blacklist=a,eudp").holds("module_blacklist=eudp"));
+        assert!(!KernelCmdline::parse("panic=0").holds("panic=10"));
+        let root = CmdlineEdit::ReplaceValue {
+            key: "root".into(),
+            keep: vec!["UUID=ABC".into()],
+            value: "UUID=abc".into(),
+        };
+        assert_eq!(edit("root=uuid=abc ro", root.clone()), "root=uuid=abc ro");
+        assert_eq!(edit("root=/dev/sdc1 ro", root), "root=UUID=abc ro");
+    }
+
     proptest! {
+        #[test]
+        fn add_then_holds(args in "[a-z=. ]{0,40}", key in "[a-z]{1,8}", value in "[a-z0-9]{1,5}") {
+            let arg = format!("{key}={value}");
+            let (text, _) = edit_text(&args, &CmdlineEdit::add(&arg));
+            prop_assert!(KernelCmdline::parse(&text).holds(&arg));
+        }
+
+        #[test]
+        fn list_merges_keep_every_value(old in "[a-z]{1,5}(,[a-z]{1,5}){0,3}", new in "[a-z]{1,5}") {
+            let text = format!("ro module_blacklist={old} quiet");
+            let arg = format!("module_blacklist={new}");
+            let (merged, _) = edit_text(&text, &CmdlineEdit::add(&arg));
+            let cmdline = KernelCmdline::parse(&merged);
+            prop_assert!(cmdline.holds(&arg));
+            let before = format!("module_blacklist={old}");
+            prop_assert!(cmdline.holds(&before));
+        }
+
         #[test]
         fn render_of_parse_is_identity(text in "(\\PC|[ \t\"=])*") {
             prop_assert_eq!(KernelCmdline::parse(&text).to_string(), text);

@@ -430,7 +430,7 @@ pub fn regenerate_grub_config(
             .grub_cfgs
             .iter()
             .filter_map(|cfg| ws.read(cfg).ok().flatten())
-            .any(|text| text.contains("blscfg"));
+            .any(|text| GrubCfg::parse(&text).uses_blscfg());
         if blscfg {
             planned.notes.push("grub.cfg reads the BLS entries (blscfg), which carry the command line: no regeneration needed".into());
             return Ok(());
