@@ -967,58 +967,9 @@ pub fn set_default_kernel(
             return set_systemd_boot_default(ws, planned, conf, kernel, once);
         }
     }
-    let image_name = format!("vmlinuz-{kernel}");
-    let entry_path = if facts.uses_bls {
-        let entries = crate::inspect::bls::read_entries(ws.root(), BLS_DIR)?;
-        entries
-            .iter()
-            .find(|e| {
-                e.version() == Some(kernel)
-                    || e.linux().and_then(|l| l.rsplit('/').next()) == Some(image_name.as_str())
-            })
-            .map(|e| e.id().to_string())
-            .ok_or_else(|| Failure::Refused(format!("no BLS entry boots kernel {kernel}")))?
-    } else {
-        let (cfg, text) = primary_grub_cfg(ws, facts)?;
-        let parsed = crate::inspect::grub_cfg::GrubCfg::parse(&text);
-        let entries = parsed.entries_with_ids();
-        let (index_path, id_path, _) = entries
-            .iter()
-            .filter(|(_, _, e)| {
-                e.linux.as_ref().and_then(|l| l.image.rsplit('/').next())
-                    == Some(image_name.as_str())
-            })
-            .find(|(_, _, e)| !e.title.contains("recovery") && !e.title.contains("rescue"))
-            .ok_or_else(|| {
-                Failure::Refused(format!(
-                    "no menu entry in {} boots kernel {kernel}",
-                    cfg.display()
-                ))
-            })?;
-        // Ids keep naming this kernel after a later kernel update shifts the menu.
-        id_path.clone().unwrap_or_else(|| index_path.clone())
-    };
-    let grubenv = facts.grubenv.clone().or_else(|| {
-        facts
-            .grub_cfgs
-            .iter()
-            .find(|c| !c.starts_with("/boot/efi"))
-            .and_then(|c| c.parent().map(|p| p.join("grubenv")))
-    });
-    let grubenv =
-        grubenv.ok_or_else(|| Failure::Refused("no GRUB directory found for grubenv".into()))?;
-    let block = ws.read(&grubenv)?.unwrap_or_default();
+    let entry_path = grub_entry_path(ws, facts, kernel)?;
     let key = if once { "next_entry" } else { "saved_entry" };
-    // GRUB ignores a block without its header (or no file): start a new one.
-    let mut env = Grubenv::parse(block.as_bytes()).unwrap_or_else(|_| Grubenv::empty());
-    env.set(key, &entry_path)
-        .with_context(|| format!("setting grubenv {key}"))?;
-    let new = render_grubenv(&env)?;
-    planned.push(ws.write(
-        &grubenv,
-        new,
-        &format!("{key}={entry_path} (kernel {kernel})"),
-    )?);
+    save_grubenv_entry(ws, planned, facts, key, &entry_path, kernel)?;
     if once {
         return Ok(());
     }
@@ -1048,6 +999,75 @@ pub fn set_default_kernel(
             "make grub.cfg boot ${saved_entry} (as GRUB_DEFAULT=saved generates it)",
         )?);
     }
+    Ok(())
+}
+
+/// What grubenv's saved_entry/next_entry must say to boot `kernel`: the BLS
+/// id, else the grub.cfg entry's `>`-path of ids (or of indexes).
+fn grub_entry_path(ws: &Workspace, facts: &Facts, kernel: &str) -> Result<String> {
+    let image_name = format!("vmlinuz-{kernel}");
+    Ok(if facts.uses_bls {
+        let entries = crate::inspect::bls::read_entries(ws.root(), BLS_DIR)?;
+        entries
+            .iter()
+            .find(|e| {
+                e.version() == Some(kernel)
+                    || e.linux().and_then(|l| l.rsplit('/').next()) == Some(image_name.as_str())
+            })
+            .map(|e| e.id().to_string())
+            .ok_or_else(|| Failure::Refused(format!("no BLS entry boots kernel {kernel}")))?
+    } else {
+        let (cfg, text) = primary_grub_cfg(ws, facts)?;
+        let parsed = crate::inspect::grub_cfg::GrubCfg::parse(&text);
+        let entries = parsed.entries_with_ids();
+        let (index_path, id_path, _) = entries
+            .iter()
+            .filter(|(_, _, e)| {
+                e.linux.as_ref().and_then(|l| l.image.rsplit('/').next())
+                    == Some(image_name.as_str())
+            })
+            .find(|(_, _, e)| !e.title.contains("recovery") && !e.title.contains("rescue"))
+            .ok_or_else(|| {
+                Failure::Refused(format!(
+                    "no menu entry in {} boots kernel {kernel}",
+                    cfg.display()
+                ))
+            })?;
+        // Ids keep naming this kernel after a later kernel update shifts the menu.
+        id_path.clone().unwrap_or_else(|| index_path.clone())
+    })
+}
+
+/// Writes `key=entry_path` into the target's grubenv (next to the first
+/// non-ESP grub.cfg when the target has none yet).
+fn save_grubenv_entry(
+    ws: &mut Workspace,
+    planned: &mut Planned,
+    facts: &Facts,
+    key: &str,
+    entry_path: &str,
+    kernel: &str,
+) -> Result<()> {
+    let grubenv = facts.grubenv.clone().or_else(|| {
+        facts
+            .grub_cfgs
+            .iter()
+            .find(|c| !c.starts_with("/boot/efi"))
+            .and_then(|c| c.parent().map(|p| p.join("grubenv")))
+    });
+    let grubenv =
+        grubenv.ok_or_else(|| Failure::Refused("no GRUB directory found for grubenv".into()))?;
+    let block = ws.read(&grubenv)?.unwrap_or_default();
+    // GRUB ignores a block without its header (or no file): start a new one.
+    let mut env = Grubenv::parse(block.as_bytes()).unwrap_or_else(|_| Grubenv::empty());
+    env.set(key, entry_path)
+        .with_context(|| format!("setting grubenv {key}"))?;
+    let new = render_grubenv(&env)?;
+    planned.push(ws.write(
+        &grubenv,
+        new,
+        &format!("{key}={entry_path} (kernel {kernel})"),
+    )?);
     Ok(())
 }
 
