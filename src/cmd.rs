@@ -872,7 +872,8 @@ impl PreparedNamespace {
     }
 }
 
-fn check(ret: libc::c_int) -> io::Result<()> {
+/// A libc call's 0/-1 result as an io::Result.
+pub(crate) fn check(ret: libc::c_int) -> io::Result<()> {
     if ret == 0 {
         Ok(())
     } else {

@@ -22,6 +22,8 @@ use seccompiler::{
     SeccompRule,
 };
 
+use crate::cmd::check;
+
 /// What a target program may keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sandbox {
@@ -158,14 +160,6 @@ impl Prepared {
             })?;
         }
         Ok(())
-    }
-}
-
-fn check(ret: libc::c_int) -> io::Result<()> {
-    if ret == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 
