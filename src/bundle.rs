@@ -193,9 +193,26 @@ impl Bundle {
     /// A file of the rescue VM (a run log, a console log), its last
     /// [`MAX_FILE`] bytes, redacted.
     pub fn add_host_file(&mut self, dest: &str, path: &Path) -> Result<()> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let tail = &bytes[bytes.len().saturating_sub(MAX_FILE)..];
-        let text = String::from_utf8_lossy(tail);
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let size = file
+            .metadata()
+            .with_context(|| format!("reading {}", path.display()))?;
+        // A FIFO or a serial device would never end.
+        if !size.is_file() {
+            self.manifest.push(format!(
+                "left out {dest}: {} is not a regular file",
+                path.display()
+            ));
+            return Ok(());
+        }
+        let start = size.len().saturating_sub(MAX_FILE as u64);
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(start))
+            .and_then(|_| file.take(MAX_FILE as u64).read_to_end(&mut bytes))
+            .with_context(|| format!("reading {}", path.display()))?;
+        let text = String::from_utf8_lossy(&bytes);
         if let Some(why) = secret_contents(&text) {
             self.manifest.push(format!("left out {dest}: {why}"));
             return Ok(());

@@ -79,6 +79,8 @@ pub struct ChrootSpec {
     pub root: PathBuf,
     /// Made in order; destinations are paths inside `root`.
     pub mounts: Vec<ChrootMount>,
+    /// Capabilities, seccomp filter and limits applied last, after the chroot.
+    pub sandbox: crate::sandbox::Sandbox,
 }
 
 /// One mount made for a chrooted program, destination inside the root.
@@ -99,8 +101,14 @@ pub enum ChrootMount {
     /// A `devpts` instance of its own (not the host's terminals), with
     /// `<dest>/../ptmx` bound to its `ptmx`.
     Devpts { dest: PathBuf },
-    /// An empty tmpfs with this mode.
+    /// An empty tmpfs with this mode (64 MiB at most: it is the host's RAM).
     Tmpfs { dest: PathBuf, mode: u32 },
+    /// A tmpfs on `dest` (the chroot's `/dev`) holding only these entries,
+    /// made read-only once every other mount is made.
+    PrivateDev {
+        dest: PathBuf,
+        entries: Vec<crate::sandbox::DevEntry>,
+    },
 }
 
 impl ChrootMount {
@@ -109,7 +117,8 @@ impl ChrootMount {
             ChrootMount::Bind { dest, .. }
             | ChrootMount::Proc { dest }
             | ChrootMount::Devpts { dest }
-            | ChrootMount::Tmpfs { dest, .. } => dest,
+            | ChrootMount::Tmpfs { dest, .. }
+            | ChrootMount::PrivateDev { dest, .. } => dest,
         }
     }
 }
@@ -258,7 +267,7 @@ impl Cmd {
     pub fn run_unchecked(&self) -> anyhow::Result<Output> {
         tracing::debug!(argv = %self.display_argv(), "running");
         let started = Instant::now();
-        let mut command = self.command(false)?;
+        let (mut command, _sandbox) = self.command(false)?;
         command
             .stdin(if self.stdin.is_some() {
                 Stdio::piped()
@@ -284,10 +293,8 @@ impl Cmd {
     pub fn run_interactive(&self) -> anyhow::Result<ExitStatus> {
         tracing::debug!(argv = %self.display_argv(), "running interactively");
         let started = Instant::now();
-        let status = self
-            .command(false)?
-            .status()
-            .map_err(|e| self.spawn_error(e))?;
+        let (mut command, _sandbox) = self.command(false)?;
+        let status = command.status().map_err(|e| self.spawn_error(e))?;
         record_time(started.elapsed());
         Ok(status)
     }
@@ -302,7 +309,7 @@ impl Cmd {
         stderr: std::fs::File,
     ) -> anyhow::Result<Background> {
         tracing::debug!(argv = %self.display_argv(), "starting in the background");
-        let mut command = self.command(true)?;
+        let (mut command, sandbox) = self.command(true)?;
         command
             .stdin(Stdio::null())
             .stdout(Stdio::from(stdout))
@@ -313,12 +320,13 @@ impl Cmd {
             argv: self.display_argv(),
             started: Instant::now(),
             status: None,
+            _sandbox: sandbox,
         })
     }
 
     /// `die_with_parent`: the program gets SIGKILL when vmrescue dies. In a
     /// chroot that is the intermediate process, and the program dies with it.
-    fn command(&self, die_with_parent: bool) -> anyhow::Result<Command> {
+    fn command(&self, die_with_parent: bool) -> anyhow::Result<(Command, SandboxGuard)> {
         let mut command = Command::new(&self.program);
         command.args(&self.args);
         for (key, value) in &self.envs {
@@ -338,16 +346,26 @@ impl Cmd {
                 });
             }
         }
+        let mut guard = None;
+        if self.chroot.is_some() {
+            // Without mknod (dropped), dracut would log errors for the
+            // nodes it otherwise puts in the image; the kernel's built-in
+            // initramfs and devtmpfs provide them at boot. Extended
+            // attributes of the copied files need capabilities it lacks.
+            command.env("DRACUT_NO_MKNOD", "1");
+            command.env("DRACUT_NO_XATTR", "1");
+        }
         if self.chroot.is_some() || self.private_dev.is_some() {
             let prepared =
                 PreparedNamespace::new(self.chroot.as_ref(), self.private_dev.as_deref())?;
+            guard = prepared.sandbox.as_ref().and_then(|s| s.cgroup.clone());
             // SAFETY: the closure only makes raw syscalls on data prepared
             // before fork (no allocation, no locks).
             unsafe {
                 command.pre_exec(move || prepared.enter());
             }
         }
-        Ok(command)
+        Ok((command, guard))
     }
 
     fn spawn_error(&self, err: io::Error) -> anyhow::Error {
@@ -438,7 +456,13 @@ pub struct Background {
     argv: String,
     started: Instant,
     status: Option<ExitStatus>,
+    /// Dropped after the program is killed (field order).
+    _sandbox: SandboxGuard,
 }
+
+/// The pids cgroup of a sandboxed program, removed when the last holder
+/// (the caller, after waiting for the program) drops it.
+type SandboxGuard = Option<std::sync::Arc<crate::sandbox::PidsCgroup>>;
 
 impl Background {
     pub fn pid(&self) -> u32 {
@@ -611,6 +635,10 @@ enum MountOp {
         flags: libc::c_ulong,
         data: CString,
     },
+    /// Fill a fresh tmpfs (a private `/dev`).
+    Populate(Vec<crate::sandbox::CDevEntry>),
+    /// Make a mount read-only (the private `/dev`, once its submounts exist).
+    ReadOnly { dest: CString },
 }
 
 /// What the child does before exec, prepared before `fork` so the child
@@ -620,6 +648,7 @@ struct PreparedNamespace {
     root: Option<CString>,
     mounts: Vec<MountOp>,
     private_dev: Option<Vec<DevNode>>,
+    sandbox: Option<crate::sandbox::Prepared>,
 }
 
 fn c_path(p: &Path) -> anyhow::Result<CString> {
@@ -627,18 +656,12 @@ fn c_path(p: &Path) -> anyhow::Result<CString> {
         .map_err(|_| anyhow::anyhow!("path {} contains a NUL byte", p.display()))
 }
 
-/// Capabilities no generator needs and that would let it take the host over
-/// from inside its namespaces; dropped from the bounding set before exec.
-const DROPPED_CAPABILITIES: &[libc::c_int] = &[
-    16, // CAP_SYS_MODULE: load a kernel module
-    22, // CAP_SYS_BOOT: reboot or kexec the rescue VM
-    25, // CAP_SYS_TIME: set the host's clock
-];
-
 impl PreparedNamespace {
     fn new(chroot: Option<&ChrootSpec>, private_dev: Option<&[PathBuf]>) -> anyhow::Result<Self> {
         let mut mounts = Vec::new();
+        let mut read_only_last = Vec::new();
         let mut root = None;
+        let mut sandbox = None;
         if let Some(spec) = chroot {
             let inside = |p: &Path| c_path(&spec.root.join(p.strip_prefix("/").unwrap_or(p)));
             for mount in &spec.mounts {
@@ -696,12 +719,28 @@ impl PreparedNamespace {
                             fstype: c"tmpfs",
                             dest: inside(dest)?,
                             flags: libc::MS_NOSUID | libc::MS_NODEV,
-                            data: CString::new(format!("mode={mode:o}"))?,
+                            data: CString::new(format!("mode={mode:o},size=64m"))?,
+                        });
+                    }
+                    ChrootMount::PrivateDev { dest, entries } => {
+                        mounts.push(MountOp::Fresh {
+                            fstype: c"tmpfs",
+                            dest: inside(dest)?,
+                            flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+                            data: CString::new("mode=755,size=1m")?,
+                        });
+                        mounts.push(MountOp::Populate(crate::sandbox::c_entries(
+                            &spec.root, entries,
+                        )?));
+                        read_only_last.push(MountOp::ReadOnly {
+                            dest: inside(dest)?,
                         });
                     }
                 }
             }
+            mounts.append(&mut read_only_last);
             root = Some(c_path(&spec.root)?);
+            sandbox = Some(crate::sandbox::Prepared::new(&spec.sandbox)?);
         }
         let private_dev = match private_dev {
             None => None,
@@ -729,6 +768,7 @@ impl PreparedNamespace {
             root,
             mounts,
             private_dev,
+            sandbox,
         })
     }
 
@@ -765,21 +805,6 @@ impl PreparedNamespace {
                     libc::PR_SET_PDEATHSIG,
                     libc::SIGKILL as libc::c_ulong,
                 ))?;
-                for &cap in DROPPED_CAPABILITIES {
-                    // EINVAL: a kernel that does not know the capability.
-                    if libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0
-                        && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
-                    {
-                        return Err(io::Error::last_os_error());
-                    }
-                }
-                let _ = libc::prctl(
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_CLEAR_ALL,
-                    0,
-                    0,
-                    0,
-                );
             } else {
                 check(libc::unshare(libc::CLONE_NEWNS))?;
             }
@@ -849,6 +874,14 @@ impl PreparedNamespace {
                         *flags,
                         data.as_ptr().cast(),
                     ))?,
+                    MountOp::Populate(entries) => crate::sandbox::populate(entries)?,
+                    MountOp::ReadOnly { dest } => check(libc::mount(
+                        null,
+                        dest.as_ptr(),
+                        null,
+                        libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC,
+                        std::ptr::null(),
+                    ))?,
                 }
             }
             if let Some(root) = &self.root {
@@ -856,11 +889,15 @@ impl PreparedNamespace {
                 check(libc::chdir(c"/".as_ptr()))?;
             }
         }
+        if let Some(sandbox) = &self.sandbox {
+            sandbox.enter()?;
+        }
         Ok(())
     }
 }
 
-fn check(ret: libc::c_int) -> io::Result<()> {
+/// A libc call's 0/-1 result as an io::Result.
+pub(crate) fn check(ret: libc::c_int) -> io::Result<()> {
     if ret == 0 {
         Ok(())
     } else {
@@ -1088,7 +1125,7 @@ mod tests {
             std::fs::copy(busybox, &copy).unwrap();
         }
         std::os::unix::fs::symlink("busybox", dir.path().join("bin/sh")).unwrap();
-        let spec = crate::target::chroot_spec(dir.path());
+        let spec = crate::target::chroot_spec(dir.path(), &[]).unwrap();
         Some((dir, spec))
     }
 

@@ -19,6 +19,7 @@ pub mod recipe;
 pub mod release;
 pub mod rootfs;
 pub mod run;
+pub mod sandbox;
 pub mod signals;
 pub mod target;
 pub mod ui;

@@ -775,13 +775,8 @@ fn print_verify_report(
 fn diagnose(session: &Session, args: &DiagnoseArgs) -> Result<ExitCode> {
     let mut classifier = crate::diagnose::Classifier::new()?;
     for log in &args.logs {
-        let source = log.display().to_string();
-        if source == "-" {
-            classifier.add_reader(std::io::stdin().lock(), "stdin")?;
-        } else {
-            let file = std::fs::File::open(log).with_context(|| format!("opening log {source}"))?;
-            classifier.add_reader(std::io::BufReader::new(file), &source)?;
-        }
+        let (reader, source) = crate::diagnose::log_input::open(log)?;
+        classifier.add_reader(reader, &source)?;
     }
     let wants_target = args.target_logs
         || args.logs.is_empty()
@@ -1003,7 +998,7 @@ fn chroot(args: &ChrootArgs) -> Result<ExitCode> {
     let cmd = Cmd::new(&program)
         .args(&rest)
         .env("PS1", "(vmrescue chroot) # ")
-        .in_chroot(target.chroot_spec());
+        .in_chroot(target.chroot_spec()?);
     let status = {
         let _interactive = crate::signals::InteractiveGuard::new();
         cmd.run_interactive()?

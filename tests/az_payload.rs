@@ -79,6 +79,17 @@ fn run_under_driver_with(
     }
 }
 
+/// The repair reached the RHEL test image's newest BLS entry.
+fn assert_nokmem_in_bls(image: &TestImage) {
+    image.with_partition(1, |root| {
+        let entry = std::fs::read_to_string(
+            root.join("boot/loader/entries/0123456789abcdef-5.14.0-427.13.1.el9_4.x86_64.conf"),
+        )
+        .unwrap();
+        assert!(entry.contains("cgroup.memory=nokmem"), "{entry}");
+    });
+}
+
 fn entries(tail: &str) -> Vec<String> {
     let re = regex::Regex::new(
         r"\[(Output|Info|Warning|Error|Debug) \d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2}\]",
@@ -154,13 +165,7 @@ fn a_repair_that_works_reports_success_and_its_summary_in_the_tail() {
         images.push(image);
     }
     // The kernel argument is in the BLS entries.
-    images[1].with_partition(1, |root| {
-        let entry = std::fs::read_to_string(
-            root.join("boot/loader/entries/0123456789abcdef-5.14.0-427.13.1.el9_4.x86_64.conf"),
-        )
-        .unwrap();
-        assert!(entry.contains("cgroup.memory=nokmem"), "{entry}");
-    });
+    assert_nokmem_in_bls(&images[1]);
 }
 
 #[test]
@@ -364,13 +369,7 @@ fn a_payload_carrying_a_panic_log_applies_the_recipe_it_points_to() {
             .contains("result: repaired and verified"),
         "{entries:#?}"
     );
-    image.with_partition(1, |root| {
-        let entry = std::fs::read_to_string(
-            root.join("boot/loader/entries/0123456789abcdef-5.14.0-427.13.1.el9_4.x86_64.conf"),
-        )
-        .unwrap();
-        assert!(entry.contains("cgroup.memory=nokmem"), "{entry}");
-    });
+    assert_nokmem_in_bls(&image);
 }
 
 #[test]

@@ -469,3 +469,341 @@ fn a_hostile_generator_stays_in_its_namespaces_and_does_not_reach_the_host() {
         );
     }
 }
+
+/// A target `update-initramfs` written to escape: each line runs one escape
+/// of issue 22 through `escape-probe` (tests/fixtures/escape-probe.c) and
+/// logs its outcome; then it overwrites the initramfs, starts a shell fork
+/// bomb and fails.
+const ESCAPING_GENERATOR: &str = r#"#!/bin/sh
+B=/bin/busybox
+P=/bin/escape-probe
+R=/escape-report
+: > $R
+p() { $P "$@" >> $R 2>&1; }
+p read /dev/@DISK@
+p mknod-read @MAJOR@ @MINOR@
+p mount-tmpfs /mnt
+p remount-rw /sys
+p remount-rw /proc/sys
+p write /proc/sys/kernel/hostname hacked-@MARKER@
+p sethostname hacked-@MARKER@
+p finit-module /bin/escape-probe
+p init-module
+p kexec-load
+p ptrace 1
+p process-vm-writev 1
+p netlink
+p unshare
+p clone-newuser
+p setns /proc/1/ns/mnt
+p open-by-handle
+p ioctl /dev/null 0x125f
+p ioctl /dev/null 0x1269
+p ioctl /dev/null 0xc138fd09
+p ioctl /dev/null 0xfd09
+p ioctl /dev/null 0x5412
+p chroot-escape
+p fill /var/tmp/escape-fill
+p fork-bomb
+$B grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status >> $R
+echo "dev $($B ls /dev | $B tr '\n' ' ')" >> $R
+echo done >> $R
+for a; do v=$a; done
+echo garbage > /boot/initrd.img-$v
+b() { b | b & }
+b
+exit 1
+"#;
+
+/// The escapes the generator runs, as the first word of their report line.
+const ESCAPES: &[&str] = &[
+    "read",
+    "mknod-read",
+    "mount-tmpfs",
+    "remount-rw",
+    "write",
+    "sethostname",
+    "finit-module",
+    "init-module",
+    "kexec-load",
+    "ptrace",
+    "process-vm-writev",
+    "netlink",
+    "unshare",
+    "clone-newuser",
+    "setns",
+    "open-by-handle",
+    "ioctl",
+    "chroot-escape",
+    "fill",
+    "fork-bomb",
+];
+
+/// What must not change on the host: its mount table (outside the scratch
+/// places tests and the lead's runs use), the first MiB of each of its
+/// disks, every file of /etc, hostname and a few sysctls.
+fn host_state(host_loop: &str) -> Vec<String> {
+    let mut state = Vec::new();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let point = fields[4];
+        let scratch = ["/tmp", "/mnt", "/root", "/var/tmp", "/run/user"];
+        if scratch.iter().any(|s| point.starts_with(s)) {
+            continue;
+        }
+        let tail = line.split_once(" - ").map(|(_, t)| t).unwrap_or("");
+        state.push(format!("mount {point} {} {tail}", fields[5]));
+    }
+    state.sort();
+    for disk in host_disks().iter().filter(|d| readable(&d.0)) {
+        let digest = common::sh(&format!("head -c 1048576 /dev/{} | sha256sum", disk.0));
+        state.push(format!("disk {} {digest}", disk.0));
+    }
+    let digest = common::sh(&format!("head -c 1048576 {host_loop} | sha256sum"));
+    state.push(format!("disk {host_loop} {digest}"));
+    state.push(format!(
+        "etc {}",
+        common::sh("find /etc -xdev -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum")
+    ));
+    for knob in [
+        "kernel/hostname",
+        "kernel/domainname",
+        "kernel/modprobe",
+        "kernel/core_pattern",
+        "kernel/sysrq",
+        "kernel/kptr_restrict",
+        "vm/overcommit_memory",
+        "net/ipv4/ip_forward",
+    ] {
+        let value = std::fs::read_to_string(Path::new("/proc/sys").join(knob)).unwrap_or_default();
+        state.push(format!("sysctl {knob} {}", value.trim()));
+    }
+    state
+}
+
+fn readable(name: &str) -> bool {
+    std::fs::File::open(Path::new("/dev").join(name)).is_ok()
+}
+
+/// A host block device that is not the target: a loop device over a small
+/// file holding a marker, detached on drop.
+struct HostLoop {
+    device: String,
+    _file: tempfile::NamedTempFile,
+}
+
+impl HostLoop {
+    fn new(marker: &str) -> HostLoop {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), marker.repeat(1 << 16)).unwrap();
+        let device = common::sh(&format!("losetup -f --show {}", file.path().display()))
+            .trim()
+            .to_string();
+        HostLoop {
+            device,
+            _file: file,
+        }
+    }
+
+    /// (name, major, minor)
+    fn id(&self) -> (String, String, String) {
+        let name = self.device.trim_start_matches("/dev/").to_string();
+        let number = std::fs::read_to_string(format!("/sys/block/{name}/dev")).unwrap();
+        let (major, minor) = number.trim().split_once(':').unwrap();
+        (name, major.to_string(), minor.to_string())
+    }
+}
+
+impl Drop for HostLoop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+    }
+}
+
+/// The host's disks (name, major, minor): not loop, ram, zram, nbd or dm.
+fn host_disks() -> Vec<(String, String, String)> {
+    let mut disks = Vec::new();
+    for entry in std::fs::read_dir("/sys/block").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let virtual_dev = ["loop", "ram", "zram", "nbd", "dm-", "sr"];
+        if virtual_dev.iter().any(|p| name.starts_with(p))
+            || !Path::new("/dev").join(&name).exists()
+        {
+            continue;
+        }
+        let number = std::fs::read_to_string(entry.path().join("dev")).unwrap();
+        let (major, minor) = number.trim().split_once(':').unwrap();
+        disks.push((name.clone(), major.to_string(), minor.to_string()));
+    }
+    disks.sort();
+    disks
+}
+
+/// Pids cgroups left by the sandboxes of vmrescue process `pid` (cgroup
+/// v1 and v2 places; others' runs may be going on meanwhile).
+fn sandbox_cgroups(pid: u32) -> Vec<String> {
+    let prefix = format!("vmrescue-{pid}-");
+    let mut found = Vec::new();
+    for dir in [
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup",
+        "/sys/fs/cgroup/unified",
+    ] {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            found.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(&prefix)),
+            );
+        }
+    }
+    found
+}
+
+/// Runs vmrescue on `root` and returns its pid with its output; killed
+/// after two minutes so a hang fails the test instead of stalling it.
+fn vmrescue_with_pid(args: &[&str], root: &Path) -> (u32, Output) {
+    let child = Command::new(env!("CARGO_BIN_EXE_vmrescue"))
+        .args(["--log-file", "/dev/null"])
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .env_remove("VMRESCUE_FAILPOINT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watching = done.clone();
+    let watchdog = std::thread::spawn(move || {
+        for _ in 0..1200 {
+            if watching.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Not reaped yet, so the pid is still this child's.
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    });
+    let output = child.wait_with_output();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    watchdog.join().unwrap();
+    (pid, output.unwrap())
+}
+
+#[test]
+fn a_generator_written_to_escape_fails_at_every_step_and_the_host_is_unchanged() {
+    let test = "a_generator_written_to_escape";
+    if !common::root_or_skip(test) {
+        return;
+    }
+    let tree = tempfile::tempdir().unwrap();
+    let root = tree.path();
+    common::write_os_tree(root, "UUID=1111-2222 / ext4 defaults 0 1\n");
+    assert!(
+        root.join("bin/busybox").exists(),
+        "{test}: needs a static busybox (scripts/install-deps)"
+    );
+    let probe = root.join("bin/escape-probe");
+    let built = Command::new("cc")
+        .args(["-static", "-O", "-o"])
+        .arg(&probe)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/escape-probe.c"
+        ))
+        .status()
+        .unwrap();
+    assert!(
+        built.success(),
+        "{test}: cc -static failed (scripts/install-deps installs gcc and libc6-dev)"
+    );
+    let marker = format!("vmrescue-escape-{}", std::process::id());
+    // The host disk it goes for: a loop device that is not the target,
+    // readable by the test (a VM's own disks may be closed even to root).
+    let host_loop = HostLoop::new(&marker);
+    let (disk, major, minor) = host_loop.id();
+    let _restore = HostRestore {
+        marker: marker.clone(),
+        hostname: hostname(),
+    };
+    let version = "6.1.0-28-amd64";
+    write(root, &format!("lib/modules/{version}/modules.dep"), "");
+    write(root, &format!("boot/vmlinuz-{version}"), "kernel");
+    let initrd = format!("boot/initrd.img-{version}");
+    // Empty: the recipe rebuilds it.
+    write(root, &initrd, "");
+    write(root, "sbin/depmod", "#!/bin/sh\nexit 0\n");
+    let script = ESCAPING_GENERATOR
+        .replace("@DISK@", &disk)
+        .replace("@MAJOR@", &major)
+        .replace("@MINOR@", &minor)
+        .replace("@MARKER@", &marker);
+    write(root, "usr/sbin/update-initramfs", &script);
+    for script in ["sbin/depmod", "usr/sbin/update-initramfs"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(root.join(script), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+    }
+    for dir in ["mnt", "tmp", "var/tmp"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    let before = host_state(&host_loop.device);
+
+    let started = std::time::Instant::now();
+    let kernel = format!("kernel={version}");
+    let (pid, out) = vmrescue_with_pid(
+        &["repair", "rebuild-initramfs", "--yes", "--param", &kernel],
+        root,
+    );
+    let elapsed = started.elapsed();
+
+    let after = host_state(&host_loop.device);
+    let report = std::fs::read_to_string(root.join("escape-report")).unwrap_or_default();
+    let context = format!("{}\nreport:\n{report}", text(&out));
+    println!("escape report ({:.1} s):\n{report}", elapsed.as_secs_f64());
+    assert!(report.contains("\ndone\n"), "{context}");
+    for escape in ESCAPES {
+        let lines: Vec<&str> = report
+            .lines()
+            .filter(|l| l.split(' ').next() == Some(*escape))
+            .collect();
+        assert!(!lines.is_empty(), "no outcome for {escape}\n{context}");
+        for line in lines {
+            assert!(
+                !line.split(' ').any(|w| w == "ok") && !line.contains("unknown"),
+                "escape succeeded: {line}\n{context}"
+            );
+        }
+    }
+    // The limits, not chance, stopped the filler and the bomb.
+    assert!(report.contains("fill EFBIG at 1024 MiB"), "{context}");
+    let bomb = report
+        .lines()
+        .find_map(|l| l.strip_prefix("fork-bomb EAGAIN after "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse::<u32>().ok());
+    assert!(bomb.is_some_and(|n| n < 512), "{context}");
+    assert!(report.contains("NoNewPrivs:\t1"), "{context}");
+    assert!(report.contains("CapEff:\t00000000800000fb"), "{context}");
+    assert!(
+        !report.contains(&format!(" {disk} ")),
+        "the host disk is in /dev\n{context}"
+    );
+    // The failed generator fails the repair, which undoes its own writes.
+    assert_eq!(out.status.code(), Some(1), "{context}");
+    assert!(text(&out).contains("was undone"), "{context}");
+    assert_eq!(std::fs::read_to_string(root.join(&initrd)).unwrap(), "");
+    assert!(!root.join("var/tmp/escape-fill").exists());
+    assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
+    assert_eq!(before, after, "the host changed");
+    assert!(
+        sandbox_cgroups(pid).is_empty(),
+        "left: {:?}",
+        sandbox_cgroups(pid)
+    );
+}

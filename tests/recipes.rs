@@ -304,7 +304,7 @@ fn older_kernel_on_debian_grub_points_saved_entry_into_the_submenu() {
         &[],
         &[
             "-GRUB_DEFAULT=0",
-            "+GRUB_DEFAULT=\"saved\"",
+            "+GRUB_DEFAULT=saved",
             &saved,
             "+   set default=\"${saved_entry}\"",
         ],
@@ -348,7 +348,7 @@ fn older_kernel_sets_grub_default_saved_in_the_dropin_that_overrides_it() {
         "older-kernel",
         &[],
         &[
-            "+GRUB_DEFAULT=\"saved\"",
+            "+GRUB_DEFAULT=saved",
             "GRUB_DEFAULT=saved in /etc/default/grub.d/10_cloud.cfg",
         ],
     );
@@ -372,8 +372,7 @@ fn kernel_arg_goes_into_the_dropin_whose_grub_cmdline_linux_wins() {
         CLOUD_DROPIN,
         "GRUB_CMDLINE_LINUX=\"console=tty0 console=ttyS0,115200 earlyprintk=ttyS0,115200 consoleblank=0\"\n",
     );
-    // Planned only (grub-mkconfig is not run here): it must exist to plan the regeneration.
-    write(root, "usr/sbin/grub-mkconfig", "#!/bin/sh\n");
+    // No grub-mkconfig on this tree: grub.cfg is edited in place.
     let before = std::fs::read_to_string(root.join("etc/default/grub")).unwrap();
     let out = vmrescue()
         .args(["plan", "cgroup-nokmem", "--root"])
@@ -628,4 +627,277 @@ fn nokmem_on_systemd_boot_edits_the_entries_and_kernel_install_cmdline() {
         .unwrap()
         .len();
     assert_eq!(changed, 3, "both entries and /etc/kernel/cmdline: {report}");
+}
+
+/// The linux lines of a grub.cfg, as written.
+fn linux_lines(cfg: &str) -> Vec<&str> {
+    cfg.lines()
+        .filter(|l| l.trim_start().starts_with("linux"))
+        .collect()
+}
+
+/// GRUB's own parser accepts the file (grub-common's grub-script-check).
+fn assert_grub_script_check(path: &Path) {
+    let out = Command::new("grub-script-check")
+        .arg(path)
+        .output()
+        .expect("grub-script-check (Debian package grub-common, see scripts/install-deps)");
+    assert!(
+        out.status.success(),
+        "grub-script-check rejects {}: {}",
+        path.display(),
+        text(&out)
+    );
+}
+
+#[test]
+fn kernel_arg_on_grub_without_grub_mkconfig_edits_grub_cfg_in_place() {
+    let tree = debian_tree();
+    let root = tree.path();
+    assert!(!root.join("usr/sbin/grub-mkconfig").exists());
+    let cfg_path = root.join("boot/grub/grub.cfg");
+    let before = std::fs::read_to_string(&cfg_path).unwrap();
+    let new_line = format!(
+        "+\tlinux\t/boot/vmlinuz-{NEW} root=UUID={ROOT_UUID} ro console=ttyS0,115200 quiet cgroup.memory=nokmem"
+    );
+    let report = exercise(
+        root,
+        "cgroup-nokmem",
+        &[],
+        &[
+            "+GRUB_CMDLINE_LINUX=\"console=ttyS0,115200 cgroup.memory=nokmem\"",
+            &new_line,
+            "edited in place",
+        ],
+    );
+    let applied = &report["recipes"][0]["applied"];
+    assert_eq!(applied["commands"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        applied["changed"],
+        serde_json::json!(["/etc/default/grub", "/boot/grub/grub.cfg"]),
+        "{report}"
+    );
+    // Leave it applied to look at the result.
+    let out = vmrescue()
+        .args(["repair", "cgroup-nokmem", "--yes", "--root"])
+        .arg(root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let after = std::fs::read_to_string(&cfg_path).unwrap();
+    assert_eq!(linux_lines(&after).len(), 3);
+    for line in linux_lines(&after) {
+        assert!(line.ends_with(" quiet cgroup.memory=nokmem"), "{line}");
+    }
+    let untouched = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with("linux"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        untouched(&after),
+        untouched(&before),
+        "only linux lines change"
+    );
+    assert_grub_script_check(&cfg_path);
+}
+
+#[test]
+fn regenerate_true_runs_grub_mkconfig_and_needs_it() {
+    let tree = debian_tree();
+    let root = tree.path();
+    let plan = |extra: &[&str]| {
+        let mut cmd = vmrescue();
+        cmd.args(["plan", "cgroup-nokmem", "--root"]).arg(root);
+        for param in extra {
+            cmd.args(["--param", param]);
+        }
+        cmd.output().unwrap()
+    };
+    let out = plan(&["regenerate=true"]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(text(&out).contains("no grub-mkconfig"), "{}", text(&out));
+    write(root, "usr/sbin/grub-mkconfig", "#!/bin/sh\n");
+    let out = plan(&["regenerate=true"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("grub-mkconfig -o /boot/grub/grub.cfg"),
+        "{}",
+        text(&out)
+    );
+    let out = plan(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !text(&out).contains("grub-mkconfig -o"),
+        "no regeneration unless asked: {}",
+        text(&out)
+    );
+    let out = plan(&["regenerate=maybe"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+/// A recipe of one kernel-argument step, from a `--recipes-dir`.
+fn arg_recipe(dir: &Path, id: &str, action: &str, arg: &str, check: &str) {
+    write(
+        dir,
+        &format!("{id}.toml"),
+        &format!(
+            "id = \"{id}\"\ntitle = \"t\"\nsummary = \"s\"\nfamilies = [\"debian\", \"rhel\"]\n\n\
+             [[steps]]\naction = \"{action}\"\narg = '{arg}'\n\n\
+             [[steps]]\naction = \"regenerate-grub-config\"\n\n\
+             [[verify]]\ncheck = \"{check}\"\narg = '{arg}'\n"
+        ),
+    );
+}
+
+/// The kernel's quoting (`a="b c"` is one argument) holds in every file the
+/// argument goes through, and a quoted argument is removed whole.
+#[test]
+fn a_quoted_kernel_argument_stays_one_argument() {
+    let tree = debian_tree();
+    let root = tree.path();
+    let recipes = tempfile::tempdir().unwrap();
+    arg_recipe(
+        recipes.path(),
+        "add-quoted",
+        "add-kernel-arg",
+        "a=\"b c\"",
+        "kernel-arg-present",
+    );
+    let dir = recipes.path().to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = vmrescue();
+        cmd.args(args)
+            .args(["--recipes-dir", dir, "--root"])
+            .arg(root);
+        cmd.output().unwrap()
+    };
+    let original = tree_state(root);
+    let out = run(&["plan", "add-quoted"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains("+GRUB_CMDLINE_LINUX=\"console=ttyS0,115200 a=\\\"b c\\\"\""),
+        "{shown}"
+    );
+    assert!(shown.contains(" quiet a=\"b c\"\n"), "{shown}");
+    let out = run(&["--json", "repair", "add-quoted", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = json(&out);
+    assert_eq!(report["recipes"][0]["status"], "applied", "{report}");
+    for check in report["recipes"][0]["verify"].as_array().unwrap() {
+        assert_eq!(check["ok"], true, "{check}");
+    }
+    let repaired = tree_state(root);
+    let out = run(&["--json", "repair", "add-quoted", "--yes"]);
+    assert_eq!(
+        json(&out)["recipes"][0]["status"],
+        "nothing-to-do",
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        tree_state(root),
+        repaired,
+        "a second repair wrote something"
+    );
+    assert_grub_script_check(&root.join("boot/grub/grub.cfg"));
+
+    // Removing `a` takes the whole quoted argument, spaces and all.
+    arg_recipe(
+        recipes.path(),
+        "drop-a",
+        "remove-kernel-arg",
+        "a",
+        "kernel-arg-absent",
+    );
+    let out = run(&["--json", "repair", "drop-a", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        json(&out)["recipes"][0]["status"],
+        "applied",
+        "{}",
+        text(&out)
+    );
+    let grub = std::fs::read_to_string(root.join("etc/default/grub")).unwrap();
+    assert!(
+        grub.contains("GRUB_CMDLINE_LINUX=\"console=ttyS0,115200\"\n"),
+        "{grub}"
+    );
+    let cfg = std::fs::read_to_string(root.join("boot/grub/grub.cfg")).unwrap();
+    for line in linux_lines(&cfg) {
+        assert!(line.ends_with("console=ttyS0,115200 quiet"), "{line}");
+    }
+
+    for _ in 0..2 {
+        let out = vmrescue()
+            .args(["undo", "--yes", "--root"])
+            .arg(root)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "undo: {}", text(&out));
+    }
+    assert_eq!(tree_state(root), original, "undo restores every byte");
+}
+
+/// RHEL 8: BLS entries take `$kernelopts` from grubenv, whose values GRUB
+/// escapes (`\\` for a backslash, `\` before a newline).
+fn rhel8_tree() -> tempfile::TempDir {
+    let tree = rhel9_tree();
+    let root = tree.path();
+    write(
+        root,
+        "etc/os-release",
+        "NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"8.9\"\n",
+    );
+    for entry in std::fs::read_dir(root.join("boot/loader/entries")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let options = text.lines().find(|l| l.starts_with("options ")).unwrap();
+        let text = text.replace(options, "options $kernelopts $tuned_params");
+        std::fs::write(&path, text).unwrap();
+    }
+    let env = std::fs::read_to_string(root.join("boot/grub2/grubenv")).unwrap();
+    let vars = env
+        .trim_end_matches('#')
+        .trim_start_matches("# GRUB Environment Block\n");
+    write(
+        root,
+        "boot/grub2/grubenv",
+        &grubenv(&format!(
+            "{vars}kernelopts=root=UUID={ROOT_UUID} ro console=ttyS0,115200n8 acpi_osi=\\\\Windows\nmenu_note=two\\\nlines\n"
+        )),
+    );
+    tree
+}
+
+#[test]
+fn nokmem_on_rhel8_edits_grubenv_kernelopts_keeping_its_escapes() {
+    let tree = rhel8_tree();
+    let root = tree.path();
+    let env_path = root.join("boot/grub2/grubenv");
+    let report = exercise(
+        root,
+        "cgroup-nokmem",
+        &[],
+        &["+kernelopts=root=UUID=1b2c3d4e-0000-4000-8000-00000000abcd ro console=ttyS0,115200n8 acpi_osi=\\\\Windows cgroup.memory=nokmem"],
+    );
+    assert_eq!(
+        report["recipes"][0]["applied"]["changed"],
+        serde_json::json!(["/etc/default/grub", "/boot/grub2/grubenv"]),
+        "{report}"
+    );
+    let out = vmrescue()
+        .args(["repair", "cgroup-nokmem", "--yes", "--root"])
+        .arg(root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let env = std::fs::read_to_string(&env_path).unwrap();
+    assert_eq!(env.len(), 1024, "{env}");
+    assert!(
+        env.contains("acpi_osi=\\\\Windows cgroup.memory=nokmem\nmenu_note=two\\\nlines\n"),
+        "escapes are kept: {env}"
+    );
 }

@@ -91,6 +91,57 @@ fn chroot_mounts_stay_out_of_the_host_mount_table_and_exit_status_passes_through
     assert_eq!(host_snapshot(&image), before);
 }
 
+/// The chroot's `/dev` is private: the target's loop device and its
+/// partitions, the basic character devices, nothing of the host's disks.
+#[test]
+fn a_chroot_sees_only_the_target_disk_in_dev() {
+    if !root_or_skip("a_chroot_sees_only_the_target_disk") {
+        return;
+    }
+    let _serial = serial();
+    let image = gpt_boot_xfs_root();
+    let out = vmrescue()
+        .args(["chroot", "--image"])
+        .arg(&image.path)
+        .args(["--", "/bin/busybox", "ls", "/dev"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut names: Vec<&str> = stdout.split_whitespace().collect();
+    names.sort();
+    let disks: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| n.starts_with("loop"))
+        .collect();
+    let disk = disks
+        .iter()
+        .find(|n| !n["loop".len()..].contains('p'))
+        .expect("the target's loop device");
+    assert_eq!(
+        disks,
+        [disk.to_string(), format!("{disk}p1"), format!("{disk}p2")],
+        "{stdout}"
+    );
+    let others: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !n.starts_with("loop"))
+        .filter(|n| {
+            ![
+                "null", "zero", "full", "random", "urandom", "tty", "fd", "stdin", "stdout",
+                "stderr", "ptmx", "pts", "shm", "block", "disk",
+            ]
+            .contains(n)
+        })
+        .collect();
+    assert!(
+        others.is_empty(),
+        "host entries in the chroot's /dev: {others:?}"
+    );
+}
+
 #[test]
 fn btrfs_root_with_subvolumes_mounts_the_fstab_subvolumes() {
     if !root_or_skip("btrfs_root_with_subvolumes") {

@@ -48,7 +48,7 @@ impl CompiledBug {
                 return false;
             }
         }
-        parse::compare_versions(&parse::version_key(release, build), &self.fixed_key).is_lt()
+        parse::compare_version_keys(&parse::version_key(release, build), &self.fixed_key).is_lt()
     }
 
     pub fn finding_id(&self) -> String {

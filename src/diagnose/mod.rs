@@ -15,6 +15,7 @@ mod boot;
 mod findings;
 mod known_bugs;
 mod line;
+pub mod log_input;
 pub mod offline;
 mod parse;
 mod signatures;
@@ -26,7 +27,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 pub use known_bugs::{load_known_bugs, KnownBug};
@@ -224,9 +225,8 @@ pub fn diagnose_target(
     let root = target.rootdir()?;
     target_logs::add_target_logs(&mut classifier, &root)?;
     for log in logs {
-        let file =
-            std::fs::File::open(log).with_context(|| format!("opening log {}", log.display()))?;
-        classifier.add_reader(std::io::BufReader::new(file), &log.display().to_string())?;
+        let (reader, source) = log_input::open(log)?;
+        classifier.add_reader(reader, &source)?;
     }
     let mut diagnosis = classifier.finish()?;
     let snapshot = crate::inspect::snapshot::snapshot(&root)?;

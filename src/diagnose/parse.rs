@@ -180,8 +180,9 @@ pub fn version_key(release: &str, build: Option<&str>) -> Vec<u64> {
     key
 }
 
-/// Orders two keys, missing trailing components counting as 0.
-pub fn compare_versions(left: &[u64], right: &[u64]) -> Ordering {
+/// Orders two numeric keys from [`version_key`], missing trailing components
+/// counting as 0 (kernel strings compare with `inspect::version::compare_versions`).
+pub fn compare_version_keys(left: &[u64], right: &[u64]) -> Ordering {
     let len = left.len().max(right.len());
     for i in 0..len {
         let a = left.get(i).copied().unwrap_or(0);
@@ -292,11 +293,11 @@ mod tests {
         let rhel = version_key("4.18.0-305.el8.x86_64", None);
         assert_eq!(rhel, [4, 18, 0, 305]);
         let fixed = version_key("4.18.0-305.12.1.el8_4", None);
-        assert_eq!(compare_versions(&rhel, &fixed), Ordering::Less);
+        assert_eq!(compare_version_keys(&rhel, &fixed), Ordering::Less);
         let ubuntu = version_key("5.4.0-123-generic", Some("#139-Ubuntu"));
         assert_eq!(ubuntu, [5, 4, 0, 123, 139]);
         assert_eq!(
-            compare_versions(&ubuntu, &version_key("5.4.0-123.139", None)),
+            compare_version_keys(&ubuntu, &version_key("5.4.0-123.139", None)),
             Ordering::Equal
         );
         let older = version_key("5.4.0-105-generic", Some("#119~18.04.1-Ubuntu"));

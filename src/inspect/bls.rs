@@ -140,7 +140,7 @@ impl BlsEntry {
             .iter()
             .position(|l| l.key.as_deref() == Some("options"))
         else {
-            let CmdlineEdit::Add(arg) = edit else {
+            let (CmdlineEdit::Add(arg) | CmdlineEdit::AddToList(arg)) = edit else {
                 return false;
             };
             if !self.render().ends_with('\n') && !self.lines.is_empty() {

@@ -273,6 +273,88 @@ impl KernelCmdline {
     pub fn is_empty(&self) -> bool {
         self.args().next().is_none()
     }
+
+    /// True when `arg` is effective: for a [`LIST_KEYS`] key every value of
+    /// `arg` is in the comma list of some occurrence, otherwise as
+    /// [`Self::contains_arg`].
+    pub fn holds(&self, arg: &str) -> bool {
+        let key = key_of(arg);
+        if !LIST_KEYS.contains(&key.as_str()) {
+            return self.contains_arg(arg);
+        }
+        let wanted = list_values(arg);
+        self.args()
+            .filter(|a| a.key() == key)
+            .any(|a| wanted.iter().all(|v| list_values(&a.raw).contains(v)))
+    }
+
+    /// Adds the comma-separated values of `key=v1,v2` to the last
+    /// occurrence of the key (appending the argument when there is none);
+    /// values already present stay where they are.
+    pub fn add_to_list(&mut self, arg: &str) -> bool {
+        let key = key_of(arg);
+        let Some(existing) = self.get(&key) else {
+            return self.set(arg);
+        };
+        let mut values = list_values(&existing.raw);
+        let before = values.len();
+        for value in list_values(arg) {
+            if !values.contains(&value) {
+                values.push(value);
+            }
+        }
+        if values.len() == before {
+            return false;
+        }
+        self.set(&format_arg(&key, Some(&values.join(","))))
+    }
+
+    /// Gives every occurrence of `key` whose value `replace` maps to
+    /// `Some(new)` that new value (quoted when needed), in place.
+    pub fn replace_values(&mut self, key: &str, replace: impl Fn(&str) -> Option<String>) -> bool {
+        let mut changed = false;
+        for segment in &mut self.segments {
+            let Segment::Arg(arg) = segment else { continue };
+            if arg.key() != key {
+                continue;
+            }
+            let Some(new) = arg.value().as_deref().and_then(&replace) else {
+                continue;
+            };
+            let raw = format_arg(key, Some(&new));
+            if raw != arg.raw {
+                arg.raw = raw;
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+/// Keys whose values are comma lists that an added argument merges into
+/// instead of replacing (one blacklist argument collects every module).
+pub const LIST_KEYS: &[&str] = &["module_blacklist", "rd.driver.blacklist"];
+
+/// The key of one argument as written (`a="b c"` → `a`).
+pub fn key_of(arg: &str) -> String {
+    Arg {
+        raw: arg.to_string(),
+    }
+    .key()
+}
+
+/// The non-empty comma-separated values of one `key=v1,v2` argument.
+fn list_values(arg: &str) -> Vec<String> {
+    let value = Arg {
+        raw: arg.to_string(),
+    }
+    .value()
+    .unwrap_or_default();
+    value
+        .split(',')
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn make_segment(text: String, space: bool) -> Segment {
@@ -323,11 +405,44 @@ pub enum CmdlineEdit {
     RemoveKey(String),
     /// Remove occurrences of exactly `key[=value]`.
     RemoveArg(String),
+    /// Merge the values of a comma-list argument (`module_blacklist=a,b`).
+    AddToList(String),
+    /// Replace the value of `key` wherever it is none of `keep` (compared
+    /// without regard to ASCII case, as device names and UUIDs are).
+    ReplaceValue {
+        key: String,
+        keep: Vec<String>,
+        value: String,
+    },
 }
 
 impl CmdlineEdit {
+    /// What a recipe's `add-kernel-arg` does: comma-list keys merge, other
+    /// keys get the new value.
+    pub fn add(arg: &str) -> Self {
+        if LIST_KEYS.contains(&key_of(arg).as_str()) {
+            CmdlineEdit::AddToList(arg.to_string())
+        } else {
+            CmdlineEdit::Add(arg.to_string())
+        }
+    }
+
+    /// What a recipe's `remove-kernel-arg` does: `key` removes every
+    /// occurrence, `key=value` only that exact argument.
+    pub fn remove(arg: &str) -> Self {
+        if arg.contains('=') {
+            CmdlineEdit::RemoveArg(arg.to_string())
+        } else {
+            CmdlineEdit::RemoveKey(arg.to_string())
+        }
+    }
+
     pub fn apply(&self, cmdline: &mut KernelCmdline) -> bool {
         match self {
+            CmdlineEdit::AddToList(arg) => cmdline.add_to_list(arg),
+            CmdlineEdit::ReplaceValue { key, keep, value } => cmdline.replace_values(key, |v| {
+                (!keep.iter().any(|k| k.eq_ignore_ascii_case(v))).then(|| value.clone())
+            }),
             CmdlineEdit::Add(arg) => cmdline.add(arg),
             CmdlineEdit::SetOnly(arg) => cmdline.set_only(arg),
             CmdlineEdit::RemoveKey(key) => cmdline.remove(key),
@@ -432,7 +547,82 @@ mod tests {
         assert_eq!(format_arg("nofb", None), "nofb");
     }
 
+    /// What the recipes' add-/remove-kernel-arg steps do (formerly a second,
+    /// whitespace-splitting editor in src/recipe).
+    #[test]
+    fn recipe_edits_replace_merge_and_remove_whole_quoted_arguments() {
+        let edit = |text: &str, e: CmdlineEdit| edit_text(text, &e).0;
+        assert_eq!(
+            edit("quiet splash", CmdlineEdit::add("cgroup.memory=nokmem")),
+            "quiet splash cgroup.memory=nokmem"
+        );
+        assert_eq!(
+            edit("a panic=0 b", CmdlineEdit::add("panic=10")),
+            "a panic=10 b"
+        );
+        assert_eq!(
+            edit(
+                "module_blacklist=foo",
+                CmdlineEdit::add("module_blacklist=eudp")
+            ),
+            "module_blacklist=foo,eudp"
+        );
+        let (same, changed) = edit_text(
+            "module_blacklist=eudp",
+            &CmdlineEdit::add("module_blacklist=eudp"),
+        );
+        assert_eq!((same.as_str(), changed), ("module_blacklist=eudp", false));
+        assert_eq!(
+            edit(
+                "a cgroup.memory=nokmem b",
+                CmdlineEdit::remove("cgroup.memory")
+            ),
+            "a b"
+        );
+        assert_eq!(
+            edit("a panic=0 panic=10", CmdlineEdit::remove("panic=0")),
+            "a panic=10"
+        );
+        // A quoted value with spaces is one argument for every edit.
+        assert_eq!(
+            edit("ro a=\"b c\" quiet", CmdlineEdit::remove("a")),
+            "ro quiet"
+        );
+        assert_eq!(
+            edit("ro quiet", CmdlineEdit::add("a=\"b c\"")),
+            "ro quiet a=\"b c\""
+        );
+        assert!(KernelCmdline::parse("ro a=\"b c\"").holds("a=\"b c\""));
+        assert!(KernelCmdline::parse("x module_blacklist=a,eudp").holds("module_blacklist=eudp"));
+        assert!(!KernelCmdline::parse("panic=0").holds("panic=10"));
+        let root = CmdlineEdit::ReplaceValue {
+            key: "root".into(),
+            keep: vec!["UUID=ABC".into()],
+            value: "UUID=abc".into(),
+        };
+        assert_eq!(edit("root=uuid=abc ro", root.clone()), "root=uuid=abc ro");
+        assert_eq!(edit("root=/dev/sdc1 ro", root), "root=UUID=abc ro");
+    }
+
     proptest! {
+        #[test]
+        fn add_then_holds(args in "[a-z=. ]{0,40}", key in "[a-z]{1,8}", value in "[a-z0-9]{1,5}") {
+            let arg = format!("{key}={value}");
+            let (text, _) = edit_text(&args, &CmdlineEdit::add(&arg));
+            prop_assert!(KernelCmdline::parse(&text).holds(&arg));
+        }
+
+        #[test]
+        fn list_merges_keep_every_value(old in "[a-z]{1,5}(,[a-z]{1,5}){0,3}", new in "[a-z]{1,5}") {
+            let text = format!("ro module_blacklist={old} quiet");
+            let arg = format!("module_blacklist={new}");
+            let (merged, _) = edit_text(&text, &CmdlineEdit::add(&arg));
+            let cmdline = KernelCmdline::parse(&merged);
+            prop_assert!(cmdline.holds(&arg));
+            let before = format!("module_blacklist={old}");
+            prop_assert!(cmdline.holds(&before));
+        }
+
         #[test]
         fn render_of_parse_is_identity(text in "(\\PC|[ \t\"=])*") {
             prop_assert_eq!(KernelCmdline::parse(&text).to_string(), text);

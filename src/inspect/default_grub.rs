@@ -417,7 +417,9 @@ impl DefaultGrub {
         let Some((index, assignment)) = self.last_assignment(name).map(|(i, a)| (i, a.clone()))
         else {
             return match edit {
-                CmdlineEdit::Add(arg) | CmdlineEdit::SetOnly(arg) => self.set(name, arg),
+                CmdlineEdit::Add(arg) | CmdlineEdit::SetOnly(arg) | CmdlineEdit::AddToList(arg) => {
+                    self.set(name, arg)
+                }
                 _ => false,
             };
         };
@@ -712,39 +714,16 @@ fn quote_like(value: &str, style: Quoting) -> String {
     }
 }
 
+/// `$NAME` / `${NAME}` replaced by the latest value in `vars`, with the
+/// one expansion GRUB's own scripts use (see [`super::bls::expand_grub_vars`]).
 fn expand(value: &str, vars: &[(String, String)]) -> String {
     let lookup = |name: &str| {
         vars.iter()
             .rev()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.clone())
-            .unwrap_or_default()
     };
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(dollar) = rest.find('$') {
-        out.push_str(&rest[..dollar]);
-        let after = &rest[dollar + 1..];
-        if let Some(inner) = after.strip_prefix('{') {
-            if let Some(close) = inner.find('}') {
-                out.push_str(&lookup(&inner[..close]));
-                rest = &inner[close + 1..];
-                continue;
-            }
-        }
-        let name_len = after
-            .bytes()
-            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
-            .count();
-        if name_len == 0 {
-            out.push('$');
-        } else {
-            out.push_str(&lookup(&after[..name_len]));
-        }
-        rest = &after[name_len..];
-    }
-    out.push_str(rest);
-    out
+    super::bls::expand_grub_vars(value, &lookup)
 }
 
 #[cfg(test)]

@@ -462,6 +462,24 @@ impl GrubCfg {
         select: impl Fn(&MenuEntry) -> bool,
         edit: &CmdlineEdit,
     ) -> usize {
+        self.edit_linux_cmdlines(select, |cmdline| edit.apply(cmdline))
+    }
+
+    /// Every `linux` line of every menu entry, in file order.
+    pub fn linux_commands(&self) -> Vec<&LinuxCommand> {
+        self.entries()
+            .into_iter()
+            .flat_map(|(_, entry)| entry.loads.iter().filter_map(|l| l.linux.as_ref()))
+            .collect()
+    }
+
+    /// [`Self::edit_linux_args`] with any change of the parsed command line:
+    /// `edit` returns whether it changed it.
+    pub fn edit_linux_cmdlines(
+        &mut self,
+        select: impl Fn(&MenuEntry) -> bool,
+        edit: impl Fn(&mut KernelCmdline) -> bool,
+    ) -> usize {
         let mut edits: Vec<((usize, usize), String)> = Vec::new();
         let linux_lines = self.entries().into_iter().flat_map(|(_, entry)| {
             let selected = select(entry);
@@ -475,7 +493,7 @@ impl GrubCfg {
             let (start, end) = linux.args_range;
             let old = &self.text[start..end];
             let mut cmdline = KernelCmdline::parse(old);
-            if !edit.apply(&mut cmdline) {
+            if !edit(&mut cmdline) {
                 continue;
             }
             let mut new = cmdline.to_string();

@@ -5,13 +5,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::cmdline_edit::{self as edit, add_arg, remove_arg};
 use super::facts::{Facts, Family, InitramfsGenerator};
 use super::plan::{PlannedChange, SysctlAudit, Workspace};
 use crate::error::Failure;
+use crate::inspect::bls::BlsEntry;
+use crate::inspect::cmdline::{self, CmdlineEdit, KernelCmdline};
 use crate::inspect::default_grub::{
     self, DefaultGrub, GrubSettings, SourcedFile, CMDLINE_LINUX, CMDLINE_LINUX_DEFAULT,
 };
+use crate::inspect::grub_cfg::GrubCfg;
+use crate::inspect::grubenv::Grubenv;
 use crate::inspect::initramfs_modules::InitramfsModules;
 use crate::rootfs::EntryKind;
 use crate::target::Layout;
@@ -28,6 +31,10 @@ pub struct Planned {
     pub changes: Vec<PlannedChange>,
     pub notes: Vec<String>,
     pub audit: Vec<SysctlAudit>,
+    /// GRUB defaults files (/etc/default/grub, grub.d drop-ins) as they were
+    /// when a kernel-argument step last brought every grub.cfg in line with
+    /// them by editing it in place: while they stay so, no regeneration.
+    pub grub_cfg_in_line_with: Vec<(PathBuf, Option<String>)>,
 }
 
 impl Planned {
@@ -64,19 +71,40 @@ impl Planned {
         self.changes.push(change);
     }
 
-    fn writes(&self, path: &Path) -> bool {
-        self.changes
-            .iter()
-            .any(|c| matches!(c, PlannedChange::Write { path: p, .. } if p == path))
-    }
-
     /// Whether /etc/default/grub or one of its grub.d drop-ins is written.
     fn writes_grub_defaults(&self) -> bool {
-        self.writes(Path::new(DEFAULT_GRUB))
-            || self.changes.iter().any(|c| {
-                matches!(c, PlannedChange::Write { path, .. }
-                    if path.starts_with(default_grub::DROPIN_DIR))
+        !self.grub_defaults_written().is_empty()
+    }
+
+    fn grub_defaults_written(&self) -> Vec<&Path> {
+        self.changes
+            .iter()
+            .filter_map(|c| match c {
+                PlannedChange::Write { path, .. }
+                    if path == Path::new(DEFAULT_GRUB)
+                        || path.starts_with(default_grub::DROPIN_DIR) =>
+                {
+                    Some(path.as_path())
+                }
+                _ => None,
             })
+            .collect()
+    }
+
+    /// Whether every GRUB defaults change of the plan is one that grub.cfg
+    /// was already edited to match (see [`Self::grub_cfg_in_line_with`]).
+    fn grub_cfg_follows_defaults(&self, ws: &Workspace) -> Result<bool> {
+        for path in self.grub_defaults_written() {
+            let now = ws.read(path)?;
+            let in_line = self
+                .grub_cfg_in_line_with
+                .iter()
+                .any(|(p, text)| p == path && *text == now);
+            if !in_line {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -95,8 +123,40 @@ fn grub_defaults(ws: &Workspace) -> Result<GrubSettings> {
     Ok(GrubSettings::merge(&files))
 }
 
-fn arg_count(args: &str) -> usize {
-    args.split_whitespace().count()
+/// `name`'s value in one file grub-mkconfig sources, edited with the
+/// /etc/default/grub editor (shell quoting kept); the file's new text.
+fn edit_grub_var(text: &str, name: &str, edit: &CmdlineEdit) -> String {
+    let mut file = DefaultGrub::parse(text);
+    file.edit_cmdline(name, edit);
+    file.render()
+}
+
+/// grubenv's `kernelopts` (RHEL 8) edited with the grubenv editor, which
+/// keeps GRUB's escapes and the 1024-byte block; `None` without kernelopts.
+fn edit_grubenv_kernelopts(block: &str, edit: &CmdlineEdit) -> Result<Option<String>> {
+    let mut env = Grubenv::parse(block.as_bytes()).context("reading grubenv")?;
+    if env.get("kernelopts").is_none() {
+        return Ok(None);
+    }
+    env.edit_cmdline_var("kernelopts", edit)
+        .context("editing grubenv kernelopts")?;
+    render_grubenv(&env).map(Some)
+}
+
+fn render_grubenv(env: &Grubenv) -> Result<String> {
+    let bytes = env.render().context("writing grubenv")?;
+    String::from_utf8(bytes).context("grubenv is not UTF-8")
+}
+
+/// A BLS entry's `options` edited with the BLS editor; the entry's new text.
+fn edit_bls_options(path: &Path, text: &str, edit: &CmdlineEdit) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut entry = BlsEntry::parse(&name, text);
+    entry.edit_options(edit);
+    entry.render()
 }
 
 const DEFAULT_GRUB: &str = "/etc/default/grub";
@@ -122,13 +182,80 @@ pub fn edit_kernel_arg(
     arg: &str,
     add: bool,
 ) -> Result<()> {
-    let apply = |args: &str| {
-        if add {
-            add_arg(args, arg)
-        } else {
-            remove_arg(args, arg)
-        }
+    let edit = if add {
+        CmdlineEdit::add(arg)
+    } else {
+        CmdlineEdit::remove(arg)
     };
+    let verb = if add { "add" } else { "remove" };
+    let mut places = edit_grub_defaults(ws, planned, arg, add, &edit)?;
+    if let Some(text) = ws.read(KERNEL_INSTALL_CMDLINE)? {
+        places += 1;
+        // The trailing newline is whitespace to the command-line editor and stays last.
+        let (new, _) = cmdline::edit_text(&text, &edit);
+        let why = format!("{verb} {arg} in {KERNEL_INSTALL_CMDLINE} (kernel-install writes it into new kernels' entries)");
+        planned.push(ws.write(KERNEL_INSTALL_CMDLINE, new, &why)?);
+    }
+    let mut uses_kernelopts = false;
+    for entry in bls_entries(ws)? {
+        let Some(text) = ws.read(&entry)? else {
+            continue;
+        };
+        places += 1;
+        // Such an entry takes its arguments from grubenv, edited below.
+        let name = entry.file_name().map(|n| n.to_string_lossy().into_owned());
+        let parsed = BlsEntry::parse(&name.unwrap_or_default(), &text);
+        if parsed
+            .get_all("options")
+            .iter()
+            .any(|o| o.contains("$kernelopts"))
+        {
+            uses_kernelopts = true;
+            continue;
+        }
+        let new = edit_bls_options(&entry, &text, &edit);
+        planned.push(ws.write(
+            &entry,
+            new,
+            &format!("{verb} {arg} in the BLS entry's options"),
+        )?);
+    }
+    if let Some(grubenv) = &ctx.facts.grubenv {
+        if let Some(block) = ws.read(grubenv)? {
+            if let Some(new) = edit_grubenv_kernelopts(&block, &edit)? {
+                places += 1;
+                planned.push(ws.write(
+                    grubenv,
+                    new,
+                    &format!("{verb} {arg} in grubenv kernelopts"),
+                )?);
+            } else if uses_kernelopts {
+                planned
+                    .notes
+                    .push("BLS entries use $kernelopts but grubenv has no kernelopts".into());
+            }
+        }
+    }
+    places += edit_grub_cfgs_in_place(ws, ctx, planned, &edit, &format!("{verb} {arg}"))?;
+    if places == 0 {
+        return Err(Failure::Refused(format!(
+            "no kernel command line found to {verb} {arg} in ({DEFAULT_GRUB}, {KERNEL_INSTALL_CMDLINE}, BLS entries, grubenv, grub.cfg)"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// GRUB_CMDLINE_LINUX (and, for a removal, GRUB_CMDLINE_LINUX_DEFAULT) in
+/// the files grub-mkconfig sources, so a later update-grub keeps the
+/// change. Returns how many command-line places were found (0 or 1).
+fn edit_grub_defaults(
+    ws: &mut Workspace,
+    planned: &mut Planned,
+    arg: &str,
+    add: bool,
+    edit: &CmdlineEdit,
+) -> Result<usize> {
     let verb = if add { "add" } else { "remove" };
     let mut places = 0;
     let defaults = grub_defaults(ws)?;
@@ -148,7 +275,8 @@ pub fn edit_kernel_arg(
                 ));
             }
             let targets: Vec<String> = if add {
-                let already = edit::has_arg(&setting.value, arg) && setting.unexpanded.is_none();
+                let already =
+                    KernelCmdline::parse(&setting.value).holds(arg) && setting.unexpanded.is_none();
                 if already {
                     Vec::new()
                 } else {
@@ -161,7 +289,7 @@ pub fn edit_kernel_arg(
                 let Some(text) = ws.read(&path)? else {
                     continue;
                 };
-                let new = edit::edit_shell_var(&text, CMDLINE_LINUX, apply);
+                let new = edit_grub_var(&text, CMDLINE_LINUX, edit);
                 let why = if path == setting.path {
                     format!("{verb} {arg} in GRUB_CMDLINE_LINUX of {path}: grub-mkconfig sources it after {DEFAULT_GRUB}, so its value is the one used")
                 } else {
@@ -173,9 +301,9 @@ pub fn edit_kernel_arg(
         None => {
             if let Some(text) = ws.read(DEFAULT_GRUB)? {
                 places += 1;
-                let new = edit::edit_shell_var(&text, CMDLINE_LINUX, apply);
+                let new = edit_grub_var(&text, CMDLINE_LINUX, edit);
                 let why = format!(
-                    "{verb} {arg} in GRUB_CMDLINE_LINUX (used when grub.cfg is regenerated)"
+                    "{verb} {arg} in GRUB_CMDLINE_LINUX (so a later update-grub or grub-mkconfig keeps it)"
                 );
                 planned.push(ws.write(DEFAULT_GRUB, new, &why)?);
             }
@@ -184,22 +312,22 @@ pub fn edit_kernel_arg(
     // GRUB_CMDLINE_LINUX_DEFAULT follows GRUB_CMDLINE_LINUX on the normal
     // entries' command line, so its arguments win.
     if let Some(later) = defaults.get(CMDLINE_LINUX_DEFAULT) {
-        let holds_key =
-            arg_count(&remove_arg(&later.value, edit::key_of(arg))) != arg_count(&later.value);
-        if add && holds_key && !edit::has_arg(&later.value, arg) {
+        let key = cmdline::key_of(arg);
+        let later_args = KernelCmdline::parse(&later.value);
+        if add && later_args.contains(&key) && !later_args.holds(arg) {
             planned.notes.push(format!(
-                "{} line {} sets {} in GRUB_CMDLINE_LINUX_DEFAULT, which comes later on the kernel command line and wins over {arg}",
+                "{} line {} sets {key} in GRUB_CMDLINE_LINUX_DEFAULT, which comes later on the kernel command line and wins over {arg}",
                 later.path,
                 later.line,
-                edit::key_of(arg)
             ));
         }
-        if !add && arg_count(&remove_arg(&later.value, arg)) != arg_count(&later.value) {
+        let mut removed = later_args.clone();
+        if !add && edit.apply(&mut removed) {
             for path in defaults.files_assigning(CMDLINE_LINUX_DEFAULT) {
                 let Some(text) = ws.read(path)? else {
                     continue;
                 };
-                let new = edit::edit_shell_var(&text, CMDLINE_LINUX_DEFAULT, apply);
+                let new = edit_grub_var(&text, CMDLINE_LINUX_DEFAULT, edit);
                 planned.push(ws.write(
                     path,
                     new,
@@ -208,59 +336,58 @@ pub fn edit_kernel_arg(
             }
         }
     }
-    if let Some(text) = ws.read(KERNEL_INSTALL_CMDLINE)? {
-        places += 1;
-        let mut new = apply(text.trim_end_matches('\n'));
-        if text.ends_with('\n') {
-            new.push('\n');
-        }
-        let why = format!("{verb} {arg} in {KERNEL_INSTALL_CMDLINE} (kernel-install writes it into new kernels' entries)");
-        planned.push(ws.write(KERNEL_INSTALL_CMDLINE, new, &why)?);
-    }
-    let mut uses_kernelopts = false;
-    for entry in bls_entries(ws)? {
-        let Some(text) = ws.read(&entry)? else {
+    Ok(places)
+}
+
+/// GRUB without BLS boots the `linux` lines of grub.cfg: they are edited
+/// in place (every grub.cfg that has menu entries; chain-loading stubs and
+/// blscfg menus have none), so the plan shows the exact change and no
+/// target code runs. grub-mkconfig would also rewrite unrelated entries
+/// (os-prober, the rescue VM's device names) and may be missing or broken.
+/// Returns how many grub.cfg files hold linux lines.
+fn edit_grub_cfgs_in_place(
+    ws: &mut Workspace,
+    ctx: &ActionContext,
+    planned: &mut Planned,
+    edit: &CmdlineEdit,
+    what: &str,
+) -> Result<usize> {
+    let mut found = 0;
+    for path in &ctx.facts.grub_cfgs {
+        let Some(text) = ws.read(path)? else { continue };
+        if is_stub(&text) {
             continue;
-        };
-        places += 1;
-        if edit::keyword_line_args(&text, &["options"], 0)
-            .iter()
-            .any(|a| a.contains("$kernelopts"))
-        {
-            uses_kernelopts = true;
+        }
+        let mut cfg = GrubCfg::parse(&text);
+        if cfg.uses_blscfg() || cfg.linux_commands().is_empty() {
             continue;
         }
-        let new = edit::edit_keyword_lines(&text, &["options"], 0, apply);
+        found += 1;
+        // `$kernelopts` lines take their arguments from grubenv, edited on its own.
+        cfg.edit_linux_cmdlines(
+            |_| true,
+            |line| !line.to_string().contains("$kernelopts") && edit.apply(line),
+        );
         planned.push(ws.write(
-            &entry,
-            new,
-            &format!("{verb} {arg} in the BLS entry's options"),
+            path,
+            cfg.render().to_string(),
+            &format!(
+                "{what} on every linux line of {} (edited in place, as GRUB_CMDLINE_LINUX would generate it)",
+                path.display()
+            ),
         )?);
     }
-    if let Some(grubenv) = &ctx.facts.grubenv {
-        if let Some(block) = ws.read(grubenv)? {
-            if let Some(opts) = edit::grubenv_get(&block, "kernelopts") {
-                places += 1;
-                let new = edit::grubenv_set(&block, "kernelopts", Some(&apply(&opts)))?;
-                planned.push(ws.write(
-                    grubenv,
-                    new,
-                    &format!("{verb} {arg} in grubenv kernelopts"),
-                )?);
-            } else if uses_kernelopts {
-                planned
-                    .notes
-                    .push("BLS entries use $kernelopts but grubenv has no kernelopts".into());
-            }
+    if found > 0 {
+        // grub.cfg now matches the defaults as they stand: no regeneration for them.
+        planned.grub_cfg_in_line_with.clear();
+        for source in default_grub::source_paths(ws.root())? {
+            let text = ws.read(&source)?;
+            planned
+                .grub_cfg_in_line_with
+                .push((PathBuf::from(source), text));
         }
     }
-    if places == 0 {
-        return Err(Failure::Refused(format!(
-            "no kernel command line found to {verb} {arg} in ({DEFAULT_GRUB}, {KERNEL_INSTALL_CMDLINE}, BLS entries, grubenv)"
-        ))
-        .into());
-    }
-    Ok(())
+    Ok(found)
 }
 
 /// A grub.cfg that only chains to the real one (RHEL 9 / Ubuntu UEFI stubs).
@@ -277,7 +404,8 @@ pub fn is_rescue_device_root(value: &str) -> bool {
 }
 
 /// Regenerates grub.cfg with the target's own generator when an earlier
-/// step changed its inputs (or always).
+/// step changed its inputs in a way grub.cfg does not already show (or
+/// always: `always = true`, or `--param regenerate=true`).
 pub fn regenerate_grub_config(
     ws: &mut Workspace,
     ctx: &ActionContext,
@@ -290,13 +418,19 @@ pub fn regenerate_grub_config(
             .push("grub.cfg needs no regeneration: /etc/default/grub is unchanged".into());
         return Ok(());
     }
+    // Kernel arguments were changed in grub.cfg itself: running the
+    // generator would only add risk (see edit_grub_cfgs_in_place).
+    if !always && planned.grub_cfg_follows_defaults(ws)? {
+        planned.notes.push("grub.cfg is not regenerated: its linux lines were edited in place to match /etc/default/grub (--param regenerate=true runs grub-mkconfig anyway)".into());
+        return Ok(());
+    }
     if ctx.facts.uses_bls && !always {
         let blscfg = ctx
             .facts
             .grub_cfgs
             .iter()
             .filter_map(|cfg| ws.read(cfg).ok().flatten())
-            .any(|text| text.contains("blscfg"));
+            .any(|text| GrubCfg::parse(&text).uses_blscfg());
         if blscfg {
             planned.notes.push("grub.cfg reads the BLS entries (blscfg), which carry the command line: no regeneration needed".into());
             return Ok(());
@@ -344,25 +478,22 @@ pub fn regenerate_grub_config(
 /// After grub-mkconfig ran in the chroot: put back root= values that the
 /// rescue VM's device names replaced (`root=/dev/loop0p2`, `/dev/sdc2`…).
 pub fn fix_leaked_root(old_cfg: &str, new_cfg: &str) -> Option<String> {
-    let old_root = edit::keyword_line_args(old_cfg, &["linux", "linuxefi", "linux16"], 1)
+    let old_root = GrubCfg::parse(old_cfg)
+        .linux_commands()
         .iter()
-        .flat_map(|args| {
-            args.split_whitespace()
-                .filter_map(|w| w.strip_prefix("root="))
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|linux| linux.cmdline().values("root"))
+        .flatten()
         .find(|v| !is_rescue_device_root(v))?;
-    let fixed = edit::edit_keyword_lines(new_cfg, &["linux", "linuxefi", "linux16"], 1, |args| {
-        args.split_whitespace()
-            .map(|w| match w.strip_prefix("root=") {
-                Some(v) if is_rescue_device_root(v) => format!("root={old_root}"),
-                _ => w.to_string(),
+    let mut cfg = GrubCfg::parse(new_cfg);
+    let changed = cfg.edit_linux_cmdlines(
+        |_| true,
+        |line| {
+            line.replace_values("root", |v| {
+                is_rescue_device_root(v).then(|| old_root.clone())
             })
-            .collect::<Vec<_>>()
-            .join(" ")
-    });
-    (fixed != new_cfg).then_some(fixed)
+        },
+    );
+    (changed > 0).then(|| cfg.render().to_string())
 }
 
 /// Reports a sysctl's effective value (as the target has it now) and what
@@ -836,8 +967,46 @@ pub fn set_default_kernel(
             return set_systemd_boot_default(ws, planned, conf, kernel, once);
         }
     }
+    let entry_path = grub_entry_path(ws, facts, kernel)?;
+    let key = if once { "next_entry" } else { "saved_entry" };
+    save_grubenv_entry(ws, planned, facts, key, &entry_path, kernel)?;
+    if once {
+        return Ok(());
+    }
+    // The file whose GRUB_DEFAULT takes effect (a grub.d drop-in may override /etc/default/grub).
+    let defaults = grub_defaults(ws)?;
+    let decider = defaults
+        .get("GRUB_DEFAULT")
+        .map_or(DEFAULT_GRUB.to_string(), |s| s.path.clone());
+    if let Some(text) = ws.read(&decider)? {
+        if defaults.value("GRUB_DEFAULT") != Some("saved") {
+            let mut file = DefaultGrub::parse(&text);
+            file.set("GRUB_DEFAULT", "saved");
+            let new = file.render();
+            planned.push(ws.write(
+                &decider,
+                new,
+                &format!("GRUB_DEFAULT=saved in {decider} so later grub.cfg regenerations keep the choice"),
+            )?);
+        }
+    }
+    if !facts.uses_bls {
+        let (cfg, text) = primary_grub_cfg(ws, facts)?;
+        let new = point_default_at_saved_entry(&text);
+        planned.push(ws.write(
+            &cfg,
+            new,
+            "make grub.cfg boot ${saved_entry} (as GRUB_DEFAULT=saved generates it)",
+        )?);
+    }
+    Ok(())
+}
+
+/// What grubenv's saved_entry/next_entry must say to boot `kernel`: the BLS
+/// id, else the grub.cfg entry's `>`-path of ids (or of indexes).
+fn grub_entry_path(ws: &Workspace, facts: &Facts, kernel: &str) -> Result<String> {
     let image_name = format!("vmlinuz-{kernel}");
-    let entry_path = if facts.uses_bls {
+    Ok(if facts.uses_bls {
         let entries = crate::inspect::bls::read_entries(ws.root(), BLS_DIR)?;
         entries
             .iter()
@@ -866,7 +1035,19 @@ pub fn set_default_kernel(
             })?;
         // Ids keep naming this kernel after a later kernel update shifts the menu.
         id_path.clone().unwrap_or_else(|| index_path.clone())
-    };
+    })
+}
+
+/// Writes `key=entry_path` into the target's grubenv (next to the first
+/// non-ESP grub.cfg when the target has none yet).
+fn save_grubenv_entry(
+    ws: &mut Workspace,
+    planned: &mut Planned,
+    facts: &Facts,
+    key: &str,
+    entry_path: &str,
+    kernel: &str,
+) -> Result<()> {
     let grubenv = facts.grubenv.clone().or_else(|| {
         facts
             .grub_cfgs
@@ -877,40 +1058,16 @@ pub fn set_default_kernel(
     let grubenv =
         grubenv.ok_or_else(|| Failure::Refused("no GRUB directory found for grubenv".into()))?;
     let block = ws.read(&grubenv)?.unwrap_or_default();
-    let key = if once { "next_entry" } else { "saved_entry" };
-    let new = edit::grubenv_set(&block, key, Some(&entry_path))?;
+    // GRUB ignores a block without its header (or no file): start a new one.
+    let mut env = Grubenv::parse(block.as_bytes()).unwrap_or_else(|_| Grubenv::empty());
+    env.set(key, entry_path)
+        .with_context(|| format!("setting grubenv {key}"))?;
+    let new = render_grubenv(&env)?;
     planned.push(ws.write(
         &grubenv,
         new,
         &format!("{key}={entry_path} (kernel {kernel})"),
     )?);
-    if once {
-        return Ok(());
-    }
-    // The file whose GRUB_DEFAULT takes effect (a grub.d drop-in may override /etc/default/grub).
-    let defaults = grub_defaults(ws)?;
-    let decider = defaults
-        .get("GRUB_DEFAULT")
-        .map_or(DEFAULT_GRUB.to_string(), |s| s.path.clone());
-    if let Some(text) = ws.read(&decider)? {
-        if defaults.value("GRUB_DEFAULT") != Some("saved") {
-            let new = edit::edit_shell_var(&text, "GRUB_DEFAULT", |_| "saved".to_string());
-            planned.push(ws.write(
-                &decider,
-                new,
-                &format!("GRUB_DEFAULT=saved in {decider} so later grub.cfg regenerations keep the choice"),
-            )?);
-        }
-    }
-    if !facts.uses_bls {
-        let (cfg, text) = primary_grub_cfg(ws, facts)?;
-        let new = point_default_at_saved_entry(&text);
-        planned.push(ws.write(
-            &cfg,
-            new,
-            "make grub.cfg boot ${saved_entry} (as GRUB_DEFAULT=saved generates it)",
-        )?);
-    }
     Ok(())
 }
 
@@ -1038,16 +1195,6 @@ fn names_root(value: &str, names: &[String]) -> bool {
     names.iter().any(|n| n.eq_ignore_ascii_case(value))
 }
 
-fn replace_root_arg(args: &str, names: &[String], replacement: &str) -> String {
-    args.split_whitespace()
-        .map(|w| match w.strip_prefix("root=") {
-            Some(value) if !names_root(value, names) => format!("root={replacement}"),
-            _ => w.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Points root= (grub.cfg, BLS, grubenv kernelopts, GRUB_CMDLINE_LINUX) and
 /// fstab's `/` line at the root filesystem found on the disk.
 pub fn fix_root_references(
@@ -1061,23 +1208,28 @@ pub fn fix_root_references(
     let Some((spec, names)) = actual_root(layout)? else {
         return Err(Failure::Refused("cannot tell the root filesystem's UUID".into()).into());
     };
-    let fix = |args: &str| replace_root_arg(args, &names, &spec);
+    let fix = CmdlineEdit::ReplaceValue {
+        key: "root".into(),
+        keep: names.clone(),
+        value: spec.clone(),
+    };
     for cfg in ctx.facts.grub_cfgs.clone() {
         let Some(text) = ws.read(&cfg)? else { continue };
-        let new = edit::edit_keyword_lines(&text, &["linux", "linuxefi", "linux16"], 1, fix);
+        let mut parsed = GrubCfg::parse(&text);
+        parsed.edit_linux_args(|_| true, &fix);
+        let new = parsed.render().to_string();
         planned.push(ws.write(&cfg, new, &format!("root={spec} in {}", cfg.display()))?);
     }
     for entry in bls_entries(ws)? {
         let Some(text) = ws.read(&entry)? else {
             continue;
         };
-        let new = edit::edit_keyword_lines(&text, &["options"], 0, fix);
+        let new = edit_bls_options(&entry, &text, &fix);
         planned.push(ws.write(&entry, new, &format!("root={spec} in the BLS entry"))?);
     }
     if let Some(grubenv) = ctx.facts.grubenv.clone() {
         if let Some(block) = ws.read(&grubenv)? {
-            if let Some(opts) = edit::grubenv_get(&block, "kernelopts") {
-                let new = edit::grubenv_set(&block, "kernelopts", Some(&fix(&opts)))?;
+            if let Some(new) = edit_grubenv_kernelopts(&block, &fix)? {
                 planned.push(ws.write(
                     &grubenv,
                     new,
@@ -1091,14 +1243,12 @@ pub fn fix_root_references(
         let Some(text) = ws.read(path)? else {
             continue;
         };
-        if edit::shell_var(&text, CMDLINE_LINUX).is_some_and(|v| v.contains("root=")) {
-            let new = edit::edit_shell_var(&text, CMDLINE_LINUX, fix);
-            planned.push(ws.write(
-                path,
-                new,
-                &format!("root={spec} in GRUB_CMDLINE_LINUX of {path}"),
-            )?);
-        }
+        let new = edit_grub_var(&text, CMDLINE_LINUX, &fix);
+        planned.push(ws.write(
+            path,
+            new,
+            &format!("root={spec} in GRUB_CMDLINE_LINUX of {path}"),
+        )?);
     }
     if let Some(text) = ws.read("/etc/fstab")? {
         let new: String = text
@@ -1138,11 +1288,12 @@ pub fn check_root_resolves(
     };
     let mut wrong = Vec::new();
     for (place, args) in super::engine::command_lines(root, facts)? {
-        for value in args
-            .split_whitespace()
-            .filter_map(|w| w.strip_prefix("root="))
+        for value in KernelCmdline::parse(&args)
+            .values("root")
+            .into_iter()
+            .flatten()
         {
-            if !names_root(value, &names) {
+            if !names_root(&value, &names) {
                 wrong.push(format!("{place}: root={value}"));
             }
         }

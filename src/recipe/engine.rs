@@ -10,7 +10,6 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::actions::{self, ActionContext, Planned};
-use super::cmdline_edit::{self as edit, has_arg};
 use super::facts::Facts;
 use super::leaks::{self, RescueNames};
 use super::plan::{Plan, PlannedChange, Workspace};
@@ -20,6 +19,10 @@ use super::spec::{
 use super::Recipe;
 use crate::cmd::Cmd;
 use crate::error::Failure;
+use crate::inspect::bls::{expand_grub_vars, BlsEntry};
+use crate::inspect::cmdline::KernelCmdline;
+use crate::inspect::grub_cfg::GrubCfg;
+use crate::inspect::grubenv::Grubenv;
 use crate::journal::Journal;
 use crate::rootfs::RootDir;
 use crate::target::{Layout, Target};
@@ -61,6 +64,19 @@ fn previous_kernel(facts: &Facts, than: &str) -> Option<String> {
     complete.first().map(|v| v.to_string())
 }
 
+/// `--param regenerate=true`: taken by every recipe with a
+/// `regenerate-grub-config` step (without it, grub.cfg is regenerated only
+/// when an edit in place cannot carry the change).
+pub const REGENERATE_PARAM: &str = "regenerate";
+
+fn takes_regenerate(recipe: &Recipe) -> bool {
+    recipe
+        .spec
+        .steps
+        .iter()
+        .any(|s| matches!(s, StepSpec::RegenerateGrubConfig { .. }))
+}
+
 /// Fills in every declared parameter: given values, else the recipe's default rule.
 pub fn resolve_params(
     recipe: &Recipe,
@@ -70,7 +86,16 @@ pub fn resolve_params(
     hints: &ParamHints,
 ) -> Result<BTreeMap<String, String>> {
     let spec = &recipe.spec;
-    for name in given.keys() {
+    for (name, value) in given {
+        if name == REGENERATE_PARAM && takes_regenerate(recipe) {
+            if !matches!(value.as_str(), "true" | "false" | "1" | "0") {
+                return Err(Failure::Usage(format!(
+                    "--param {REGENERATE_PARAM}= takes true or false, not `{value}`"
+                ))
+                .into());
+            }
+            continue;
+        }
         if !spec.params.contains_key(name) {
             let known: Vec<&str> = spec.params.keys().map(String::as_str).collect();
             return Err(Failure::Usage(format!(
@@ -100,6 +125,12 @@ pub fn resolve_params(
             },
         };
         params.insert(name.clone(), value);
+    }
+    if let Some(value) = given
+        .get(REGENERATE_PARAM)
+        .filter(|_| takes_regenerate(recipe))
+    {
+        params.insert(REGENERATE_PARAM.to_string(), value.clone());
     }
     Ok(params)
 }
@@ -206,7 +237,10 @@ pub fn plan(
                 actions::edit_kernel_arg(&mut ws, &ctx, &mut planned, &s(arg)?, false)?
             }
             StepSpec::RegenerateGrubConfig { always } => {
-                actions::regenerate_grub_config(&mut ws, &ctx, &mut planned, *always)?
+                let asked = params
+                    .get(REGENERATE_PARAM)
+                    .is_some_and(|v| v == "true" || v == "1");
+                actions::regenerate_grub_config(&mut ws, &ctx, &mut planned, *always || asked)?
             }
             StepSpec::SetSysctl { key, value } => {
                 actions::set_sysctl(&mut ws, &mut planned, &s(key)?, &s(value)?)?
@@ -418,7 +452,7 @@ fn run_command(
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("LC_ALL", "C")
         .timeout(COMMAND_TIMEOUT)
-        .in_chroot(target.chroot_spec())
+        .in_chroot(target.chroot_spec()?)
         .run()
         .with_context(|| format!("running {display} in the target"))?;
     for (path, old) in before {
@@ -474,7 +508,7 @@ pub fn verify(
                 let arg = s(arg)?;
                 let missing = command_lines(root, &facts)?
                     .into_iter()
-                    .filter(|(_, args)| !has_arg(args, &arg))
+                    .filter(|(_, args)| !KernelCmdline::parse(args).holds(&arg))
                     .map(|(w, _)| w)
                     .collect::<Vec<_>>();
                 (
@@ -491,7 +525,7 @@ pub fn verify(
                 let arg = s(arg)?;
                 let present = command_lines(root, &facts)?
                     .into_iter()
-                    .filter(|(_, args)| has_arg(args, &arg))
+                    .filter(|(_, args)| KernelCmdline::parse(args).holds(&arg))
                     .map(|(w, _)| w)
                     .collect::<Vec<_>>();
                 (
@@ -615,32 +649,45 @@ pub fn verify(
 /// (where, arguments) of every kernel command line the boot configuration holds.
 pub fn command_lines(root: &RootDir, facts: &Facts) -> Result<Vec<(String, String)>> {
     let mut lines = Vec::new();
-    let grubenv_opts = match &facts.grubenv {
+    let grubenv = match &facts.grubenv {
         Some(path) => root
             .read_string_optional(path)?
-            .and_then(|b| edit::grubenv_get(&b, "kernelopts")),
+            .and_then(|text| Grubenv::parse(text.as_bytes()).ok()),
         None => None,
+    };
+    // blscfg expands an entry's `$kernelopts` (and any other variable) from grubenv.
+    let env = |name: &str| {
+        grubenv
+            .as_ref()
+            .and_then(|e| e.get(name))
+            .map(str::to_string)
     };
     if facts.uses_bls {
         for entry in root.list_dir("/boot/loader/entries")? {
             let path = Path::new("/boot/loader/entries").join(&entry.name);
             let text = root.read_string_optional(&path)?.unwrap_or_default();
-            for args in edit::keyword_line_args(&text, &["options"], 0) {
-                let args = args.replace("$kernelopts", grubenv_opts.as_deref().unwrap_or(""));
-                lines.push((path.display().to_string(), args));
+            let parsed = BlsEntry::parse(&entry.name.to_string_lossy(), &text);
+            for options in parsed.get_all("options") {
+                lines.push((path.display().to_string(), expand_grub_vars(options, &env)));
             }
         }
     }
     for cfg in &facts.grub_cfgs {
         let text = root.read_string_optional(cfg)?.unwrap_or_default();
-        for (index, args) in edit::keyword_line_args(&text, &["linux", "linuxefi", "linux16"], 1)
+        let parsed = GrubCfg::parse(&text);
+        let linux_lines = parsed
+            .linux_commands()
             .into_iter()
-            .enumerate()
-        {
-            if args.contains("$kernelopts") || text.contains("blscfg") && args.is_empty() {
+            .filter(|l| matches!(l.command.as_str(), "linux" | "linuxefi" | "linux16"));
+        for (index, linux) in linux_lines.enumerate() {
+            let args = &linux.args;
+            if args.contains("$kernelopts") || parsed.uses_blscfg() && args.trim().is_empty() {
                 continue;
             }
-            lines.push((format!("{} entry {}", cfg.display(), index + 1), args));
+            lines.push((
+                format!("{} entry {}", cfg.display(), index + 1),
+                args.trim().to_string(),
+            ));
         }
     }
     Ok(lines)

@@ -2,7 +2,6 @@
 //! journal, verifying by inspecting again.
 
 pub mod actions;
-pub mod cmdline_edit;
 pub mod engine;
 pub mod facts;
 pub mod kdump;
@@ -140,6 +139,31 @@ mod tests {
             "kdump-hyperv",
         ] {
             assert!(ids.contains(&id), "{id} missing from {ids:?}");
+        }
+    }
+
+    /// A TOML added to recipes/ but not to [`EMBEDDED`] would ship nowhere.
+    #[test]
+    fn embedded_list_is_exactly_the_recipes_directory() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".toml"))
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = EMBEDDED.iter().map(|(n, _)| n.to_string()).collect();
+        embedded.sort();
+        assert_eq!(
+            embedded, on_disk,
+            "recipes/ and EMBEDDED in src/recipe/mod.rs differ"
+        );
+        for (name, text) in EMBEDDED {
+            assert_eq!(
+                std::fs::read_to_string(dir.join(name)).unwrap(),
+                *text,
+                "{name} is embedded under the wrong name"
+            );
         }
     }
 

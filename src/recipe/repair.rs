@@ -208,19 +208,16 @@ pub fn run_with_progress(
             };
             let total = plan.changes.len();
             let recipe_id = recipe.spec.id.as_str();
-            outcome.applied = Some(engine::apply_with_progress(
-                &plan,
-                target,
-                &recipe_run_id,
-                &mut |step, change| {
+            let applied =
+                engine::apply_with_progress(&plan, target, &recipe_run_id, &mut |step, change| {
                     progress(Progress::Applying {
                         recipe: recipe_id,
                         step,
                         total,
                         change,
                     })
-                },
-            )?);
+                });
+            outcome.applied = Some(applied.map_err(|err| roll_back(target, &recipe_run_id, err))?);
             outcome.status = RecipeStatus::Applied;
         }
         if !request.dry_run {
@@ -250,4 +247,20 @@ pub fn run_with_progress(
     };
     report.exit_code = report.exit_code().code();
     Ok(report)
+}
+
+/// A run that failed half-way (a generator that failed or was stopped by
+/// its sandbox, a write error) is undone at once, so the target is left as
+/// it was found; `vmrescue undo` stays the way out if that fails too.
+fn roll_back(target: &crate::target::Target, run_id: &str, err: anyhow::Error) -> anyhow::Error {
+    match crate::journal::undo(target.root(), Some(run_id)) {
+        Ok(report) => err.context(format!(
+            "run {run_id} failed and was undone ({} files restored, {} removed)",
+            report.restored.len(),
+            report.removed.len()
+        )),
+        Err(undo_err) => err.context(format!(
+            "run {run_id} failed, and undoing it failed too ({undo_err:#}): run `vmrescue undo {run_id}`"
+        )),
+    }
 }

@@ -9,6 +9,7 @@ pub mod fsck;
 pub mod fstab_mounts;
 pub mod lvm;
 pub mod mountinfo;
+pub mod refuse;
 pub mod state;
 
 use std::os::fd::AsRawFd;
@@ -151,9 +152,15 @@ impl Target {
         Ok(())
     }
 
-    /// The chroot for running the target's own generators (dracut, grub2-mkconfig…).
-    pub fn chroot_spec(&self) -> ChrootSpec {
-        chroot_spec(&self.layout.root)
+    /// The chroot for running the target's own generators (dracut,
+    /// grub2-mkconfig…), with the target's block devices: the disk's whole
+    /// tree, or what is mounted under a `--root` directory.
+    pub fn chroot_spec(&self) -> Result<ChrootSpec> {
+        let devices = match &self.layout.disk {
+            Some(disk) => crate::sandbox::block_device_tree(Path::new(disk))?,
+            None => crate::sandbox::devices_mounted_under(&self.layout.root),
+        };
+        chroot_spec(&self.layout.root, &devices)
     }
 
     /// Unmounts now what this run mounted, reporting errors (drop does the
@@ -183,18 +190,24 @@ impl Drop for Target {
     }
 }
 
-/// The mounts the target's own tools get in their chroot: the host's device
-/// nodes, their own proc, ptys and /run, the host's /sys read-only (and
-/// efivars on UEFI), the udev database read-only. Nothing else of the host.
-pub fn chroot_spec(root: &Path) -> ChrootSpec {
+/// The mounts the target's own tools get in their chroot: a private `/dev`
+/// with only the target's block devices (and their udev links), their own
+/// proc, ptys and /run, the host's /sys read-only (and efivars on UEFI), the
+/// udev database read-only. Nothing else of the host. `CAP_SYS_ADMIN` stays
+/// only for a target on device-mapper (LVM), whose queries need it.
+pub fn chroot_spec(root: &Path, block_devices: &[String]) -> Result<ChrootSpec> {
     let bind = |path: &str, read_only: bool, create_dir: bool| ChrootMount::Bind {
         source: PathBuf::from(path),
         dest: PathBuf::from(path),
         read_only,
         create_dir,
     };
+    let on_dm = block_devices.iter().any(|name| name.starts_with("dm-"));
     let mut mounts = vec![
-        bind("/dev", false, false),
+        ChrootMount::PrivateDev {
+            dest: PathBuf::from("/dev"),
+            entries: crate::sandbox::private_dev(block_devices, on_dm)?,
+        },
         ChrootMount::Devpts {
             dest: PathBuf::from("/dev/pts"),
         },
@@ -219,10 +232,13 @@ pub fn chroot_spec(root: &Path) -> ChrootSpec {
     if Path::new(udev).is_dir() {
         mounts.push(bind(udev, true, true));
     }
-    ChrootSpec {
+    Ok(ChrootSpec {
         root: root.to_path_buf(),
         mounts,
-    }
+        sandbox: crate::sandbox::Sandbox {
+            keep_sys_admin: on_dm,
+        },
+    })
 }
 
 /// Finds, assembles and mounts the target read-only.
@@ -337,8 +353,7 @@ pub fn assemble(spec: &TargetSpec, mount_base: &Path) -> Result<Assembly> {
             dir.display()
         ),
         TargetSpec::Image(image) => {
-            let image = std::fs::canonicalize(image)
-                .with_context(|| format!("opening image {}", image.display()))?;
+            let image = refuse::check_image(image)?;
             let stem = image
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -400,6 +415,7 @@ fn state_for_disk(disk_path: &str, mount_base: &Path) -> Result<StateFile> {
 }
 
 fn open_root_dir(dir: &Path) -> Result<Target> {
+    refuse::check_root_dir(dir)?;
     let root = RootDir::open(dir)?;
     if !has_os(&root) {
         return Err(Failure::Unsupported(format!(

@@ -548,7 +548,7 @@ impl Wizard<'_> {
         );
         let cmd = crate::cmd::Cmd::new("/bin/sh")
             .env("PS1", "(vmrescue chroot) # ")
-            .in_chroot(target.chroot_spec());
+            .in_chroot(target.chroot_spec()?);
         let _interactive = crate::signals::InteractiveGuard::new();
         let status = cmd.run_interactive()?;
         eprintln!("shell exited ({status})");
