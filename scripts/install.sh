@@ -15,6 +15,9 @@
 # Nothing is installed unless every downloaded file matches its sum.
 set -eu
 
+# One brace group: the shell parses it whole before running any of it, so a
+# download cut short by `curl | sh` is a syntax error, never half a script.
+{
 VERSION=${VMRESCUE_VERSION:-0.1.0}
 REPOSITORY=https://github.com/vmrescue/vmrescue
 BASE_URL=${VMRESCUE_RELEASE_URL:-$REPOSITORY/releases/download/v$VERSION}
@@ -106,3 +109,4 @@ put "$d/completions/_vmrescue" "$PREFIX/share/zsh/site-functions/_vmrescue" 0644
 put "$d/completions/vmrescue.fish" "$PREFIX/share/fish/vendor_completions.d/vmrescue.fish" 0644
 put "$tmp/$asset" "$PREFIX/bin/vmrescue" 0755
 echo "installed $("$PREFIX/bin/vmrescue" --version) ($asset, sha256 $(sha256_of "$PREFIX/bin/vmrescue")) to $PREFIX/bin/vmrescue"
+}

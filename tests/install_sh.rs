@@ -358,3 +358,37 @@ fn script_is_posix_sh_and_defaults_match_the_crate() {
         format!("{repository}/releases/download/v{VERSION}")
     );
 }
+
+#[test]
+fn a_truncated_script_runs_nothing() {
+    let text = std::fs::read(script()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let prefix = work.path().join("prefix");
+    let path = tools(work.path(), "x86_64", true, false);
+    // Cut in the middle of the install steps, as a dropped `curl | sh` would.
+    let cut = text.len() * 3 / 4;
+    let mut child = Command::new(posix_sh())
+        .env_clear()
+        .env("PATH", &path)
+        .env("PREFIX", &prefix)
+        .env("VMRESCUE_RELEASE_URL", "http://127.0.0.1:9/unused")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(&text[..cut]).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Syntax error") || stderr.contains("syntax error"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("vmrescue install:"),
+        "ran part of the script: {stderr}"
+    );
+    assert!(walk(&prefix).is_empty());
+}
