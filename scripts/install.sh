@@ -103,7 +103,9 @@ put() {
   chmod "$3" "$2.new.$$"
   mv -f "$2.new.$$" "$2"
 }
-put "$d/man/man1/vmrescue.1" "$PREFIX/share/man/man1/vmrescue.1" 0644
+for page in "$d"/man/man1/*.1; do
+  put "$page" "$PREFIX/share/man/man1/${page##*/}" 0644
+done
 put "$d/completions/vmrescue.bash" "$PREFIX/share/bash-completion/completions/vmrescue" 0644
 put "$d/completions/_vmrescue" "$PREFIX/share/zsh/site-functions/_vmrescue" 0644
 put "$d/completions/vmrescue.fish" "$PREFIX/share/fish/vendor_completions.d/vmrescue.fish" 0644

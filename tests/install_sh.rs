@@ -89,6 +89,11 @@ impl Release {
         std::fs::create_dir_all(docs.join("man/man1")).unwrap();
         std::fs::create_dir_all(docs.join("completions")).unwrap();
         std::fs::write(docs.join("man/man1/vmrescue.1"), ".TH vmrescue 1\n").unwrap();
+        std::fs::write(
+            docs.join("man/man1/vmrescue-repair.1"),
+            ".TH vmrescue-repair 1\n",
+        )
+        .unwrap();
         for name in ["vmrescue.bash", "_vmrescue", "vmrescue.fish"] {
             std::fs::write(docs.join("completions").join(name), format!("# {name}\n")).unwrap();
         }
@@ -233,6 +238,7 @@ fn assert_installed(run: &Run, release: &Release, arch: Arch) {
     assert!(String::from_utf8_lossy(&version.stdout).contains(arch.as_str()));
     for file in [
         "share/man/man1/vmrescue.1",
+        "share/man/man1/vmrescue-repair.1",
         "share/bash-completion/completions/vmrescue",
         "share/zsh/site-functions/_vmrescue",
         "share/fish/vendor_completions.d/vmrescue.fish",
