@@ -245,7 +245,7 @@ fn assert_installed(run: &Run, release: &Release, arch: Arch) {
     ] {
         assert!(run.prefix.join(file).is_file(), "{file} not installed");
     }
-    assert_eq!(walk(&run.prefix).len(), 5, "{:?}", walk(&run.prefix));
+    assert_eq!(walk(&run.prefix).len(), 6, "{:?}", walk(&run.prefix));
     let stdout = String::from_utf8_lossy(&run.out.stdout);
     assert!(
         stdout.contains("installed") && stdout.contains(&release::asset_name(arch)),
