@@ -152,10 +152,19 @@ fn plain_prompts_apply_a_suggested_recipe_and_an_older_kernel_then_unmount() {
         image.dir.path(),
     );
 
-    pane.wait_for("A saved console log to read", 0);
-    pane.type_line("");
+    pane.wait_for("Console log to read", 0);
+    // A console log whose panic panic-on-oom answers.
+    pane.type_line(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/panics/oom-panic-on-oom-debian8-sysrq-f.log"
+    ));
     let screen = pane.wait_for("What next?", 0);
-    assert!(screen.contains("panic-on-oom"), "{screen}");
+    assert!(screen.contains("[oom-panic]"), "{screen}");
+    assert_eq!(
+        screen.matches("Console log to read").count(),
+        1,
+        "the prompt is shown once: {screen}"
+    );
     assert!(
         !screen.contains("\x1b["),
         "plain prompts use no escape sequences"
@@ -178,6 +187,16 @@ fn plain_prompts_apply_a_suggested_recipe_and_an_older_kernel_then_unmount() {
     pane.type_line("y");
     let screen = pane.wait_for("What next?", mark);
     assert!(screen[mark..].contains("panic-on-oom: applied"), "{screen}");
+    // The log's finding predates the repair: addressed, not suggested again.
+    assert!(
+        screen[mark..].contains("Out of memory with vm.panic_on_oom enabled — addressed by run"),
+        "{screen}"
+    );
+    let menu = &screen[screen.rfind("What next?").unwrap_or(0)..];
+    assert!(
+        !menu.contains("panic-on-oom — Let the OOM killer work instead of panicking (suggested"),
+        "{menu}"
+    );
     assert!(
         screen[mark..].contains("undo with `vmrescue undo"),
         "{screen}"
@@ -258,7 +277,7 @@ fn ctrl_c_at_a_menu_unmounts_everything_and_exits_130() {
             &["wizard", "--image", &image_path],
             image.dir.path(),
         );
-        pane.wait_for("A saved console log to read", 0);
+        pane.wait_for("Console log to read", 0);
         pane.type_line("");
         pane.wait_for("What next?", 0);
         std::thread::sleep(Duration::from_millis(300));

@@ -57,22 +57,28 @@ impl Wizard<'_> {
         };
         let mut logs: Vec<PathBuf> = Vec::new();
         self.ask_for_log(&mut logs)?;
-        let mut diagnosis = self.diagnose(&target, &logs, true)?;
+        let mut diagnosis = self.diagnose(&target, &logs, true, &[])?;
         let mut outcome = ExitCode::Success;
         let mut repaired = false;
+        // Recipes applied in this session, with their run: console-log
+        // findings they answer are shown as addressed, not suggested again.
+        let mut addressed: Vec<(String, String)> = Vec::new();
         loop {
             match self.menu(&catalog, &diagnosis)? {
                 MenuChoice::Recipe(recipe) => {
                     if let Some(code) = self.repair(&target, &catalog, recipe, &diagnosis)? {
                         repaired = true;
                         outcome = code;
+                        if code == ExitCode::Success {
+                            addressed.push((recipe.spec.id.clone(), self.run_id.clone()));
+                        }
                         // The offline checks see the repaired files now.
-                        diagnosis = self.diagnose(&target, &logs, false)?;
+                        diagnosis = self.diagnose(&target, &logs, false, &addressed)?;
                     }
                 }
                 MenuChoice::ReadLog => {
                     self.ask_for_log(&mut logs)?;
-                    diagnosis = self.diagnose(&target, &logs, true)?;
+                    diagnosis = self.diagnose(&target, &logs, true, &addressed)?;
                 }
                 MenuChoice::Shell => self.shell(&target)?,
                 MenuChoice::Undo => {
@@ -245,7 +251,10 @@ impl Wizard<'_> {
     fn ask_for_log(&mut self, logs: &mut Vec<PathBuf>) -> Result<()> {
         loop {
             let answer = self.prompter.input(
-                "A saved console log to read (serial log, boot diagnostics, vmcore-dmesg); empty for none",
+                // One line on an 80-column console: dialoguer clears only the
+                // last line when it redraws the answer, so a wrapped prompt
+                // showed twice.
+                "Console log to read (serial, boot diagnostics, vmcore-dmesg; empty: none)",
                 None,
             )?;
             if answer.is_empty() {
@@ -261,7 +270,13 @@ impl Wizard<'_> {
     }
 
     /// Diagnoses the target; `full` prints every finding, else one line each.
-    fn diagnose(&mut self, target: &Target, logs: &[PathBuf], full: bool) -> Result<Diagnosis> {
+    fn diagnose(
+        &mut self,
+        target: &Target,
+        logs: &[PathBuf],
+        full: bool,
+        addressed: &[(String, String)],
+    ) -> Result<Diagnosis> {
         let spinner =
             self.spinner("diagnosing: console logs, the target's own logs, offline checks…");
         let diagnosis = crate::diagnose::diagnose_target(logs, target);
@@ -270,6 +285,7 @@ impl Wizard<'_> {
         // Most severe first (Severity orders Critical first); the stable sort
         // keeps the classifier's order (most specific cause first) among equals.
         diagnosis.findings.sort_by_key(|f| f.severity);
+        set_aside_addressed(&mut diagnosis, addressed);
         if full {
             eprintln!("\n{}", self.style.bold("Diagnosis"));
             eprint!("{}", super::render_diagnosis(&diagnosis, self.style));
@@ -535,9 +551,9 @@ impl Wizard<'_> {
         let preselected = default
             .and_then(|d| values.iter().position(|v| v == d))
             .unwrap_or(0);
-        let index =
-            self.prompter
-                .select(&format!("{}:", param.description), &items, preselected)?;
+        let index = self
+            .prompter
+            .select(&param.description, &items, preselected)?;
         Ok(values.get(index).cloned())
     }
 
@@ -608,6 +624,31 @@ impl Wizard<'_> {
             ProgressBar::hidden()
         }
     }
+}
+
+/// Takes out of `diagnosis` the findings from console logs (written before
+/// the repair, so they cannot change) whose every suggested recipe was
+/// applied in this session, and says so. Offline findings stay: they are
+/// checked on the repaired files, so one still there was not fixed.
+fn set_aside_addressed(diagnosis: &mut Diagnosis, addressed: &[(String, String)]) {
+    diagnosis.findings.retain(|finding| {
+        let run = finding.suggestions.iter().try_fold(None, |_, s| {
+            addressed
+                .iter()
+                .find(|(recipe, _)| *recipe == s.recipe)
+                .map(|(_, run)| Some(run))
+        });
+        match run.flatten() {
+            Some(run) if !finding.id.starts_with("offline-") => {
+                eprintln!(
+                    "  {:?}: {} — addressed by run {run} (its evidence predates the repair)",
+                    finding.severity, finding.title
+                );
+                false
+            }
+            _ => true,
+        }
+    });
 }
 
 /// The disk or image a boot test can use (not an already mounted `--root`).
