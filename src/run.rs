@@ -526,77 +526,10 @@ fn plan(session: &Session, args: &PlanArgs) -> Result<ExitCode> {
 }
 
 fn repair(session: &Session, args: &RepairArgs) -> Result<ExitCode> {
-    let request = crate::recipe::repair::RepairRequest {
-        recipe: args.plan.recipe.clone(),
-        params: parse_params(&args.plan.params)?,
-        dry_run: args.dry_run,
-    };
-    let catalog = crate::recipe::Catalog::load(args.plan.recipes_dir.as_deref())?;
-    let target = open_target(&args.plan.target)?;
-    let diagnosis = crate::diagnose::diagnose_target(&args.plan.logs, &target)?;
-    let yes = args.yes;
-    let human = session.output == OutputFormat::Text;
-    let mut confirm = |plan: &crate::recipe::plan::Plan| -> Result<bool> {
-        if human || !yes {
-            eprint!("{}", plan.render());
-        }
-        if yes {
-            return Ok(true);
-        }
-        crate::ui::confirm(&format!(
-            "Apply {} to {}?",
-            plan.recipe,
-            target.root().display()
-        ))
-    };
-    let mut steps = crate::ui::progress::StepProgress::new(
-        crate::ui::progress::ProgressMode::for_stderr(human && !session.quiet),
-    );
-    let result = crate::recipe::repair::run_with_progress(
-        &target,
-        &catalog,
-        &request,
-        Some(&diagnosis),
-        &session.run_id,
-        &mut confirm,
-        &mut |event| steps.event(event),
-    );
-    let release = target.release();
-    let report = result?;
-    release?;
+    let report = apply_repair(session, args)?;
     let repaired = report.exit_code();
     let check = boot_check_mode(args);
-    let boot = match &check {
-        BootCheck::Run { .. } if !args.dry_run && repaired == ExitCode::Success => {
-            // The target is unmounted now: boot what the repair left.
-            Some(crate::verify_boot::verify_boot(
-                &args.plan.target,
-                &verify_options(session, &args.plan.target, &args.boot_check),
-            ))
-        }
-        _ => None,
-    };
-    let boot = match (boot, &check) {
-        // The default check only adds proof: a disk that cannot be booted
-        // here keeps the repair's own result, with one line saying so.
-        (Some(Err(err)), BootCheck::Run { required: false })
-            if crate::error::exit_code_for(&err) == ExitCode::Unsupported =>
-        {
-            skipped_boot_check(session, &format!("{err:#}"));
-            None
-        }
-        (Some(Ok(verified)), BootCheck::Run { required: false })
-            if verified.exit_code() == ExitCode::Unsupported =>
-        {
-            skipped_boot_check(session, "the disk cannot be booted in QEMU here");
-            None
-        }
-        (boot, _) => boot,
-    };
-    if let (BootCheck::Skipped(reason), false, ExitCode::Success) = (&check, args.dry_run, repaired)
-    {
-        skipped_boot_check(session, reason);
-    }
+    let boot = post_repair_boot(session, args, &check, repaired);
     if session.output == OutputFormat::Json {
         let mut value = serde_json::to_value(&report)?;
         match &boot {
@@ -635,28 +568,115 @@ fn repair(session: &Session, args: &RepairArgs) -> Result<ExitCode> {
         }
     };
     if session.output == OutputFormat::Runcommand && code == ExitCode::Success {
-        // The payload reads this token to tell a repaired disk from one left
-        // unchanged (Run Command must not report success for the latter).
-        let outcome = if args.dry_run {
-            "dry-run"
-        } else if report
-            .recipes
-            .iter()
-            .any(|r| r.status == crate::recipe::repair::RecipeStatus::Applied)
-        {
-            "repaired"
-        } else if booted {
-            "boots-as-is"
-        } else {
-            "unchanged"
-        };
-        let line = crate::ui::runcommand::line(
-            crate::ui::runcommand::Level::Info,
-            &format!("outcome={outcome}"),
-        );
-        println!("{line}");
+        print_outcome_token(args.dry_run, &report, booted);
     }
     Ok(code)
+}
+
+/// Plans, confirms and applies (with step progress), then unmounts.
+fn apply_repair(
+    session: &Session,
+    args: &RepairArgs,
+) -> Result<crate::recipe::repair::RepairReport> {
+    let request = crate::recipe::repair::RepairRequest {
+        recipe: args.plan.recipe.clone(),
+        params: parse_params(&args.plan.params)?,
+        dry_run: args.dry_run,
+    };
+    let catalog = crate::recipe::Catalog::load(args.plan.recipes_dir.as_deref())?;
+    let target = open_target(&args.plan.target)?;
+    let diagnosis = crate::diagnose::diagnose_target(&args.plan.logs, &target)?;
+    let yes = args.yes;
+    let human = session.output == OutputFormat::Text;
+    let mut confirm = |plan: &crate::recipe::plan::Plan| -> Result<bool> {
+        if human || !yes {
+            eprint!("{}", plan.render());
+        }
+        if yes {
+            return Ok(true);
+        }
+        crate::ui::confirm(&format!(
+            "Apply {} to {}?",
+            plan.recipe,
+            target.root().display()
+        ))
+    };
+    let mut steps = crate::ui::progress::StepProgress::new(
+        crate::ui::progress::ProgressMode::for_stderr(human && !session.quiet),
+    );
+    let result = crate::recipe::repair::run_with_progress(
+        &target,
+        &catalog,
+        &request,
+        Some(&diagnosis),
+        &session.run_id,
+        &mut confirm,
+        &mut |event| steps.event(event),
+    );
+    let release = target.release();
+    let report = result?;
+    release?;
+    Ok(report)
+}
+
+/// The boot check after a successful repair, when it runs. The default
+/// check only adds proof: a disk that cannot be booted here keeps the
+/// repair's own result, with one line saying so.
+fn post_repair_boot(
+    session: &Session,
+    args: &RepairArgs,
+    check: &BootCheck,
+    repaired: ExitCode,
+) -> Option<Result<crate::verify_boot::VerifyReport>> {
+    if args.dry_run || repaired != ExitCode::Success {
+        return None;
+    }
+    let required = match check {
+        BootCheck::Skipped(reason) => {
+            skipped_boot_check(session, reason);
+            return None;
+        }
+        BootCheck::Run { required } => *required,
+    };
+    // The target is unmounted now: boot what the repair left.
+    let boot = crate::verify_boot::verify_boot(
+        &args.plan.target,
+        &verify_options(session, &args.plan.target, &args.boot_check),
+    );
+    match boot {
+        Err(err) if !required && crate::error::exit_code_for(&err) == ExitCode::Unsupported => {
+            skipped_boot_check(session, &format!("{err:#}"));
+            None
+        }
+        Ok(verified) if !required && verified.exit_code() == ExitCode::Unsupported => {
+            skipped_boot_check(session, "the disk cannot be booted in QEMU here");
+            None
+        }
+        boot => Some(boot),
+    }
+}
+
+/// The token the az payload reads to tell a repaired disk from one left
+/// unchanged (Run Command must not report success for the latter).
+fn print_outcome_token(dry_run: bool, report: &crate::recipe::repair::RepairReport, booted: bool) {
+    let outcome = if dry_run {
+        "dry-run"
+    } else if report
+        .recipes
+        .iter()
+        .any(|r| r.status == crate::recipe::repair::RecipeStatus::Applied)
+    {
+        "repaired"
+    } else if booted {
+        "boots-as-is"
+    } else {
+        "unchanged"
+    };
+    let line = crate::ui::runcommand::line(
+        crate::ui::runcommand::Level::Info,
+        &format!("outcome={outcome}"),
+    );
+    println!("{line}");
 }
 
 /// Whether `repair` boots the disk afterwards.
