@@ -80,7 +80,14 @@ pub enum Command {
     /// deactivate and rename back VGs, detach loop devices.
     Umount {
         /// The target key (see the state files in /run/vmrescue); default: all.
+        #[arg(conflicts_with_all = ["disk", "image"])]
         key: Option<String>,
+        /// The target mounted from this disk.
+        #[arg(long, value_name = "DEV", conflicts_with = "image")]
+        disk: Option<PathBuf>,
+        /// The target mounted from this image file.
+        #[arg(long, value_name = "FILE")]
+        image: Option<PathBuf>,
     },
     /// Run a command (default: a shell) chrooted into the target, in a private mount namespace.
     Chroot(ChrootArgs),

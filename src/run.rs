@@ -167,8 +167,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let session = start_session(&cli.global, true)?;
             mount(&session, &args)
         }
-        Command::Umount { key } => {
+        Command::Umount { key, disk, image } => {
             let session = start_session(&cli.global, true)?;
+            let key = match (key, disk, image) {
+                (Some(key), _, _) => Some(key),
+                (None, Some(disk), _) => Some(target::key_for_source(&disk)?),
+                (None, None, Some(image)) => Some(target::key_for_source(&image)?),
+                (None, None, None) => None,
+            };
             umount(&session, key.as_deref())
         }
         Command::Inspect(args) => {

@@ -44,12 +44,25 @@ fn gpt_separate_boot_xfs_root_mounts_reports_missing_fstab_source_and_cleans_up(
         "{root_line}"
     );
 
+    // umount finds the target by the image it was mounted from.
     let out = vmrescue()
-        .args(["umount", layout["key"].as_str().unwrap()])
+        .args(["umount", "--image"])
+        .arg(&image.path)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("unmounted {}", layout["key"].as_str().unwrap())),
+        "{}",
+        text(&out)
+    );
     assert_eq!(host_snapshot(&image), before);
+    let out = vmrescue()
+        .args(["umount", "--image"])
+        .arg(&image.path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "nothing left: {}", text(&out));
 }
 
 #[test]

@@ -940,6 +940,37 @@ pub fn from_state(key: Option<&str>) -> Result<Option<Target>> {
     }
 }
 
+/// The key of the target vmrescue mounted from `source` (a disk or an image
+/// file, as given to `mount`); exit 3 when none was.
+pub fn key_for_source(source: &Path) -> Result<String> {
+    let wanted = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
+    for path in StateFile::list()? {
+        let Ok(file) = StateFile::load(&path) else {
+            continue;
+        };
+        let Some(layout) = &file.state.layout else {
+            continue;
+        };
+        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let from_disk = layout
+            .disk
+            .as_deref()
+            .is_some_and(|d| canonical(Path::new(d)) == wanted);
+        let from_image = layout
+            .image
+            .as_deref()
+            .is_some_and(|i| canonical(i) == wanted);
+        if from_disk || from_image {
+            return Ok(file.state.key.clone());
+        }
+    }
+    Err(Failure::NoTarget(format!(
+        "vmrescue has nothing mounted from {}",
+        source.display()
+    ))
+    .into())
+}
+
 /// `vmrescue umount`: tears down the named target, or every target vmrescue
 /// left mounted. Returns the keys cleaned up.
 pub fn umount(key: Option<&str>) -> Result<Vec<String>> {
