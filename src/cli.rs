@@ -193,9 +193,35 @@ pub struct WizardArgs {
     pub target: TargetArgs,
 }
 
+/// Takes any recipe id (`--recipes-dir` may add some) but offers the
+/// embedded ones and `auto` to shell completion.
+#[derive(Debug, Clone)]
+pub struct RecipeIdParser;
+
+impl clap::builder::TypedValueParser for RecipeIdParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        let ids = std::iter::once("auto").chain(crate::recipe::embedded_ids());
+        Some(Box::new(ids.map(clap::builder::PossibleValue::new)))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Recipe id (see `vmrescue recipes`), or `auto`.
+    #[arg(value_parser = RecipeIdParser, hide_possible_values = true)]
     pub recipe: String,
     /// A recipe parameter, NAME=VALUE; repeatable.
     #[arg(long = "param", value_name = "NAME=VALUE")]
@@ -317,7 +343,12 @@ pub enum RecipesCommand {
 #[derive(Debug, Args)]
 pub struct AzPayloadArgs {
     /// Recipe id, or `auto` (the diagnosis of the disk and of the baked console logs decides).
-    #[arg(value_name = "RECIPE", default_value = "auto")]
+    #[arg(
+        value_name = "RECIPE",
+        default_value = "auto",
+        value_parser = RecipeIdParser,
+        hide_possible_values = true
+    )]
     pub recipe_arg: String,
     /// The recipe, as an option (same as the positional RECIPE).
     #[arg(long, hide = true, conflicts_with = "recipe_arg")]

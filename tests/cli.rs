@@ -83,6 +83,11 @@ fn completions_and_man_page_render() {
     let out = vmrescue().args(["completions", "bash"]).output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("vmrescue"));
+    // `vmrescue repair <TAB>` offers the recipe ids.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("rebuild-initramfs"),
+        "no recipe ids in the bash completion"
+    );
     let out = vmrescue().arg("man").output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains(".TH vmrescue"));

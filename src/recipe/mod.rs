@@ -118,6 +118,15 @@ impl Catalog {
     }
 }
 
+/// The ids of the recipes shipped inside the binary (each file is named
+/// after its id), for shell completion.
+pub fn embedded_ids() -> Vec<&'static str> {
+    EMBEDDED
+        .iter()
+        .filter_map(|(name, _)| name.strip_suffix(".toml"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
