@@ -33,9 +33,22 @@ pub fn main() -> u8 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
-            // --help/--version print and exit 0; usage errors exit 2.
-            let _ = err.print();
-            return err.exit_code().clamp(0, 255) as u8;
+            // --help/--version print and exit 0; usage errors exit 2, as one
+            // JSON error object when --json is on the line.
+            let code = err.exit_code().clamp(0, 255) as u8;
+            if code != 0 && std::env::args().any(|a| a == "--json") {
+                let report = serde_json::json!({
+                    "version": 1,
+                    "ok": false,
+                    "exit_code": code,
+                    "error": err.kind().to_string(),
+                    "detail": err.render().to_string().trim_end(),
+                });
+                println!("{report}");
+            } else {
+                let _ = err.print();
+            }
+            return code;
         }
     };
     let output = if cli.global.json {
@@ -64,9 +77,15 @@ pub fn main() -> u8 {
     }
 }
 
+/// The run log of this process, for the last line of an error.
+static RUN_LOG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 fn report_error(err: &anyhow::Error, code: ExitCode, output: OutputFormat) {
     tracing::debug!("error: {err:?}");
     eprintln!("vmrescue: error: {err:#}");
+    if let Some(log) = RUN_LOG.get() {
+        eprintln!("full log: {}", log.display());
+    }
     if output == OutputFormat::Runcommand {
         let message = format!("vmrescue failed (exit {}): {err:#}", code.code());
         println!(
@@ -99,6 +118,9 @@ fn start_session(global: &GlobalArgs, with_log_file: bool) -> Result<Session> {
         (None, None)
     };
     logging::init(verbosity, log_file);
+    if let Some(path) = &log_path {
+        let _ = RUN_LOG.set(path.clone());
+    }
     tracing::debug!(run_id = %run_id, argv = ?std::env::args().collect::<Vec<_>>(), "vmrescue {}", env!("CARGO_PKG_VERSION"));
     let output = if global.json {
         OutputFormat::Json

@@ -131,3 +131,33 @@ fn man_dir_writes_a_page_per_command_with_the_contract_sections() {
         "{help}"
     );
 }
+
+#[test]
+fn errors_end_with_the_run_log_and_usage_errors_speak_json_under_json() {
+    let out = vmrescue()
+        .args(["--json", "repair", "--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["exit_code"], 2);
+    assert!(report["detail"].as_str().unwrap().contains("--bogus"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let out = vmrescue()
+        .arg("--log-file")
+        .arg(&log)
+        .args(["inspect", "--root"])
+        .arg(dir.path().join("missing"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.lines().last(),
+        Some(format!("full log: {}", log.display()).as_str()),
+        "{stderr}"
+    );
+}
