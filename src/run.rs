@@ -616,8 +616,10 @@ fn apply_repair(
     let diagnosis = crate::diagnose::diagnose_target(&args.plan.logs, &target)?;
     let yes = args.yes;
     let human = session.output == OutputFormat::Text;
+    let quiet = session.quiet;
     let mut confirm = |plan: &crate::recipe::plan::Plan| -> Result<bool> {
-        if human || !yes {
+        // The plan is shown before any question; with --yes, -q hides it.
+        if (human && !quiet) || !yes {
             eprint!("{}", plan.render());
         }
         if yes {

@@ -324,6 +324,26 @@ fn older_kernel_on_debian_grub_points_saved_entry_into_the_submenu() {
         "{stderr}"
     );
     assert_eq!(default_kernel(root), OLD);
+    // Undone and applied again with -q: no plan, no step lines.
+    let out = vmrescue()
+        .args(["undo", "--yes", "--root"])
+        .arg(root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(default_kernel(root), NEW);
+    let out = vmrescue()
+        .args(["-q", "repair", "older-kernel", "--yes", "--root"])
+        .arg(root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !step.is_match(&stderr) && !stderr.contains("plan for"),
+        "-q printed the plan or steps:\n{stderr}"
+    );
+    assert_eq!(default_kernel(root), OLD);
     let env = std::fs::read_to_string(root.join("boot/grub/grubenv")).unwrap();
     assert_eq!(env.len(), 1024, "grubenv stays one 1024-byte block");
     assert!(
