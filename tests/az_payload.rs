@@ -194,6 +194,15 @@ fn a_refused_repair_reports_an_error_and_no_success() {
         "{}",
         result.tail
     );
+    // The refusal names the kernels there are and how to choose one.
+    assert!(
+        result
+            .tail
+            .contains("5.14.0-427.13.1.el9_4.x86_64 (complete)")
+            && result.tail.contains("--param kernel=VERSION"),
+        "{}",
+        result.tail
+    );
 }
 
 /// A loopback HTTP server serving `dir` (a release folder), stopped on drop.

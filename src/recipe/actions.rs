@@ -798,6 +798,30 @@ fn mtime(ws: &Workspace, path: &Path) -> Option<i64> {
     ws.root().metadata(path).ok().map(|st| st.st_mtime)
 }
 
+/// "Not installed", with the kernels that are and how to name one.
+fn not_installed(facts: &Facts, version: &str) -> Failure {
+    let installed: Vec<String> = facts
+        .kernels
+        .iter()
+        .map(|k| {
+            let state = match (k.has_modules, k.initramfs_present) {
+                (true, true) => "complete",
+                (true, false) => "initramfs missing",
+                (false, _) => "modules missing",
+            };
+            format!("{} ({state})", k.version)
+        })
+        .collect();
+    Failure::Refused(format!(
+        "kernel {version} is not installed on the target; installed: {}; choose one with --param kernel=VERSION",
+        if installed.is_empty() {
+            "none".to_string()
+        } else {
+            installed.join(", ")
+        }
+    ))
+}
+
 /// Regenerates the initramfs of explicit kernel versions with the target's generator.
 pub fn rebuild_initramfs(
     ws: &mut Workspace,
@@ -813,9 +837,7 @@ pub fn rebuild_initramfs(
             .kernels
             .iter()
             .find(|k| &k.version == version)
-            .ok_or_else(|| {
-                Failure::Refused(format!("kernel {version} is not installed on the target"))
-            })?;
+            .ok_or_else(|| not_installed(ctx.facts, version))?;
         if !kernel.has_modules {
             return Err(Failure::Refused(format!(
                 "kernel {version} has no /lib/modules/{version}: its initramfs cannot be built (reinstall the kernel package)"
@@ -943,9 +965,7 @@ pub fn set_default_kernel(
         .kernels
         .iter()
         .find(|k| k.version == kernel)
-        .ok_or_else(|| {
-            Failure::Refused(format!("kernel {kernel} is not installed on the target"))
-        })?;
+        .ok_or_else(|| not_installed(facts, kernel))?;
     if !installed.has_modules || !installed.initramfs_present {
         return Err(Failure::Refused(format!(
             "kernel {kernel} is incomplete (modules: {}, initramfs: {}): it would not boot either",
