@@ -379,6 +379,16 @@ pub struct AzPayloadArgs {
     /// Keep only the last N KiB of each --log.
     #[arg(long, value_name = "N")]
     pub log_tail_kib: Option<usize>,
+    #[command(flatten)]
+    pub download: DownloadArgs,
+    /// Write the payload here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
+}
+
+/// How a payload gets vmrescue onto a repair VM (`az-payload`, `az-fleet`).
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
     /// Download this binary on the repair VM (any architecture) instead of the release asset.
     #[arg(long, requires = "binary_sha256", conflicts_with = "no_download")]
     pub binary_url: Option<String>,
@@ -395,9 +405,6 @@ pub struct AzPayloadArgs {
     /// Use only a vmrescue already installed on the repair VM.
     #[arg(long)]
     pub no_download: bool,
-    /// Write the payload here instead of stdout.
-    #[arg(short, long, value_name = "FILE")]
-    pub output_file: Option<PathBuf>,
 }
 
 /// `vmrescue az-fleet`: which VMs, what payload, how many at once.
@@ -427,21 +434,8 @@ pub struct AzFleetArgs {
     /// repair counts as verified only with its "boot OK".
     #[arg(long)]
     pub verify_boot: bool,
-    /// Where the repair VMs download the static binary when they have none.
-    #[arg(long, requires = "binary_sha256", conflicts_with = "no_download")]
-    pub binary_url: Option<String>,
-    /// The sha256 the downloaded binary must have.
-    #[arg(long, requires = "binary_url")]
-    pub binary_sha256: Option<String>,
-    /// The release folder the repair VMs download from (as `az-payload --release-url`).
-    #[arg(long, env = "VMRESCUE_RELEASE_URL", conflicts_with = "no_download")]
-    pub release_url: Option<String>,
-    /// The release's SHA256SUMS file (as `az-payload --sha256sums`).
-    #[arg(long, value_name = "FILE", conflicts_with = "no_download")]
-    pub sha256sums: Option<PathBuf>,
-    /// Use only a vmrescue already installed on the repair VMs.
-    #[arg(long)]
-    pub no_download: bool,
+    #[command(flatten)]
+    pub download: DownloadArgs,
     /// VMs repaired at once (quota and API limits decide; each needs a repair VM).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=200))]
     pub parallel: u16,

@@ -416,7 +416,7 @@ fn az_payload(args: &AzPayloadArgs) -> Result<ExitCode> {
         } else {
             PayloadBootCheck::Default
         },
-        download: payload_download(args)?,
+        download: payload_download(&args.download)?,
         console_logs,
     };
     let payload = runcommand::render_payload(&settings)?;
@@ -442,7 +442,9 @@ fn az_fleet(session: &Session, args: &crate::cli::AzFleetArgs) -> Result<ExitCod
 
 /// How the payload gets vmrescue onto a fresh repair VM. A payload that
 /// could only stop with "no usable vmrescue binary" is refused here.
-fn payload_download(args: &AzPayloadArgs) -> Result<crate::ui::runcommand::Download> {
+pub(crate) fn payload_download(
+    args: &crate::cli::DownloadArgs,
+) -> Result<crate::ui::runcommand::Download> {
     use crate::ui::runcommand::Download;
     if args.no_download {
         return Ok(Download::None);
@@ -462,7 +464,7 @@ fn payload_download(args: &AzPayloadArgs) -> Result<crate::ui::runcommand::Downl
     let sums = crate::release::known_sums(sums_text.as_deref())?;
     if sums.is_empty() {
         return Err(crate::Failure::Usage(
-            "this vmrescue is not a release build, so the payload would have nothing verified to download: pass --sha256sums SHA256SUMS (with --release-url URL when not the project's releases), --binary-url URL --binary-sha256 SUM, or --no-download when vmrescue is installed on the repair VM".into(),
+            "this vmrescue is not a release build, so a payload would have nothing verified to download: pass --sha256sums SHA256SUMS (with --release-url URL when not the project's releases), --binary-url URL --binary-sha256 SUM, or --no-download when vmrescue is installed on the repair VM".into(),
         )
         .into());
     }

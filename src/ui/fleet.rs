@@ -20,9 +20,7 @@ use crate::fleet::state::StateFile;
 use crate::fleet::summary::{self, Outcome, VmReport};
 use crate::fleet::{Step, VmRef};
 use crate::run::Session;
-use crate::ui::runcommand::{
-    log_tail, render_payload, Download, PayloadBootCheck, PayloadSettings,
-};
+use crate::ui::runcommand::{log_tail, render_payload, PayloadBootCheck, PayloadSettings};
 
 /// Runs the command; the exit code follows `fleet::summary::exit_code`.
 pub fn run(
@@ -97,47 +95,12 @@ fn payload_settings(
         } else {
             PayloadBootCheck::Default
         },
-        download: download(args)?,
+        download: crate::run::payload_download(&args.download)?,
         console_logs: Vec::new(),
     };
     // Refuse bad values now, not once per VM.
     render_payload(&settings)?;
     Ok(settings)
-}
-
-/// How each payload gets vmrescue onto its repair VM (as `az-payload`).
-fn download(args: &AzFleetArgs) -> Result<Download> {
-    if args.no_download {
-        return Ok(Download::None);
-    }
-    if let (Some(url), Some(sha256)) = (&args.binary_url, &args.binary_sha256) {
-        return Ok(Download::Url {
-            url: url.clone(),
-            sha256: sha256.to_ascii_lowercase(),
-        });
-    }
-    let sums_text = match &args.sha256sums {
-        Some(path) => Some(
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
-        ),
-        None => None,
-    };
-    let sums = crate::release::known_sums(sums_text.as_deref())?;
-    if sums.is_empty() {
-        return Err(Failure::Usage(
-            "this vmrescue is not a release build: pass --sha256sums SHA256SUMS (with --release-url), --binary-url URL --binary-sha256 SUM, or --no-download when vmrescue is installed on the repair VMs".into(),
-        )
-        .into());
-    }
-    Ok(Download::Release {
-        url: args
-            .release_url
-            .clone()
-            .unwrap_or_else(crate::release::default_release_url)
-            .trim_end_matches('/')
-            .to_string(),
-        sums,
-    })
 }
 
 fn source(args: &AzFleetArgs) -> Result<Source> {
