@@ -282,6 +282,25 @@ fn release_dir(tampered: bool) -> tempfile::TempDir {
     dir
 }
 
+/// A cgroup-nokmem payload that downloads from a loopback release server
+/// (its binary tampered on request), run where vmrescue is not installed.
+fn on_a_fresh_repair_vm(image: &TestImage, scratch: &Path, tampered: bool) -> DriverResult {
+    let release = release_dir(tampered);
+    let server = ReleaseServer::start(release.path());
+    let sums = release.path().join("SHA256SUMS");
+    let script = payload_with(
+        scratch,
+        &[
+            "cgroup-nokmem",
+            "--release-url",
+            &server.url,
+            "--sha256sums",
+            sums.to_str().unwrap(),
+        ],
+    );
+    image.with_loop(|dev| run_under_driver_with("bash", &script, dev, scratch, &[]))
+}
+
 fn image_sha(image: &TestImage) -> String {
     sha256(&image.path)
 }
@@ -292,23 +311,9 @@ fn a_fresh_repair_vm_downloads_verifies_and_repairs() {
         return;
     }
     let _serial = serial();
-    let release = release_dir(false);
-    let server = ReleaseServer::start(release.path());
     let image = rhel_bls_image();
     let scratch = tempfile::tempdir().unwrap();
-    let sums = release.path().join("SHA256SUMS");
-    let script = payload_with(
-        scratch.path(),
-        &[
-            "cgroup-nokmem",
-            "--release-url",
-            &server.url,
-            "--sha256sums",
-            sums.to_str().unwrap(),
-        ],
-    );
-    let result =
-        image.with_loop(|dev| run_under_driver_with("bash", &script, dev, scratch.path(), &[]));
+    let result = on_a_fresh_repair_vm(&image, scratch.path(), false);
     assert!(result.success, "{}", result.tail);
     assert!(result.tail.contains("downloading"), "{}", result.tail);
     assert!(scratch.path().join("bin/vmrescue").is_file());
@@ -328,24 +333,10 @@ fn a_tampered_download_ends_in_error_and_touches_nothing() {
         return;
     }
     let _serial = serial();
-    let release = release_dir(true);
-    let server = ReleaseServer::start(release.path());
     let image = rhel_bls_image();
     let before = image_sha(&image);
     let scratch = tempfile::tempdir().unwrap();
-    let sums = release.path().join("SHA256SUMS");
-    let script = payload_with(
-        scratch.path(),
-        &[
-            "cgroup-nokmem",
-            "--release-url",
-            &server.url,
-            "--sha256sums",
-            sums.to_str().unwrap(),
-        ],
-    );
-    let result =
-        image.with_loop(|dev| run_under_driver_with("bash", &script, dev, scratch.path(), &[]));
+    let result = on_a_fresh_repair_vm(&image, scratch.path(), true);
     assert!(!result.success, "{}", result.tail);
     assert!(result.tail.contains("sha256 mismatch"), "{}", result.tail);
     assert!(!scratch.path().join("bin/vmrescue").exists());
