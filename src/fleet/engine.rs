@@ -127,21 +127,12 @@ pub fn run(
 }
 
 fn not_started(vm: &VmRef) -> VmReport {
-    VmReport {
-        vm: vm.key(),
-        outcome: Outcome::NotStarted,
-        diagnosis: None,
-        recipe: None,
-        verified: false,
-        restored: false,
-        boots: None,
-        seconds: 0.0,
-        detail: "not started: --max-failures reached, or the state file cannot be written".into(),
-        next: "run again (same --state) once the failures are understood".into(),
-        commands: Vec::new(),
-        serial_log: None,
-        repair_vm_id: None,
-    }
+    VmReport::bare(
+        vm.key(),
+        Outcome::NotStarted,
+        "not started: --max-failures reached, or the state file cannot be written".into(),
+        "run again (same --state) once the failures are understood".into(),
+    )
 }
 
 /// One VM's way through the steps.

@@ -82,6 +82,28 @@ pub struct VmReport {
     pub repair_vm_id: Option<String>,
 }
 
+impl VmReport {
+    /// A row for a VM that got no further than `outcome`: nothing verified,
+    /// restored or checked.
+    pub fn bare(vm: String, outcome: Outcome, detail: String, next: String) -> VmReport {
+        VmReport {
+            vm,
+            outcome,
+            diagnosis: None,
+            recipe: None,
+            verified: false,
+            restored: false,
+            boots: None,
+            seconds: 0.0,
+            detail,
+            next,
+            commands: Vec::new(),
+            serial_log: None,
+            repair_vm_id: None,
+        }
+    }
+}
+
 /// The commands for a person taking over a VM whose repair VM was left.
 pub fn takeover_commands(vm: &VmRef, created: &Created) -> Vec<String> {
     let sub = vm
@@ -174,21 +196,7 @@ mod tests {
     use super::*;
 
     fn row(outcome: Outcome) -> VmReport {
-        VmReport {
-            vm: "rg/vm".into(),
-            outcome,
-            diagnosis: None,
-            recipe: None,
-            verified: false,
-            restored: false,
-            boots: None,
-            seconds: 0.0,
-            detail: String::new(),
-            next: String::new(),
-            commands: Vec::new(),
-            serial_log: None,
-            repair_vm_id: None,
-        }
+        VmReport::bare("rg/vm".into(), outcome, String::new(), String::new())
     }
 
     #[test]

@@ -261,21 +261,12 @@ impl Observer for Progress {
 }
 
 fn skipped(vm: &VmRef, why: &str) -> VmReport {
-    VmReport {
-        vm: vm.key(),
-        outcome: Outcome::Skipped,
-        diagnosis: None,
-        recipe: None,
-        verified: false,
-        restored: false,
-        boots: None,
-        seconds: 0.0,
-        detail: why.to_string(),
-        next: "none (skipped)".into(),
-        commands: Vec::new(),
-        serial_log: None,
-        repair_vm_id: None,
-    }
+    VmReport::bare(
+        vm.key(),
+        Outcome::Skipped,
+        why.to_string(),
+        "none (skipped)".into(),
+    )
 }
 
 fn print_reports(session: &Session, reports: &[VmReport]) -> Result<()> {
