@@ -25,51 +25,51 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
         "  130  interrupted (Ctrl-C, SIGTERM, hang-up): everything vmrescue mounted is released"
     )
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
 }
 
 #[derive(Debug, Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// More detail on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
     /// Only errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// Print one machine-readable JSON object on stdout (versioned schema).
     #[arg(long, global = true)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Full debug log [default: /var/log/vmrescue/<run-id>.log, else /tmp].
     #[arg(long, global = true, value_name = "PATH")]
-    pub log_file: Option<PathBuf>,
+    pub(crate) log_file: Option<PathBuf>,
     /// Output style: human text, one JSON object, or Azure Run Command log lines.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
+    pub(crate) output: OutputFormat,
     /// Colour in human output (NO_COLOR and a non-terminal stdout turn it off in auto).
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
+    pub(crate) color: ColorChoice,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     Text,
     Json,
     Runcommand,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     Auto,
     Always,
     Never,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// The interactive wizard: find, mount, diagnose, choose and apply repairs (the default on a terminal).
     Wizard(WizardArgs),
     /// List block devices and tell the rescue host's disks from candidate OS disks.
@@ -134,19 +134,35 @@ pub enum Command {
 /// Which target to work on. Without any: the target `vmrescue mount` left
 /// mounted, else the single candidate disk.
 #[derive(Debug, Clone, Args)]
-pub struct TargetArgs {
+pub(crate) struct TargetArgs {
     /// The broken OS disk (or one of its partitions), e.g. /dev/sdc.
     #[arg(long, value_name = "DEV", conflicts_with_all = ["image", "root"])]
-    pub disk: Option<PathBuf>,
+    pub(crate) disk: Option<PathBuf>,
     /// A disk image file, attached as a loop device for the run.
     #[arg(long, value_name = "FILE", conflicts_with = "root")]
-    pub image: Option<PathBuf>,
+    pub(crate) image: Option<PathBuf>,
     /// An already mounted root directory (e.g. /investigateroot): nothing is mounted.
     #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    pub(crate) root: Option<PathBuf>,
     /// Where targets are mounted.
     #[arg(long, value_name = "DIR", default_value = "/mnt/vmrescue")]
-    pub mount_base: PathBuf,
+    pub(crate) mount_base: PathBuf,
+}
+
+impl TargetArgs {
+    /// The flags as the library's plain [`TargetSpec`](vmrescue::target::TargetSpec).
+    pub(crate) fn spec(&self) -> vmrescue::target::TargetSpec {
+        use vmrescue::target::TargetSpec;
+        if let Some(disk) = &self.disk {
+            TargetSpec::Disk(disk.clone())
+        } else if let Some(image) = &self.image {
+            TargetSpec::Image(image.clone())
+        } else if let Some(root) = &self.root {
+            TargetSpec::Root(root.clone())
+        } else {
+            TargetSpec::Auto
+        }
+    }
 }
 
 impl Default for TargetArgs {
@@ -155,48 +171,48 @@ impl Default for TargetArgs {
             disk: None,
             image: None,
             root: None,
-            mount_base: PathBuf::from(crate::target::DEFAULT_MOUNT_BASE),
+            mount_base: PathBuf::from(vmrescue::target::DEFAULT_MOUNT_BASE),
         }
     }
 }
 
 #[derive(Debug, Args)]
-pub struct ChrootArgs {
+pub(crate) struct ChrootArgs {
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
     /// Mount the target read-write (needed to change anything from the shell).
     #[arg(long)]
-    pub rw: bool,
+    pub(crate) rw: bool,
     /// The command and its arguments (after `--`); default: the target's shell.
     #[arg(last = true, value_name = "CMD")]
-    pub command: Vec<String>,
+    pub(crate) command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct FsckArgs {
+pub(crate) struct FsckArgs {
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
     /// Repair what the check finds (e2fsck -y, xfs_repair) after confirmation.
     #[arg(long)]
-    pub repair: bool,
+    pub(crate) repair: bool,
     /// Confirm without asking (unattended).
     #[arg(long, short = 'y')]
-    pub yes: bool,
+    pub(crate) yes: bool,
 }
 
 #[derive(Debug, Args, Default)]
-pub struct WizardArgs {
+pub(crate) struct WizardArgs {
     /// Extra recipes (TOML) that add to or override the built-in ones.
     #[arg(long, value_name = "DIR")]
-    pub recipes_dir: Option<PathBuf>,
+    pub(crate) recipes_dir: Option<PathBuf>,
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
 }
 
 /// Takes any recipe id (`--recipes-dir` may add some) but offers the
 /// embedded ones and `auto` to shell completion.
 #[derive(Debug, Clone)]
-pub struct RecipeIdParser;
+pub(crate) struct RecipeIdParser;
 
 impl clap::builder::TypedValueParser for RecipeIdParser {
     type Value = String;
@@ -213,124 +229,124 @@ impl clap::builder::TypedValueParser for RecipeIdParser {
     fn possible_values(
         &self,
     ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
-        let ids = std::iter::once("auto").chain(crate::recipe::embedded_ids());
+        let ids = std::iter::once("auto").chain(vmrescue::recipe::embedded_ids());
         Some(Box::new(ids.map(clap::builder::PossibleValue::new)))
     }
 }
 
 #[derive(Debug, Args)]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     /// Recipe id (see `vmrescue recipes`), or `auto`.
     #[arg(value_parser = RecipeIdParser, hide_possible_values = true)]
-    pub recipe: String,
+    pub(crate) recipe: String,
     /// A recipe parameter, NAME=VALUE; repeatable.
     #[arg(long = "param", value_name = "NAME=VALUE")]
-    pub params: Vec<String>,
+    pub(crate) params: Vec<String>,
     /// Console logs to diagnose for parameter defaults and `auto`.
     #[arg(long = "log", value_name = "FILE")]
-    pub logs: Vec<PathBuf>,
+    pub(crate) logs: Vec<PathBuf>,
     /// Extra recipes (TOML) that add to or override the built-in ones.
     #[arg(long, value_name = "DIR")]
-    pub recipes_dir: Option<PathBuf>,
+    pub(crate) recipes_dir: Option<PathBuf>,
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct RepairArgs {
+pub(crate) struct RepairArgs {
     #[command(flatten)]
-    pub plan: PlanArgs,
+    pub(crate) plan: PlanArgs,
     /// Apply without asking (unattended); without it and without a terminal nothing changes (exit 5).
     #[arg(long, short = 'y')]
-    pub yes: bool,
+    pub(crate) yes: bool,
     /// Print the plan only.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Require the boot check after the repair: boot the disk in QEMU as `verify --boot` does
     /// (a failed boot exits 6; no QEMU exits 4). Without either flag the check runs whenever a
     /// disk or image was repaired and qemu-system-x86_64 is installed.
     #[arg(long, conflicts_with = "no_verify_boot")]
-    pub verify_boot: bool,
+    pub(crate) verify_boot: bool,
     /// Skip the boot check after the repair.
     #[arg(
         long,
         env = "VMRESCUE_NO_VERIFY_BOOT",
         value_parser = clap::builder::FalseyValueParser::new()
     )]
-    pub no_verify_boot: bool,
+    pub(crate) no_verify_boot: bool,
     #[command(flatten)]
-    pub boot_check: BootCheckArgs,
+    pub(crate) boot_check: BootCheckArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// Boot the target in a throwaway QEMU VM and read its serial console (the only
     /// check `verify` has, and its default; kept so `verify --boot` still works).
     #[arg(long)]
-    pub boot: bool,
+    pub(crate) boot: bool,
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
     #[command(flatten)]
-    pub boot_check: BootCheckArgs,
+    pub(crate) boot_check: BootCheckArgs,
 }
 
 /// How `verify --boot` (and `repair --verify-boot`) boots the disk.
 #[derive(Debug, Clone, Args)]
-pub struct BootCheckArgs {
+pub(crate) struct BootCheckArgs {
     /// grub: the disk's own boot loader (BIOS, or OVMF for a UEFI disk); kernel: direct boot of the
     /// default entry's kernel and initramfs with its command line plus console=ttyS0;
     /// auto: grub when that command line has console=ttyS0, else kernel.
-    #[arg(long, value_enum, default_value_t = crate::verify_boot::Via::Auto)]
-    pub via: crate::verify_boot::Via,
+    #[arg(long, value_enum, default_value_t = vmrescue::verify_boot::Via::Auto)]
+    pub(crate) via: vmrescue::verify_boot::Via,
     /// Wall-clock limit of the boot.
     #[arg(long = "timeout", value_name = "SECONDS", default_value_t = 180)]
-    pub boot_timeout: u64,
+    pub(crate) boot_timeout: u64,
     /// With --via kernel: append the target's own modules for a storage controller QEMU emulates
     /// (virtio, NVMe, AHCI, IDE) when its initramfs has none; the target is not changed.
     #[arg(long)]
-    pub add_drivers: bool,
+    pub(crate) add_drivers: bool,
     /// The disk's controller [default: the best one whose drivers the initramfs has].
     #[arg(long, value_enum)]
-    pub controller: Option<crate::verify_boot::initramfs::Controller>,
+    pub(crate) controller: Option<vmrescue::verify_boot::initramfs::Controller>,
     /// Accelerator: KVM only when a short probe boot shows it works (VMRESCUE_ACCEL=kvm|tcg also forces it).
-    #[arg(long, value_enum, default_value_t = crate::verify_boot::qemu::AccelChoice::Auto)]
-    pub accel: crate::verify_boot::qemu::AccelChoice,
+    #[arg(long, value_enum, default_value_t = vmrescue::verify_boot::qemu::AccelChoice::Auto)]
+    pub(crate) accel: vmrescue::verify_boot::qemu::AccelChoice,
 }
 
 #[derive(Debug, Args)]
-pub struct DiagnoseArgs {
+pub(crate) struct DiagnoseArgs {
     /// A serial-console log, vmcore-dmesg.txt or kern.log (`-` for stdin); repeatable.
     #[arg(long = "log", value_name = "FILE")]
-    pub logs: Vec<PathBuf>,
+    pub(crate) logs: Vec<PathBuf>,
     /// Also read the target's logs (implied when no --log is given).
     #[arg(long)]
-    pub target_logs: bool,
+    pub(crate) target_logs: bool,
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct UndoArgs {
+pub(crate) struct UndoArgs {
     /// The run to undo (see `vmrescue history`).
-    pub run_id: Option<String>,
+    pub(crate) run_id: Option<String>,
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
     /// Confirm without asking (unattended).
     #[arg(long, short = 'y')]
-    pub yes: bool,
+    pub(crate) yes: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct RecipesArgs {
+pub(crate) struct RecipesArgs {
     #[command(subcommand)]
-    pub show: Option<RecipesCommand>,
+    pub(crate) show: Option<RecipesCommand>,
     /// Extra recipes (TOML) that add to or override the built-in ones.
     #[arg(long, global = true, value_name = "DIR")]
-    pub recipes_dir: Option<PathBuf>,
+    pub(crate) recipes_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum RecipesCommand {
+pub(crate) enum RecipesCommand {
     /// Everything about one recipe: summary, symptoms, parameters, steps, checks;
     /// with a target, also the current values of the settings it audits.
     Show {
@@ -341,7 +357,7 @@ pub enum RecipesCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct AzPayloadArgs {
+pub(crate) struct AzPayloadArgs {
     /// Recipe id, or `auto` (the diagnosis of the disk and of the baked console logs decides).
     #[arg(
         value_name = "RECIPE",
@@ -349,67 +365,67 @@ pub struct AzPayloadArgs {
         value_parser = RecipeIdParser,
         hide_possible_values = true
     )]
-    pub recipe_arg: String,
+    pub(crate) recipe_arg: String,
     /// The recipe, as an option (same as the positional RECIPE).
     #[arg(long, hide = true, conflicts_with = "recipe_arg")]
-    pub recipe: Option<String>,
+    pub(crate) recipe: Option<String>,
     /// A recipe parameter, as in `repair` (e.g. kernel=5.14.0-427.el9.x86_64); repeatable.
     #[arg(long = "param", value_name = "KEY=VALUE")]
-    pub params: Vec<String>,
+    pub(crate) params: Vec<String>,
     /// Same as --param kernel=VERSION.
     #[arg(long)]
-    pub kernel: Option<String>,
+    pub(crate) kernel: Option<String>,
     /// Same as --param module=NAME.
     #[arg(long)]
-    pub module: Option<String>,
+    pub(crate) module: Option<String>,
     /// Only print the plan on the repair VM.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Require a boot test in QEMU on the repair VM after the repair (`repair --verify-boot`);
     /// by default it runs when the repair VM has qemu-system-x86_64.
     #[arg(long, conflicts_with_all = ["dry_run", "no_verify_boot"])]
-    pub verify_boot: bool,
+    pub(crate) verify_boot: bool,
     /// Never boot-test on the repair VM.
     #[arg(long)]
-    pub no_verify_boot: bool,
+    pub(crate) no_verify_boot: bool,
     /// The broken VM's console log (`az vm boot-diagnostics get-boot-log`), carried
     /// compressed in the payload and read by the repair; repeatable.
     #[arg(long = "log", value_name = "FILE")]
-    pub logs: Vec<PathBuf>,
+    pub(crate) logs: Vec<PathBuf>,
     /// Keep only the last N KiB of each --log.
     #[arg(long, value_name = "N")]
-    pub log_tail_kib: Option<usize>,
+    pub(crate) log_tail_kib: Option<usize>,
     #[command(flatten)]
-    pub download: DownloadArgs,
+    pub(crate) download: DownloadArgs,
     /// Write the payload here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
-    pub output_file: Option<PathBuf>,
+    pub(crate) output_file: Option<PathBuf>,
 }
 
 /// How a payload gets vmrescue onto a repair VM (`az-payload`, `az-fleet`).
 #[derive(Debug, Args)]
-pub struct DownloadArgs {
+pub(crate) struct DownloadArgs {
     /// Download this binary on the repair VM (any architecture) instead of the release asset.
     #[arg(long, requires = "binary_sha256", conflicts_with = "no_download")]
-    pub binary_url: Option<String>,
+    pub(crate) binary_url: Option<String>,
     /// The sha256 the --binary-url download must have.
     #[arg(long, requires = "binary_url")]
-    pub binary_sha256: Option<String>,
+    pub(crate) binary_sha256: Option<String>,
     /// The release folder holding `vmrescue-VERSION-ARCH-linux-musl` (default: the project's
     /// GitHub release of this version), e.g. a storage blob URL with a SAS token.
     #[arg(long, env = "VMRESCUE_RELEASE_URL", conflicts_with = "no_download")]
-    pub release_url: Option<String>,
+    pub(crate) release_url: Option<String>,
     /// The release's SHA256SUMS file: the sums baked in for each architecture.
     #[arg(long, value_name = "FILE", conflicts_with = "no_download")]
-    pub sha256sums: Option<PathBuf>,
+    pub(crate) sha256sums: Option<PathBuf>,
     /// Use only a vmrescue already installed on the repair VM.
     #[arg(long)]
-    pub no_download: bool,
+    pub(crate) no_download: bool,
 }
 
 /// `vmrescue az-fleet`: which VMs, what payload, how many at once.
 #[derive(Debug, Args)]
-pub struct AzFleetArgs {
+pub(crate) struct AzFleetArgs {
     /// The VMs: a file of VM resource IDs or RG/NAME lines (# comments).
     #[arg(
         long,
@@ -417,76 +433,76 @@ pub struct AzFleetArgs {
         required_unless_present = "resource_group",
         conflicts_with = "resource_group"
     )]
-    pub vms: Option<PathBuf>,
+    pub(crate) vms: Option<PathBuf>,
     /// Every VM of this resource group (deallocated and non-Linux VMs are skipped).
     #[arg(long, short = 'g', value_name = "RG")]
-    pub resource_group: Option<String>,
+    pub(crate) resource_group: Option<String>,
     /// With --resource-group: only the VMs with this tag.
     #[arg(long, value_name = "KEY=VALUE", requires = "resource_group")]
-    pub tag: Option<String>,
+    pub(crate) tag: Option<String>,
     /// Recipe id, or `auto` (what the diagnosis on the repair VM suggests).
     #[arg(long, default_value = "auto")]
-    pub recipe: String,
+    pub(crate) recipe: String,
     /// A recipe parameter baked into the payload, as in `repair`; repeatable.
     #[arg(long = "param", value_name = "NAME=VALUE")]
-    pub params: Vec<String>,
+    pub(crate) params: Vec<String>,
     /// The payload boots the repaired disk copy-on-write on the repair VM; a
     /// repair counts as verified only with its "boot OK".
     #[arg(long)]
-    pub verify_boot: bool,
+    pub(crate) verify_boot: bool,
     #[command(flatten)]
-    pub download: DownloadArgs,
+    pub(crate) download: DownloadArgs,
     /// VMs repaired at once (quota and API limits decide; each needs a repair VM).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=200))]
-    pub parallel: u16,
+    pub(crate) parallel: u16,
     /// Start no new VM after this many failed ones.
     #[arg(long, value_name = "K")]
-    pub max_failures: Option<usize>,
+    pub(crate) max_failures: Option<usize>,
     /// After the restore, `az vm start` and read the serial log for a login prompt.
     #[arg(long)]
-    pub start: bool,
+    pub(crate) start: bool,
     /// Print every `az` command that would run (credentials redacted); run nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// The resumable state file (JSON lines); run again with the same file to resume.
     #[arg(
         long,
         value_name = "FILE",
         default_value = "vmrescue-fleet.state.jsonl"
     )]
-    pub state: PathBuf,
+    pub(crate) state: PathBuf,
     /// Where serial logs and payloads are kept [default: <state>.d].
     #[arg(long, value_name = "DIR")]
-    pub evidence_dir: Option<PathBuf>,
+    pub(crate) evidence_dir: Option<PathBuf>,
     /// The pause after the first throttled call (doubled each retry, with jitter).
     #[arg(long, value_name = "MS", default_value_t = 2000, hide = true)]
-    pub retry_base_ms: u64,
+    pub(crate) retry_base_ms: u64,
     /// The pause between serial-log and repair-VM polls.
     #[arg(long, value_name = "MS", default_value_t = 15000, hide = true)]
-    pub poll_ms: u64,
+    pub(crate) poll_ms: u64,
     /// How long a started VM has to show a login prompt.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
-    pub boot_wait: u64,
+    pub(crate) boot_wait: u64,
 }
 
 #[derive(Debug, Args)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
     /// A console log of the broken VM to include and diagnose; repeatable.
     #[arg(long = "log", value_name = "FILE")]
-    pub logs: Vec<PathBuf>,
+    pub(crate) logs: Vec<PathBuf>,
     /// Where to write the bundle [default: /var/log/vmrescue/vmrescue-report-RUN-ID.tar.gz].
     #[arg(short = 'o', long, value_name = "FILE")]
-    pub output_file: Option<PathBuf>,
+    pub(crate) output_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
-pub struct ScanArgs {
+pub(crate) struct ScanArgs {
     /// Print only the one disk vmrescue would work on; exit 3 when there is
     /// none or more than one.
     #[arg(long)]
-    pub pick: bool,
+    pub(crate) pick: bool,
 }
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
 //! vmrescue: find, mount, diagnose and repair the broken OS disk of another
-//! Linux VM from a rescue VM. `main.rs` is a thin shell over this library.
+//! Linux VM from a rescue VM. The library knows no command line and no
+//! screen: the binary (`main.rs` with its `cli`, `run` and `ui` modules)
+//! turns flags into plain arguments and renders what the library returns.
 //!
-//! The pipeline runs one way (see DESIGN.md):
-//! `disk` → `target` → `inspect` → `diagnose` → `recipe` (+ `journal`) → `ui`;
+//! The pipeline runs one way (see ARCHITECTURE.md):
+//! `disk` → `target` → `inspect` → `diagnose` → `recipe` (+ `journal`) → report;
 //! `verify_boot` boots the target copy-on-write in QEMU to prove the result.
 
 pub mod bundle;
-pub mod cli;
 pub mod cmd;
 pub mod diagnose;
 pub mod disk;
@@ -18,11 +19,10 @@ pub mod journal;
 pub mod recipe;
 pub mod release;
 pub mod rootfs;
-pub mod run;
+pub mod runlog;
 pub mod sandbox;
 pub mod signals;
 pub mod target;
-pub mod ui;
 pub mod verify_boot;
 
 pub use error::{exit_code_for, ExitCode, Failure};

@@ -1,3 +1,11 @@
+//! The `vmrescue` command: flags are parsed in `cli`, turned into plain
+//! arguments and library calls in `run`, and rendered by `ui`. The library
+//! (`vmrescue::…`) cannot name any of these modules.
+
+mod cli;
+mod run;
+mod ui;
+
 use std::process::ExitCode;
 
 fn exit_interrupted(code: i32) -> ! {
@@ -8,5 +16,5 @@ fn main() -> ExitCode {
     if let Err(err) = vmrescue::signals::install(exit_interrupted) {
         eprintln!("vmrescue: warning: cannot handle signals: {err:#}");
     }
-    ExitCode::from(vmrescue::run::main())
+    ExitCode::from(run::main())
 }

@@ -12,24 +12,24 @@ use crate::cli::{
     OutputFormat, PlanArgs, RecipesArgs, RecipesCommand, RepairArgs, ScanArgs, TargetArgs,
     UndoArgs, VerifyArgs,
 };
-use crate::cmd::Cmd;
-use crate::error::{exit_code_for, ExitCode};
-use crate::target::{self, Target, TargetSpec};
 use crate::ui::{logging, Style};
+use vmrescue::cmd::Cmd;
+use vmrescue::error::{exit_code_for, ExitCode};
+use vmrescue::target::{self, Target};
 
 /// What every command gets: how to talk to the user and where the log is.
 #[derive(Debug)]
-pub struct Session {
-    pub run_id: String,
-    pub style: Style,
-    pub json: bool,
-    pub output: OutputFormat,
-    pub log_path: Option<PathBuf>,
-    pub quiet: bool,
+pub(crate) struct Session {
+    pub(crate) run_id: String,
+    pub(crate) style: Style,
+    pub(crate) json: bool,
+    pub(crate) output: OutputFormat,
+    pub(crate) log_path: Option<PathBuf>,
+    pub(crate) quiet: bool,
 }
 
 /// Parses the process arguments, runs the command, returns the exit code.
-pub fn main() -> u8 {
+pub(crate) fn main() -> u8 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -58,7 +58,7 @@ pub fn main() -> u8 {
     };
     let started = std::time::Instant::now();
     let result = run(cli);
-    let (tool, runs) = crate::cmd::tool_time();
+    let (tool, runs) = vmrescue::cmd::tool_time();
     tracing::info!(
         wall_ms = started.elapsed().as_millis() as u64,
         tool_ms = tool.as_millis() as u64,
@@ -105,14 +105,14 @@ fn report_error(err: &anyhow::Error, code: ExitCode, output: OutputFormat) {
 }
 
 fn start_session(global: &GlobalArgs, with_log_file: bool) -> Result<Session> {
-    let run_id = logging::new_run_id();
+    let run_id = vmrescue::runlog::new_run_id();
     let verbosity = if global.quiet {
         -1
     } else {
         global.verbose.min(3) as i8
     };
     let (log_path, log_file) = if with_log_file {
-        let (path, file) = logging::open_log_file(global.log_file.as_deref(), &run_id)?;
+        let (path, file) = vmrescue::runlog::open_log_file(global.log_file.as_deref(), &run_id)?;
         (Some(path), Some(file))
     } else {
         (None, None)
@@ -242,16 +242,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The target named on the command line; else the one `vmrescue mount` left
-/// mounted; else the single candidate disk.
-pub fn open_target(args: &TargetArgs) -> Result<Target> {
-    let spec = target_spec(args);
-    if spec == TargetSpec::Auto {
-        if let Some(target) = target::from_state(None)? {
-            return Ok(target);
-        }
-    }
-    target::open(&spec, &args.mount_base)
+/// The target the flags name, by the one target rule
+/// ([`target::choose`]).
+pub(crate) fn open_target(args: &TargetArgs) -> Result<Target> {
+    target::open_chosen(&args.spec(), &args.mount_base)
 }
 
 fn wizard(session: &Session, args: &crate::cli::WizardArgs) -> Result<ExitCode> {
@@ -265,7 +259,7 @@ fn wizard(session: &Session, args: &crate::cli::WizardArgs) -> Result<ExitCode> 
         mount_base: args.target.mount_base.clone(),
         recipes_dir: args.recipes_dir.clone(),
     };
-    wizard.run(target_spec(&args.target))
+    wizard.run(args.target.spec())
 }
 
 fn mount(session: &Session, args: &TargetArgs) -> Result<ExitCode> {
@@ -302,30 +296,18 @@ fn mount(session: &Session, args: &TargetArgs) -> Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
-fn target_spec(args: &TargetArgs) -> TargetSpec {
-    if let Some(disk) = &args.disk {
-        TargetSpec::Disk(disk.clone())
-    } else if let Some(image) = &args.image {
-        TargetSpec::Image(image.clone())
-    } else if let Some(root) = &args.root {
-        TargetSpec::Root(root.clone())
-    } else {
-        TargetSpec::Auto
-    }
-}
-
 fn fsck(session: &Session, args: &FsckArgs) -> Result<ExitCode> {
     if !target::state::StateFile::list()?.is_empty() {
-        return Err(crate::Failure::Refused(
+        return Err(vmrescue::Failure::Refused(
             "a target is mounted by vmrescue: run `vmrescue umount` before checking filesystems"
                 .into(),
         )
         .into());
     }
     if args.repair && !args.yes && !crate::ui::confirm("Repair the target's filesystems now?")? {
-        return Err(crate::Failure::Refused("repair not confirmed".into()).into());
+        return Err(vmrescue::Failure::Refused("repair not confirmed".into()).into());
     }
-    let assembly = target::assemble(&target_spec(&args.target), &args.target.mount_base)?;
+    let assembly = target::assemble(&args.target.spec(), &args.target.mount_base)?;
     let results = target::fsck::check_all(&assembly.nodes(), args.repair);
     assembly.teardown()?;
     let results = results?;
@@ -362,7 +344,7 @@ fn fsck(session: &Session, args: &FsckArgs) -> Result<ExitCode> {
 
 fn inspect(session: &Session, args: &TargetArgs) -> Result<ExitCode> {
     let target = open_target(args)?;
-    let snapshot = crate::inspect::snapshot::snapshot(&target.rootdir()?);
+    let snapshot = vmrescue::inspect::snapshot::snapshot(&target.rootdir()?);
     let layout = target.layout().clone();
     target.release()?;
     let mut snapshot = snapshot?;
@@ -392,7 +374,7 @@ fn az_payload(args: &AzPayloadArgs) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| args.recipe_arg.clone());
     if recipe != "auto" {
-        crate::recipe::Catalog::load(None)?.get(&recipe)?;
+        vmrescue::recipe::Catalog::load(None)?.get(&recipe)?;
     }
     let mut params: Vec<(String, String)> = parse_params(&args.params)?.into_iter().collect();
     params.extend(args.kernel.clone().map(|k| ("kernel".to_string(), k)));
@@ -433,7 +415,7 @@ fn az_payload(args: &AzPayloadArgs) -> Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
-/// `vmrescue az-fleet`: the engine is `crate::fleet`, the flags, progress and
+/// `vmrescue az-fleet`: the engine is `vmrescue::fleet`, the flags, progress and
 /// summary are `crate::ui::fleet`.
 fn az_fleet(session: &Session, args: &crate::cli::AzFleetArgs) -> Result<ExitCode> {
     let params = parse_params(&args.params)?;
@@ -461,9 +443,9 @@ pub(crate) fn payload_download(
         ),
         None => None,
     };
-    let sums = crate::release::known_sums(sums_text.as_deref())?;
+    let sums = vmrescue::release::known_sums(sums_text.as_deref())?;
     if sums.is_empty() {
-        return Err(crate::Failure::Usage(
+        return Err(vmrescue::Failure::Usage(
             "this vmrescue is not a release build, so a payload would have nothing verified to download: pass --sha256sums SHA256SUMS (with --release-url URL when not the project's releases), --binary-url URL --binary-sha256 SUM, or --no-download when vmrescue is installed on the repair VM".into(),
         )
         .into());
@@ -472,7 +454,7 @@ pub(crate) fn payload_download(
         url: args
             .release_url
             .clone()
-            .unwrap_or_else(crate::release::default_release_url)
+            .unwrap_or_else(vmrescue::release::default_release_url)
             .trim_end_matches('/')
             .to_string(),
         sums,
@@ -485,12 +467,12 @@ fn report(session: &Session, args: &crate::cli::ReportArgs) -> Result<ExitCode> 
     let out = args
         .output_file
         .clone()
-        .unwrap_or_else(|| crate::bundle::default_path(&session.run_id));
+        .unwrap_or_else(|| vmrescue::bundle::default_path(&session.run_id));
     let target = open_target(&args.target);
     if let Err(err) = &target {
         tracing::warn!("the bundle has no target reports: {err:#}");
     }
-    let written = crate::bundle::write_bundle(target.as_ref(), &args.logs, &out);
+    let written = vmrescue::bundle::write_bundle(target.as_ref(), &args.logs, &out);
     if let Ok(target) = target {
         target.release()?;
     }
@@ -521,22 +503,22 @@ fn parse_params(raw: &[String]) -> Result<std::collections::BTreeMap<String, Str
             p.split_once('=')
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .ok_or_else(|| {
-                    crate::Failure::Usage(format!("--param {p}: expected NAME=VALUE")).into()
+                    vmrescue::Failure::Usage(format!("--param {p}: expected NAME=VALUE")).into()
                 })
         })
         .collect()
 }
 
 fn plan(session: &Session, args: &PlanArgs) -> Result<ExitCode> {
-    let request = crate::recipe::repair::RepairRequest {
+    let request = vmrescue::recipe::repair::RepairRequest {
         recipe: args.recipe.clone(),
         params: parse_params(&args.params)?,
         dry_run: true,
     };
-    let catalog = crate::recipe::Catalog::load(args.recipes_dir.as_deref())?;
+    let catalog = vmrescue::recipe::Catalog::load(args.recipes_dir.as_deref())?;
     let target = open_target(&args.target)?;
-    let diagnosis = crate::diagnose::diagnose_target(&args.logs, &target)?;
-    let report = crate::recipe::repair::run(
+    let diagnosis = vmrescue::diagnose::diagnose_target(&args.logs, &target)?;
+    let report = vmrescue::recipe::repair::run(
         &target,
         &catalog,
         &request,
@@ -607,19 +589,19 @@ fn repair(session: &Session, args: &RepairArgs) -> Result<ExitCode> {
 fn apply_repair(
     session: &Session,
     args: &RepairArgs,
-) -> Result<crate::recipe::repair::RepairReport> {
-    let request = crate::recipe::repair::RepairRequest {
+) -> Result<vmrescue::recipe::repair::RepairReport> {
+    let request = vmrescue::recipe::repair::RepairRequest {
         recipe: args.plan.recipe.clone(),
         params: parse_params(&args.plan.params)?,
         dry_run: args.dry_run,
     };
-    let catalog = crate::recipe::Catalog::load(args.plan.recipes_dir.as_deref())?;
+    let catalog = vmrescue::recipe::Catalog::load(args.plan.recipes_dir.as_deref())?;
     let target = open_target(&args.plan.target)?;
-    let diagnosis = crate::diagnose::diagnose_target(&args.plan.logs, &target)?;
+    let diagnosis = vmrescue::diagnose::diagnose_target(&args.plan.logs, &target)?;
     let yes = args.yes;
     let human = session.output == OutputFormat::Text;
     let quiet = session.quiet;
-    let mut confirm = |plan: &crate::recipe::plan::Plan| -> Result<bool> {
+    let mut confirm = |plan: &vmrescue::recipe::plan::Plan| -> Result<bool> {
         // The plan is shown before any question; with --yes, -q hides it.
         if (human && !quiet) || !yes {
             eprint!("{}", plan.render());
@@ -636,7 +618,7 @@ fn apply_repair(
     let mut steps = crate::ui::progress::StepProgress::new(
         crate::ui::progress::ProgressMode::for_stderr(human && !session.quiet),
     );
-    let result = crate::recipe::repair::run_with_progress(
+    let result = vmrescue::recipe::repair::run_with_progress(
         &target,
         &catalog,
         &request,
@@ -659,7 +641,7 @@ fn post_repair_boot(
     args: &RepairArgs,
     check: &BootCheck,
     repaired: ExitCode,
-) -> Option<Result<crate::verify_boot::VerifyReport>> {
+) -> Option<Result<vmrescue::verify_boot::VerifyReport>> {
     if args.dry_run || repaired != ExitCode::Success {
         return None;
     }
@@ -671,12 +653,12 @@ fn post_repair_boot(
         BootCheck::Run { required } => *required,
     };
     // The target is unmounted now: boot what the repair left.
-    let boot = crate::verify_boot::verify_boot(
-        &args.plan.target,
+    let boot = vmrescue::verify_boot::verify_boot(
+        &args.plan.target.spec(),
         &verify_options(session, &args.plan.target, &args.boot_check),
     );
     match boot {
-        Err(err) if !required && crate::error::exit_code_for(&err) == ExitCode::Unsupported => {
+        Err(err) if !required && vmrescue::error::exit_code_for(&err) == ExitCode::Unsupported => {
             skipped_boot_check(session, &format!("{err:#}"));
             None
         }
@@ -690,13 +672,17 @@ fn post_repair_boot(
 
 /// The token the az payload reads to tell a repaired disk from one left
 /// unchanged (Run Command must not report success for the latter).
-fn print_outcome_token(dry_run: bool, report: &crate::recipe::repair::RepairReport, booted: bool) {
+fn print_outcome_token(
+    dry_run: bool,
+    report: &vmrescue::recipe::repair::RepairReport,
+    booted: bool,
+) {
     let outcome = if dry_run {
         "dry-run"
     } else if report
         .recipes
         .iter()
-        .any(|r| r.status == crate::recipe::repair::RecipeStatus::Applied)
+        .any(|r| r.status == vmrescue::recipe::repair::RecipeStatus::Applied)
     {
         "repaired"
     } else if booted {
@@ -733,10 +719,10 @@ fn boot_check_mode(args: &RepairArgs) -> BootCheck {
     if args.plan.target.root.is_some() {
         return BootCheck::Skipped("the target is a mounted directory (--root), not a disk".into());
     }
-    if crate::verify_boot::qemu::find_on_path(crate::verify_boot::qemu::QEMU).is_none() {
+    if vmrescue::verify_boot::qemu::find_on_path(vmrescue::verify_boot::qemu::QEMU).is_none() {
         return BootCheck::Skipped(format!(
             "{} is not installed",
-            crate::verify_boot::qemu::QEMU
+            vmrescue::verify_boot::qemu::QEMU
         ));
     }
     BootCheck::Run { required: false }
@@ -752,8 +738,8 @@ fn verify_options(
     session: &Session,
     target: &TargetArgs,
     check: &BootCheckArgs,
-) -> crate::verify_boot::VerifyOptions {
-    crate::verify_boot::VerifyOptions {
+) -> vmrescue::verify_boot::VerifyOptions {
+    vmrescue::verify_boot::VerifyOptions {
         via: check.via,
         timeout: std::time::Duration::from_secs(check.boot_timeout),
         add_drivers: check.add_drivers,
@@ -765,8 +751,8 @@ fn verify_options(
 }
 
 fn verify(session: &Session, args: &VerifyArgs) -> Result<ExitCode> {
-    let report = crate::verify_boot::verify_boot(
-        &args.target,
+    let report = vmrescue::verify_boot::verify_boot(
+        &args.target.spec(),
         &verify_options(session, &args.target, &args.boot_check),
     )?;
     print_verify_report(session, &report, true)?;
@@ -776,7 +762,7 @@ fn verify(session: &Session, args: &VerifyArgs) -> Result<ExitCode> {
 /// `standalone`: the JSON object is the whole output (else it was embedded in the repair's).
 fn print_verify_report(
     session: &Session,
-    report: &crate::verify_boot::VerifyReport,
+    report: &vmrescue::verify_boot::VerifyReport,
     standalone: bool,
 ) -> Result<()> {
     use crate::ui::runcommand::{line, Level};
@@ -786,7 +772,10 @@ fn print_verify_report(
                 println!("{}", serde_json::to_string_pretty(report)?);
             }
         }
-        OutputFormat::Text => print!("{}", report.render_text(session.style)),
+        OutputFormat::Text => print!(
+            "{}",
+            crate::ui::verify::render_verify(report, session.style)
+        ),
         OutputFormat::Runcommand => {
             if !report.ok {
                 if let Some(failure) = &report.failure {
@@ -825,9 +814,9 @@ fn print_verify_report(
 }
 
 fn diagnose(session: &Session, args: &DiagnoseArgs) -> Result<ExitCode> {
-    let mut classifier = crate::diagnose::Classifier::new()?;
+    let mut classifier = vmrescue::diagnose::Classifier::new()?;
     for log in &args.logs {
-        let (reader, source) = crate::diagnose::log_input::open(log)?;
+        let (reader, source) = vmrescue::diagnose::log_input::open(log)?;
         classifier.add_reader(reader, &source)?;
     }
     let wants_target = args.target_logs
@@ -842,13 +831,13 @@ fn diagnose(session: &Session, args: &DiagnoseArgs) -> Result<ExitCode> {
     };
     if let Some(target) = &target {
         let root = target.rootdir()?;
-        crate::diagnose::target_logs::add_target_logs(&mut classifier, &root)?;
+        vmrescue::diagnose::target_logs::add_target_logs(&mut classifier, &root)?;
     }
     let mut diagnosis = classifier.finish()?;
     if let Some(target) = &target {
         let root = target.rootdir()?;
-        let snapshot = crate::inspect::snapshot::snapshot(&root)?;
-        diagnosis.extend(crate::diagnose::offline::offline_findings(
+        let snapshot = vmrescue::inspect::snapshot::snapshot(&root)?;
+        diagnosis.extend(vmrescue::diagnose::offline::offline_findings(
             &root,
             &snapshot,
             Some(target.layout()),
@@ -867,7 +856,7 @@ fn diagnose(session: &Session, args: &DiagnoseArgs) -> Result<ExitCode> {
 
 fn undo(session: &Session, args: &UndoArgs) -> Result<ExitCode> {
     let target = open_target(&args.target)?;
-    let runs = crate::journal::history(target.root())?;
+    let runs = vmrescue::journal::history(target.root())?;
     let run = match &args.run_id {
         Some(id) => runs.iter().find(|r| &r.run_id == id),
         None => runs.iter().rev().find(|r| !r.undone),
@@ -878,7 +867,7 @@ fn undo(session: &Session, args: &UndoArgs) -> Result<ExitCode> {
             .as_deref()
             .map(|id| format!("no run {id}"))
             .unwrap_or_else(|| "no run to undo".into());
-        return Err(crate::Failure::Refused(format!(
+        return Err(vmrescue::Failure::Refused(format!(
             "{what} in the target's journal (see `vmrescue history`)"
         ))
         .into());
@@ -891,14 +880,14 @@ fn undo(session: &Session, args: &UndoArgs) -> Result<ExitCode> {
             run.files.len()
         );
         if !args.yes && !crate::ui::confirm(&question)? {
-            return Err(crate::Failure::Refused(
+            return Err(vmrescue::Failure::Refused(
                 "undo not confirmed (use --yes when unattended)".into(),
             )
             .into());
         }
         target.make_writable()?;
     }
-    let report = crate::journal::undo(target.root(), Some(&run.run_id))?;
+    let report = vmrescue::journal::undo(target.root(), Some(&run.run_id))?;
     target.release()?;
     if session.json {
         println!(
@@ -923,7 +912,7 @@ fn undo(session: &Session, args: &UndoArgs) -> Result<ExitCode> {
 
 fn history(session: &Session, args: &TargetArgs) -> Result<ExitCode> {
     let target = open_target(args)?;
-    let runs = crate::journal::history(target.root())?;
+    let runs = vmrescue::journal::history(target.root())?;
     target.release()?;
     if session.json {
         println!(
@@ -952,7 +941,7 @@ fn history(session: &Session, args: &TargetArgs) -> Result<ExitCode> {
 }
 
 fn recipes(session: &Session, args: &RecipesArgs) -> Result<ExitCode> {
-    let catalog = crate::recipe::Catalog::load(args.recipes_dir.as_deref())?;
+    let catalog = vmrescue::recipe::Catalog::load(args.recipes_dir.as_deref())?;
     match &args.show {
         None => {
             if session.json {
@@ -1005,19 +994,20 @@ fn recipes(session: &Session, args: &RecipesArgs) -> Result<ExitCode> {
 /// The settings a recipe audits, as the target has them now (a plan with
 /// no parameters given, which changes nothing).
 fn current_audit(
-    recipe: &crate::recipe::Recipe,
+    recipe: &vmrescue::recipe::Recipe,
     target: &Target,
-) -> Result<Vec<crate::recipe::plan::SysctlAudit>> {
+) -> Result<Vec<vmrescue::recipe::plan::SysctlAudit>> {
     let root = target.rootdir()?;
-    let facts = crate::recipe::facts::Facts::gather(&root)?;
-    let params = crate::recipe::engine::resolve_params(
+    let facts = vmrescue::recipe::facts::Facts::gather(&root)?;
+    let params = vmrescue::recipe::engine::resolve_params(
         recipe,
         &Default::default(),
         &root,
         &facts,
         &Default::default(),
     )?;
-    let plan = crate::recipe::engine::plan(recipe, &params, &root, &facts, Some(target.layout()))?;
+    let plan =
+        vmrescue::recipe::engine::plan(recipe, &params, &root, &facts, Some(target.layout()))?;
     Ok(plan.audit)
 }
 
@@ -1052,7 +1042,7 @@ fn chroot(args: &ChrootArgs) -> Result<ExitCode> {
         .env("PS1", "(vmrescue chroot) # ")
         .in_chroot(target.chroot_spec()?);
     let status = {
-        let _interactive = crate::signals::InteractiveGuard::new();
+        let _interactive = vmrescue::signals::InteractiveGuard::new();
         cmd.run_interactive()?
     };
     target.release()?;
@@ -1061,7 +1051,7 @@ fn chroot(args: &ChrootArgs) -> Result<ExitCode> {
 }
 
 fn scan(session: &Session, args: &ScanArgs) -> Result<ExitCode> {
-    let scan = crate::disk::scan()?;
+    let scan = vmrescue::disk::scan()?;
     let mut out = std::io::stdout().lock();
     if args.pick {
         let disk = scan.pick_target()?;

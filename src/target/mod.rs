@@ -307,7 +307,7 @@ fn update_lvm_devices_file(layout: &Layout) -> Result<()> {
         .with_context(|| format!("remounting {}", layout.root.display()))
     };
     remount(nix::mount::MsFlags::empty())?;
-    let run_id = format!("{}-lvm-devices", crate::ui::logging::new_run_id());
+    let run_id = format!("{}-lvm-devices", crate::runlog::new_run_id());
     let written = (|| -> Result<()> {
         let mut journal =
             crate::journal::Journal::begin(&layout.root, &run_id, "same-image-vg-rename")?;
@@ -937,6 +937,45 @@ pub fn from_state(key: Option<&str>) -> Result<Option<Target>> {
             ))
             .into())
         }
+    }
+}
+
+/// What a command means by "the target", decided in one place: the one
+/// named on the command line, else the one `vmrescue mount` left mounted,
+/// else the single candidate disk. (The wizard asks instead of taking the
+/// single candidate; it uses [`kept`] and its own picker.)
+pub enum Chosen {
+    /// Mounted by an earlier `vmrescue mount`: used where it is, never
+    /// unmounted by this run.
+    Kept(Box<Target>),
+    /// To be assembled and mounted by this run; never [`TargetSpec::Auto`].
+    Named(TargetSpec),
+}
+
+/// Applies the target rule to `spec` (see [`Chosen`]).
+pub fn choose(spec: &TargetSpec) -> Result<Chosen> {
+    if *spec != TargetSpec::Auto {
+        return Ok(Chosen::Named(spec.clone()));
+    }
+    if let Some(target) = kept()? {
+        return Ok(Chosen::Kept(Box::new(target)));
+    }
+    let scan = disk::scan()?;
+    let whole = scan.pick_target()?.path.clone();
+    Ok(Chosen::Named(TargetSpec::Disk(PathBuf::from(whole))))
+}
+
+/// The target `vmrescue mount` left mounted, when there is one (an error
+/// when there are several: the caller must name one).
+pub fn kept() -> Result<Option<Target>> {
+    from_state(None)
+}
+
+/// Opens the target [`choose`] picks for `spec`.
+pub fn open_chosen(spec: &TargetSpec, mount_base: &Path) -> Result<Target> {
+    match choose(spec)? {
+        Chosen::Kept(target) => Ok(*target),
+        Chosen::Named(spec) => open(&spec, mount_base),
     }
 }
 

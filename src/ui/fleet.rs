@@ -11,19 +11,19 @@ use anyhow::{Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::AzFleetArgs;
-use crate::error::{ExitCode, Failure};
-use crate::fleet::az::Az;
-use crate::fleet::engine::{self, FleetConfig, Observer, Payloads};
-use crate::fleet::retry::RetryPolicy;
-use crate::fleet::select::{self, Source};
-use crate::fleet::state::StateFile;
-use crate::fleet::summary::{self, Outcome, VmReport};
-use crate::fleet::{Step, VmRef};
 use crate::run::Session;
 use crate::ui::runcommand::{log_tail, render_payload, PayloadBootCheck, PayloadSettings};
+use vmrescue::error::{ExitCode, Failure};
+use vmrescue::fleet::az::Az;
+use vmrescue::fleet::engine::{self, FleetConfig, Observer, Payloads};
+use vmrescue::fleet::retry::RetryPolicy;
+use vmrescue::fleet::select::{self, Source};
+use vmrescue::fleet::state::StateFile;
+use vmrescue::fleet::summary::{self, Outcome, VmReport};
+use vmrescue::fleet::{Step, VmRef};
 
 /// Runs the command; the exit code follows `fleet::summary::exit_code`.
-pub fn run(
+pub(crate) fn run(
     session: &Session,
     args: &AzFleetArgs,
     params: &BTreeMap<String, String>,
@@ -84,7 +84,7 @@ fn payload_settings(
     params: &BTreeMap<String, String>,
 ) -> Result<PayloadSettings> {
     if args.recipe != "auto" {
-        crate::recipe::Catalog::load(None)?.get(&args.recipe)?;
+        vmrescue::recipe::Catalog::load(None)?.get(&args.recipe)?;
     }
     let settings = PayloadSettings {
         recipe: args.recipe.clone(),
@@ -307,7 +307,7 @@ fn yes_no(value: Option<bool>) -> &'static str {
 }
 
 /// The summary table, the commands for the VMs left to a person, and totals.
-pub fn render_table(reports: &[VmReport]) -> String {
+pub(crate) fn render_table(reports: &[VmReport]) -> String {
     let header = [
         "VM",
         "OUTCOME",

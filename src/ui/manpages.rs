@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 /// The exit codes, as a table for `--help` and the man pages.
-pub const EXIT_STATUS: &[(u8, &str)] = &[
+pub(crate) const EXIT_STATUS: &[(u8, &str)] = &[
     (0, "repaired, or nothing to do"),
     (1, "error"),
     (2, "usage error"),
@@ -149,13 +149,13 @@ fn render(command: clap::Command, verb: &str) -> Result<Vec<u8>> {
 }
 
 /// The top-level page (what `vmrescue man` prints).
-pub fn top_page(cli: clap::Command) -> Result<Vec<u8>> {
+pub(crate) fn top_page(cli: clap::Command) -> Result<Vec<u8>> {
     render(cli, "")
 }
 
 /// Writes `vmrescue.1` and `vmrescue-<verb>.1` for every command into
 /// `dir`; returns the files written.
-pub fn write_all(cli: clap::Command, dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn write_all(cli: clap::Command, dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut written = Vec::new();
     let mut write = |name: String, page: Vec<u8>| -> Result<()> {

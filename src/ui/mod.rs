@@ -1,12 +1,13 @@
 //! Presentation: output style, logging set-up, report rendering. No business logic.
 
-pub mod fleet;
-pub mod logging;
-pub mod manpages;
-pub mod progress;
-pub mod prompt;
-pub mod runcommand;
-pub mod wizard;
+pub(crate) mod fleet;
+pub(crate) mod logging;
+pub(crate) mod manpages;
+pub(crate) mod progress;
+pub(crate) mod prompt;
+pub(crate) mod runcommand;
+pub(crate) mod verify;
+pub(crate) mod wizard;
 
 use std::io::IsTerminal;
 
@@ -14,12 +15,12 @@ use crate::cli::ColorChoice;
 
 /// How human-readable output looks on this terminal.
 #[derive(Debug, Clone, Copy)]
-pub struct Style {
-    pub color: bool,
+pub(crate) struct Style {
+    pub(crate) color: bool,
 }
 
 impl Style {
-    pub fn resolve(choice: ColorChoice) -> Self {
+    pub(crate) fn resolve(choice: ColorChoice) -> Self {
         let color = match choice {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
@@ -40,32 +41,32 @@ impl Style {
         }
     }
 
-    pub fn bold(&self, text: &str) -> String {
+    pub(crate) fn bold(&self, text: &str) -> String {
         self.paint("1", text)
     }
-    pub fn red(&self, text: &str) -> String {
+    pub(crate) fn red(&self, text: &str) -> String {
         self.paint("31", text)
     }
-    pub fn green(&self, text: &str) -> String {
+    pub(crate) fn green(&self, text: &str) -> String {
         self.paint("32", text)
     }
-    pub fn yellow(&self, text: &str) -> String {
+    pub(crate) fn yellow(&self, text: &str) -> String {
         self.paint("33", text)
     }
 }
 
 /// Prints a repair report as text (plans and outcomes), one JSON object,
 /// or Run Command lines with the compact summary last.
-pub fn print_repair_report(
+pub(crate) fn print_repair_report(
     output: crate::cli::OutputFormat,
     style: Style,
     log_path: Option<&std::path::Path>,
-    report: &crate::recipe::repair::RepairReport,
+    report: &vmrescue::recipe::repair::RepairReport,
     plan_only: bool,
 ) -> anyhow::Result<()> {
     use crate::cli::OutputFormat;
-    use crate::recipe::repair::RecipeStatus;
     use runcommand::Level;
+    use vmrescue::recipe::repair::RecipeStatus;
     match output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
         OutputFormat::Text => {
@@ -200,9 +201,9 @@ pub fn print_repair_report(
 
 /// `vmrescue diagnose`: findings first, most relevant on top, with evidence
 /// and the recipes to run.
-pub fn render_diagnosis(diagnosis: &crate::diagnose::Diagnosis, style: Style) -> String {
-    use crate::diagnose::Severity;
+pub(crate) fn render_diagnosis(diagnosis: &vmrescue::diagnose::Diagnosis, style: Style) -> String {
     use std::fmt::Write as _;
+    use vmrescue::diagnose::Severity;
     let mut out = String::new();
     if diagnosis.findings.is_empty() {
         let _ = writeln!(
@@ -258,7 +259,7 @@ pub fn render_diagnosis(diagnosis: &crate::diagnose::Diagnosis, style: Style) ->
 }
 
 /// `vmrescue recipes show ID`.
-pub fn render_recipe(recipe: &crate::recipe::Recipe, style: Style) -> String {
+pub(crate) fn render_recipe(recipe: &vmrescue::recipe::Recipe, style: Style) -> String {
     use std::fmt::Write as _;
     let spec = &recipe.spec;
     let mut out = String::new();
@@ -280,8 +281,8 @@ pub fn render_recipe(recipe: &crate::recipe::Recipe, style: Style) -> String {
         let _ = writeln!(out, "parameters:");
         for (name, param) in &spec.params {
             let default = match (&param.default, &param.value) {
-                (crate::recipe::spec::ParamDefault::Value, Some(value)) => value.clone(),
-                (crate::recipe::spec::ParamDefault::Optional, _) => "not changed".to_string(),
+                (vmrescue::recipe::spec::ParamDefault::Value, Some(value)) => value.clone(),
+                (vmrescue::recipe::spec::ParamDefault::Optional, _) => "not changed".to_string(),
                 (rule, _) => serde_json::to_value(rule)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
@@ -292,7 +293,7 @@ pub fn render_recipe(recipe: &crate::recipe::Recipe, style: Style) -> String {
     }
     let _ = writeln!(out, "steps:");
     for step in &spec.steps {
-        use crate::recipe::spec::StepSpec;
+        use vmrescue::recipe::spec::StepSpec;
         match step {
             StepSpec::AuditSysctl {
                 key,
@@ -333,7 +334,7 @@ pub fn render_recipe(recipe: &crate::recipe::Recipe, style: Style) -> String {
 
 /// Asks a yes/no question on the terminal; without a terminal the answer is
 /// no (unattended runs must say `--yes`).
-pub fn confirm(question: &str) -> anyhow::Result<bool> {
+pub(crate) fn confirm(question: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         return Ok(false);
     }
@@ -343,7 +344,7 @@ pub fn confirm(question: &str) -> anyhow::Result<bool> {
         .interact()
         .map_err(|err| match err {
             dialoguer::Error::IO(io) if io.kind() == std::io::ErrorKind::Interrupted => {
-                anyhow::Error::new(crate::Failure::Interrupted)
+                anyhow::Error::new(vmrescue::Failure::Interrupted)
             }
             other => anyhow::Error::new(other).context("asking for confirmation"),
         })

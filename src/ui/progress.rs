@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::recipe::repair::Progress;
+use vmrescue::recipe::repair::Progress;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProgressMode {
+pub(crate) enum ProgressMode {
     Bar,
     Lines,
     Off,
@@ -19,7 +19,7 @@ pub enum ProgressMode {
 
 impl ProgressMode {
     /// A bar only where the terminal can redraw it.
-    pub fn for_stderr(enabled: bool) -> Self {
+    pub(crate) fn for_stderr(enabled: bool) -> Self {
         use std::io::IsTerminal;
         let dumb = matches!(
             std::env::var("TERM").as_deref(),
@@ -34,7 +34,7 @@ impl ProgressMode {
 }
 
 /// Shows [`Progress`] events; one per repair run.
-pub struct StepProgress {
+pub(crate) struct StepProgress {
     mode: ProgressMode,
     bar: Option<ProgressBar>,
     /// The step running now and when it started (for its duration).
@@ -49,7 +49,7 @@ fn clock() -> String {
 }
 
 impl StepProgress {
-    pub fn new(mode: ProgressMode) -> Self {
+    pub(crate) fn new(mode: ProgressMode) -> Self {
         StepProgress {
             mode,
             bar: None,
@@ -57,7 +57,7 @@ impl StepProgress {
         }
     }
 
-    pub fn event(&mut self, event: Progress) {
+    pub(crate) fn event(&mut self, event: Progress) {
         match event {
             Progress::Applying {
                 step,

@@ -7,9 +7,9 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context, Result};
 
-use crate::error::Failure;
+use vmrescue::error::Failure;
 
-pub trait Prompter {
+pub(crate) trait Prompter {
     /// One of `items`; `default` is preselected (plain: chosen by an empty answer).
     fn select(&mut self, prompt: &str, items: &[String], default: usize) -> Result<usize>;
     fn confirm(&mut self, prompt: &str, default: bool) -> Result<bool>;
@@ -20,7 +20,7 @@ pub trait Prompter {
 }
 
 /// Terminals on which cursor movement cannot be trusted (serial consoles).
-pub fn wants_plain_prompts(term: Option<&str>, color: bool) -> bool {
+pub(crate) fn wants_plain_prompts(term: Option<&str>, color: bool) -> bool {
     let term = term.unwrap_or("");
     !color
         || term.is_empty()
@@ -32,7 +32,7 @@ pub fn wants_plain_prompts(term: Option<&str>, color: bool) -> bool {
 }
 
 /// The prompter for this process's terminal.
-pub fn for_terminal(color: bool) -> Box<dyn Prompter> {
+pub(crate) fn for_terminal(color: bool) -> Box<dyn Prompter> {
     let term = std::env::var("TERM").ok();
     if wants_plain_prompts(term.as_deref(), color) {
         Box::new(Plain::stdio())
@@ -42,13 +42,13 @@ pub fn for_terminal(color: bool) -> Box<dyn Prompter> {
 }
 
 /// Numbered menus and line input, written to stderr, read from stdin.
-pub struct Plain<R: BufRead, W: Write> {
+pub(crate) struct Plain<R: BufRead, W: Write> {
     input: R,
     output: W,
 }
 
 impl Plain<std::io::StdinLock<'static>, std::io::Stderr> {
-    pub fn stdio() -> Self {
+    pub(crate) fn stdio() -> Self {
         Plain {
             input: std::io::stdin().lock(),
             output: std::io::stderr(),
@@ -57,7 +57,8 @@ impl Plain<std::io::StdinLock<'static>, std::io::Stderr> {
 }
 
 impl<R: BufRead, W: Write> Plain<R, W> {
-    pub fn new(input: R, output: W) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(input: R, output: W) -> Self {
         Plain { input, output }
     }
 
@@ -136,7 +137,7 @@ impl<R: BufRead, W: Write> Prompter for Plain<R, W> {
 }
 
 /// dialoguer's menus (arrow keys, Enter), on stderr.
-pub struct Fancy;
+pub(crate) struct Fancy;
 
 fn interrupted_or(err: dialoguer::Error, what: &str) -> anyhow::Error {
     match err {
@@ -231,8 +232,8 @@ mod tests {
         let mut p = plain("");
         let err = p.confirm("go?", false).unwrap_err();
         assert_eq!(
-            crate::error::exit_code_for(&err),
-            crate::error::ExitCode::Interrupted
+            vmrescue::error::exit_code_for(&err),
+            vmrescue::error::ExitCode::Interrupted
         );
     }
 }

@@ -9,34 +9,29 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context, Result};
 use base64::Engine;
 
-use crate::cmd::Cmd;
-use crate::error::Failure;
-use crate::release::Arch;
+use vmrescue::cmd::Cmd;
+use vmrescue::error::Failure;
+use vmrescue::release::Arch;
 
-/// Levels the Run Command client recognises.
+/// The levels of the Run Command client's log lines that vmrescue writes
+/// (the client also knows Output, Warning and Debug).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Output,
+pub(crate) enum Level {
     Info,
-    Warning,
     Error,
-    Debug,
 }
 
 impl Level {
     fn name(self) -> &'static str {
         match self {
-            Level::Output => "Output",
             Level::Info => "Info",
-            Level::Warning => "Warning",
             Level::Error => "Error",
-            Level::Debug => "Debug",
         }
     }
 }
 
 /// Replaces what a shell would expand when the log is echoed unquoted.
-pub fn glob_safe(message: &str) -> String {
+pub(crate) fn glob_safe(message: &str) -> String {
     message
         .replace('*', "<star>")
         .replace('?', "<q>")
@@ -46,7 +41,7 @@ pub fn glob_safe(message: &str) -> String {
 }
 
 /// One log line: `[Info 11/24/2026 19:50:37]message`.
-pub fn line(level: Level, message: &str) -> String {
+pub(crate) fn line(level: Level, message: &str) -> String {
     let now = time::OffsetDateTime::now_utc();
     let format = time::macros::format_description!("[month]/[day]/[year] [hour]:[minute]:[second]");
     let stamp = now.format(&format).unwrap_or_default();
@@ -55,7 +50,7 @@ pub fn line(level: Level, message: &str) -> String {
 
 /// Whether the payload's repair boots the disk in QEMU afterwards.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum PayloadBootCheck {
+pub(crate) enum PayloadBootCheck {
     /// `repair`'s own rule: boot when QEMU is installed on the repair VM.
     #[default]
     Default,
@@ -65,7 +60,7 @@ pub enum PayloadBootCheck {
 
 /// Where a repair VM without vmrescue gets the binary.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Download {
+pub(crate) enum Download {
     /// One URL and its sha256 (any architecture).
     Url { url: String, sha256: String },
     /// The release folder; the asset for `uname -m`, checked against the
@@ -81,18 +76,18 @@ pub enum Download {
 
 /// Settings baked into a generated payload.
 #[derive(Debug, Clone, Default)]
-pub struct PayloadSettings {
-    pub recipe: String,
-    pub params: Vec<(String, String)>,
-    pub dry_run: bool,
-    pub boot_check: PayloadBootCheck,
-    pub download: Download,
+pub(crate) struct PayloadSettings {
+    pub(crate) recipe: String,
+    pub(crate) params: Vec<(String, String)>,
+    pub(crate) dry_run: bool,
+    pub(crate) boot_check: PayloadBootCheck,
+    pub(crate) download: Download,
     /// Console logs of the broken VM (already cut to the wanted tail).
-    pub console_logs: Vec<Vec<u8>>,
+    pub(crate) console_logs: Vec<Vec<u8>>,
 }
 
 /// Run Command's limit on a script.
-pub const PAYLOAD_LIMIT: usize = 256 * 1024;
+pub(crate) const PAYLOAD_LIMIT: usize = 256 * 1024;
 
 const TEMPLATE: &str = include_str!("../../scripts/az-vm-repair.sh");
 
@@ -157,14 +152,14 @@ fn baked_settings(settings: &PayloadSettings) -> Result<Vec<(&'static str, Strin
         ("SHA256_X86_64", sum_of(Arch::X86_64)),
         ("SHA256_AARCH64", sum_of(Arch::Aarch64)),
         ("CONSOLE_LOGS", logs.join(" ")),
-        ("EXPECTED_VERSION", crate::release::VERSION.to_string()),
+        ("EXPECTED_VERSION", vmrescue::release::VERSION.to_string()),
     ])
 }
 
 /// The payload script with the settings baked in (the generic script's
 /// defaults replaced). Past Run Command's 256 KiB it is a usage error that
 /// says how much room the console logs had.
-pub fn render_payload(settings: &PayloadSettings) -> Result<String> {
+pub(crate) fn render_payload(settings: &PayloadSettings) -> Result<String> {
     let baked = baked_settings(settings)?;
     let mut out = String::with_capacity(TEMPLATE.len() + 256);
     let mut in_settings = false;
@@ -209,7 +204,7 @@ pub fn render_payload(settings: &PayloadSettings) -> Result<String> {
 }
 
 /// The last `kib` KiB of a log, starting at a line.
-pub fn log_tail(log: &[u8], kib: usize) -> &[u8] {
+pub(crate) fn log_tail(log: &[u8], kib: usize) -> &[u8] {
     let keep = kib * 1024;
     if log.len() <= keep {
         return log;

@@ -15,22 +15,22 @@ use crate::ui::progress::{ProgressMode, StepProgress};
 use super::prompt::Prompter;
 use super::Style;
 use crate::cli::OutputFormat;
-use crate::diagnose::Diagnosis;
-use crate::disk::{human_size, ScannedDisk};
-use crate::error::{ExitCode, Failure};
-use crate::recipe::facts::Facts;
-use crate::recipe::repair::{Progress, RecipeStatus, RepairRequest};
-use crate::recipe::spec::ParamDefault;
-use crate::recipe::{engine, repair, Catalog, Recipe};
-use crate::target::{self, Target, TargetSpec};
+use vmrescue::diagnose::Diagnosis;
+use vmrescue::disk::{human_size, ScannedDisk};
+use vmrescue::error::{ExitCode, Failure};
+use vmrescue::recipe::facts::Facts;
+use vmrescue::recipe::repair::{Progress, RecipeStatus, RepairRequest};
+use vmrescue::recipe::spec::ParamDefault;
+use vmrescue::recipe::{engine, repair, Catalog, Recipe};
+use vmrescue::target::{self, Target, TargetSpec};
 
-pub struct Wizard<'a> {
-    pub prompter: &'a mut dyn Prompter,
-    pub style: Style,
-    pub run_id: String,
-    pub log_path: Option<PathBuf>,
-    pub mount_base: PathBuf,
-    pub recipes_dir: Option<PathBuf>,
+pub(crate) struct Wizard<'a> {
+    pub(crate) prompter: &'a mut dyn Prompter,
+    pub(crate) style: Style,
+    pub(crate) run_id: String,
+    pub(crate) log_path: Option<PathBuf>,
+    pub(crate) mount_base: PathBuf,
+    pub(crate) recipes_dir: Option<PathBuf>,
 }
 
 /// What the operator can do once the target is mounted and diagnosed.
@@ -46,7 +46,7 @@ enum MenuChoice<'c> {
 impl Wizard<'_> {
     /// Runs the whole session; `spec` is the target named on the command
     /// line (`TargetSpec::Auto`: ask).
-    pub fn run(&mut self, spec: TargetSpec) -> Result<ExitCode> {
+    pub(crate) fn run(&mut self, spec: TargetSpec) -> Result<ExitCode> {
         eprintln!(
             "{} — rescue wizard. Nothing is written before you confirm a plan; Ctrl-C at any prompt unmounts and exits.",
             self.style.bold(&format!("vmrescue {}", env!("CARGO_PKG_VERSION")))
@@ -104,9 +104,9 @@ impl Wizard<'_> {
 
     /// Writes the support bundle beside the run logs and says where it is.
     fn write_bundle(&mut self, target: &Target, logs: &[PathBuf]) -> Result<()> {
-        let out = crate::bundle::default_path(&self.run_id);
+        let out = vmrescue::bundle::default_path(&self.run_id);
         let spinner = self.spinner("writing the support bundle…");
-        let report = crate::bundle::write_bundle(Ok(target), logs, &out);
+        let report = vmrescue::bundle::write_bundle(Ok(target), logs, &out);
         spinner.finish_and_clear();
         match report {
             Ok(report) => eprintln!("{}", report.summary()),
@@ -117,7 +117,7 @@ impl Wizard<'_> {
 
     /// After a repair: boot the disk copy-on-write in QEMU if the operator wants.
     fn offer_boot_test(&mut self, target: crate::cli::TargetArgs) -> Result<Option<ExitCode>> {
-        use crate::verify_boot::qemu::{find_on_path, QEMU};
+        use vmrescue::verify_boot::qemu::{find_on_path, QEMU};
         if find_on_path(QEMU).is_none() {
             eprintln!("the repair was not boot-tested: {QEMU} is not installed");
             return Ok(None);
@@ -128,24 +128,24 @@ impl Wizard<'_> {
         )? {
             return Ok(None);
         }
-        let options = crate::verify_boot::VerifyOptions {
-            via: crate::verify_boot::Via::Auto,
+        let options = vmrescue::verify_boot::VerifyOptions {
+            via: vmrescue::verify_boot::Via::Auto,
             timeout: Duration::from_secs(180),
             add_drivers: false,
             controller: None,
-            accel: crate::verify_boot::qemu::AccelChoice::Auto,
+            accel: vmrescue::verify_boot::qemu::AccelChoice::Auto,
             run_id: self.run_id.clone(),
             mount_base: self.mount_base.clone(),
         };
         let spinner = self.spinner("booting the disk in QEMU…");
-        let report = crate::verify_boot::verify_boot(&target, &options);
+        let report = vmrescue::verify_boot::verify_boot(&target.spec(), &options);
         spinner.finish_and_clear();
         match report {
             Ok(report) => {
-                eprint!("{}", report.render_text(self.style));
+                eprint!("{}", super::verify::render_verify(&report, self.style));
                 Ok(Some(report.exit_code()))
             }
-            Err(err) if crate::error::exit_code_for(&err) == ExitCode::Interrupted => Err(err),
+            Err(err) if vmrescue::error::exit_code_for(&err) == ExitCode::Interrupted => Err(err),
             Err(err) => {
                 eprintln!("{}: {err:#}", self.style.yellow("boot test not run"));
                 Ok(None)
@@ -155,7 +155,7 @@ impl Wizard<'_> {
 
     fn open_target(&mut self, spec: TargetSpec) -> Result<Option<Target>> {
         let spec = match spec {
-            TargetSpec::Auto => match target::from_state(None)? {
+            TargetSpec::Auto => match target::kept()? {
                 Some(mounted) => {
                     eprintln!(
                         "using the target `vmrescue mount` left mounted at {}",
@@ -203,14 +203,14 @@ impl Wizard<'_> {
 
     fn choose_disk(&mut self) -> Result<Option<TargetSpec>> {
         let spinner = self.spinner("looking for the broken VM's disk…");
-        let scan = crate::disk::scan();
+        let scan = vmrescue::disk::scan();
         spinner.finish_and_clear();
         let scan = scan?;
         let candidates: Vec<&ScannedDisk> = scan.candidates();
         for disk in scan
             .disks
             .iter()
-            .filter(|d| d.class == crate::disk::DiskClass::Host)
+            .filter(|d| d.class == vmrescue::disk::DiskClass::Host)
         {
             eprintln!("  {} is the rescue VM's own disk: never touched", disk.path);
         }
@@ -279,7 +279,7 @@ impl Wizard<'_> {
     ) -> Result<Diagnosis> {
         let spinner =
             self.spinner("diagnosing: console logs, the target's own logs, offline checks…");
-        let diagnosis = crate::diagnose::diagnose_target(logs, target);
+        let diagnosis = vmrescue::diagnose::diagnose_target(logs, target);
         spinner.finish_and_clear();
         let mut diagnosis = diagnosis?;
         // Most severe first (Severity orders Critical first); the stable sort
@@ -373,7 +373,7 @@ impl Wizard<'_> {
         let style = self.style;
         let redraw = self.prompter.can_redraw();
         let prompter = &mut *self.prompter;
-        let mut confirm = |plan: &crate::recipe::plan::Plan| -> Result<bool> {
+        let mut confirm = |plan: &vmrescue::recipe::plan::Plan| -> Result<bool> {
             eprintln!("{}", style.bold("Plan (nothing is changed yet):"));
             eprint!("{}", plan.render());
             prompter.confirm(&format!("Apply {} now?", plan.recipe), false)
@@ -396,16 +396,16 @@ impl Wizard<'_> {
         );
         let report = match report {
             Ok(report) => report,
-            Err(err) if crate::error::exit_code_for(&err) == ExitCode::Interrupted => {
+            Err(err) if vmrescue::error::exit_code_for(&err) == ExitCode::Interrupted => {
                 return Err(err)
             }
             Err(err) => {
                 eprintln!("{}: {err:#}", self.style.red("repair failed"));
-                return Ok(Some(crate::error::exit_code_for(&err)));
+                return Ok(Some(vmrescue::error::exit_code_for(&err)));
             }
         };
         // Each applied recipe gets a journal id of its own.
-        self.run_id = crate::ui::logging::new_run_id();
+        self.run_id = vmrescue::runlog::new_run_id();
         if report
             .recipes
             .iter()
@@ -511,9 +511,9 @@ impl Wizard<'_> {
 
     fn choose_kernel(
         &mut self,
-        root: &crate::rootfs::RootDir,
+        root: &vmrescue::rootfs::RootDir,
         facts: &Facts,
-        param: &crate::recipe::spec::ParamSpec,
+        param: &vmrescue::recipe::spec::ParamSpec,
         default: Option<&str>,
         words: &[&str],
     ) -> Result<Option<String>> {
@@ -562,10 +562,10 @@ impl Wizard<'_> {
             "a shell in {} (read-only; `exit` returns here; for journaled changes use a recipe)",
             target.root().display()
         );
-        let cmd = crate::cmd::Cmd::new("/bin/sh")
+        let cmd = vmrescue::cmd::Cmd::new("/bin/sh")
             .env("PS1", "(vmrescue chroot) # ")
             .in_chroot(target.chroot_spec()?);
-        let _interactive = crate::signals::InteractiveGuard::new();
+        let _interactive = vmrescue::signals::InteractiveGuard::new();
         let status = cmd.run_interactive()?;
         eprintln!("shell exited ({status})");
         Ok(())
@@ -573,7 +573,7 @@ impl Wizard<'_> {
 
     /// True when a run was undone.
     fn undo(&mut self, target: &Target) -> Result<bool> {
-        let runs: Vec<_> = crate::journal::history(target.root())?
+        let runs: Vec<_> = vmrescue::journal::history(target.root())?
             .into_iter()
             .filter(|r| !r.undone)
             .collect();
@@ -603,7 +603,7 @@ impl Wizard<'_> {
             return Ok(false);
         }
         target.make_writable()?;
-        let report = crate::journal::undo(target.root(), Some(&run.run_id))?;
+        let report = vmrescue::journal::undo(target.root(), Some(&run.run_id))?;
         eprintln!(
             "undid run {}: restored {} file(s), removed {} created file(s)",
             report.run_id,
@@ -652,7 +652,7 @@ fn set_aside_addressed(diagnosis: &mut Diagnosis, addressed: &[(String, String)]
 }
 
 /// The disk or image a boot test can use (not an already mounted `--root`).
-fn bootable_target(layout: &crate::target::Layout) -> Option<crate::cli::TargetArgs> {
+fn bootable_target(layout: &vmrescue::target::Layout) -> Option<crate::cli::TargetArgs> {
     let mut args = crate::cli::TargetArgs::default();
     if let Some(image) = &layout.image {
         args.image = Some(image.clone());
@@ -699,13 +699,13 @@ fn describe_disk(disk: &ScannedDisk) -> String {
 }
 
 /// `vmrescue` with no command: the wizard on a terminal, else help.
-pub fn interactive_terminal() -> bool {
+pub(crate) fn interactive_terminal() -> bool {
     use std::io::IsTerminal;
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// Errors at the wizard's start that name what to do instead.
-pub fn require_terminal() -> Result<()> {
+pub(crate) fn require_terminal() -> Result<()> {
     if interactive_terminal() {
         Ok(())
     } else {

@@ -25,10 +25,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::cli::TargetArgs;
 use crate::error::{ExitCode, Failure};
 use crate::inspect::boot_default::Bootloader;
-use crate::ui::Style;
 use initramfs::{Controller, DriverSupport};
 use qemu::{AccelChoice, Boot, DirectBoot, VmSpec};
 use stage::{FailureKind, FailureMark, Limits, Outcome, Stage};
@@ -143,71 +141,12 @@ impl VerifyReport {
             self.console_log.display()
         )
     }
-
-    /// The human report: notes, the tail and finding on failure, the verdict last.
-    pub fn render_text(&self, style: Style) -> String {
-        use std::fmt::Write as _;
-        let mut out = String::new();
-        for note in &self.notes {
-            let _ = writeln!(out, "{}: {note}", style.yellow("note"));
-        }
-        let _ = writeln!(
-            out,
-            "accelerator: {} ({})",
-            self.accelerator, self.accelerator_reason
-        );
-        if !self.ok {
-            let _ = writeln!(out, "last {} console lines:", self.last_lines.len());
-            for line in &self.last_lines {
-                let _ = writeln!(out, "  | {line}");
-            }
-            if let Some(failure) = &self.failure {
-                let _ = writeln!(
-                    out,
-                    "failure: {} at console line {}: {}",
-                    failure.kind.label(),
-                    failure.mark.line_number,
-                    failure.mark.text
-                );
-            }
-            match &self.finding {
-                Some(finding) => {
-                    let _ = writeln!(out, "finding: {} ({})", finding.title, finding.id);
-                }
-                None => {
-                    let _ = writeln!(out, "finding: none from the console log");
-                }
-            }
-            if let Some(recipe) = &self.suggested_recipe {
-                let params: String = self
-                    .suggested_params
-                    .iter()
-                    .map(|(k, v)| format!(" --param {k}={v}"))
-                    .collect();
-                let _ = writeln!(
-                    out,
-                    "next: vmrescue plan {recipe}{params}, then vmrescue repair {recipe}{params} --verify-boot"
-                );
-            }
-        }
-        let verdict = self.verdict();
-        let _ = writeln!(
-            out,
-            "{}",
-            if self.ok {
-                style.green(&verdict)
-            } else {
-                style.red(&verdict)
-            }
-        );
-        out
-    }
 }
 
 /// Where the console log is kept: `/var/log/vmrescue/`, else the temp directory.
 fn console_log_path(run_id: &str) -> PathBuf {
     let name = format!("verify-boot-{run_id}.console.log");
-    let dir = Path::new(crate::ui::logging::LOG_DIR);
+    let dir = Path::new(crate::runlog::LOG_DIR);
     if std::fs::create_dir_all(dir).is_ok() {
         let path = dir.join(&name);
         if std::fs::File::create(&path).is_ok() {
@@ -354,9 +293,9 @@ fn probe_kernel(target_kernel: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// Boots the target and reports. A failed boot is a report (exit 6), not an error.
-pub fn verify_boot(args: &TargetArgs, opts: &VerifyOptions) -> Result<VerifyReport> {
+pub fn verify_boot(spec: &crate::target::TargetSpec, opts: &VerifyOptions) -> Result<VerifyReport> {
     let qemu = qemu::find_qemu()?;
-    let disk = target_disk::resolve(args)?;
+    let disk = target_disk::resolve(spec)?;
     target_disk::refuse_if_mounted_rw(&disk)?;
     let table = target_disk::partition_table(&disk.path)?;
     let (work, _cleanup) = work_dir()?;
@@ -740,11 +679,6 @@ mod tests {
              console log: /var/log/vmrescue/verify-boot-x.console.log"
         );
         assert_eq!(report.exit_code(), ExitCode::VerifyFailed);
-        let text = report.render_text(Style::resolve(crate::cli::ColorChoice::Never));
-        assert!(
-            text.contains("next: vmrescue plan rebuild-initramfs"),
-            "{text}"
-        );
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["version"], 1);
         assert_eq!(json["stage"], "kernel");

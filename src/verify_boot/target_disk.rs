@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::cli::TargetArgs;
 use crate::cmd::Cmd;
 use crate::error::Failure;
 use crate::target::mountinfo;
 use crate::target::state::StateFile;
-use crate::target::TargetSpec;
+use crate::target::{Chosen, TargetSpec};
 
 /// The disk to boot and how to mount it to read its boot configuration.
 #[derive(Debug, Clone)]
@@ -24,47 +23,38 @@ pub struct BootDisk {
     pub kept_key: Option<String>,
 }
 
-/// The disk named on the command line, else the one `vmrescue mount`
-/// left mounted, else the single candidate disk.
-pub fn resolve(args: &TargetArgs) -> Result<BootDisk> {
-    if let Some(root) = &args.root {
-        return Err(Failure::Usage(format!(
-            "--root {} is a mounted directory: verify --boot boots a disk, name it with --disk or --image",
+/// The disk to boot for `spec`, by the one target rule
+/// ([`crate::target::choose`]): a mounted directory cannot be booted.
+pub fn resolve(spec: &TargetSpec) -> Result<BootDisk> {
+    let (path, spec) = match crate::target::choose(spec)? {
+        Chosen::Named(TargetSpec::Root(root)) => return Err(Failure::Usage(format!(
+            "--root {} is a mounted directory: verify boots a disk, name it with --disk or --image",
             root.display()
         ))
-        .into());
-    }
-    let (path, spec) = if let Some(image) = &args.image {
-        let path = std::fs::canonicalize(image)
-            .with_context(|| format!("opening image {}", image.display()))?;
-        if !path.is_file() {
-            return Err(Failure::Usage(format!(
-                "--image {}: not a regular file (use --disk for a block device)",
-                image.display()
-            ))
-            .into());
+        .into()),
+        Chosen::Named(TargetSpec::Image(image)) => {
+            let path = std::fs::canonicalize(&image)
+                .with_context(|| format!("opening image {}", image.display()))?;
+            if !path.is_file() {
+                return Err(Failure::Usage(format!(
+                    "--image {}: not a regular file (use --disk for a block device)",
+                    image.display()
+                ))
+                .into());
+            }
+            (path.clone(), TargetSpec::Image(path))
         }
-        (path.clone(), TargetSpec::Image(path))
-    } else if let Some(disk) = &args.disk {
-        let whole = crate::target::host_safe_disk(&crate::disk::scan()?, disk)?;
-        (
-            PathBuf::from(&whole),
-            TargetSpec::Disk(PathBuf::from(whole)),
-        )
-    } else if let Some((path, _)) = single_mounted_target()? {
-        let spec = if path.is_file() {
-            TargetSpec::Image(path.clone())
-        } else {
-            TargetSpec::Disk(path.clone())
-        };
-        (path, spec)
-    } else {
-        let scan = crate::disk::scan()?;
-        let whole = scan.pick_target()?.path.clone();
-        (
-            PathBuf::from(&whole),
-            TargetSpec::Disk(PathBuf::from(whole)),
-        )
+        Chosen::Named(TargetSpec::Disk(disk)) => {
+            let whole = crate::target::host_safe_disk(&crate::disk::scan()?, &disk)?;
+            (
+                PathBuf::from(&whole),
+                TargetSpec::Disk(PathBuf::from(whole)),
+            )
+        }
+        Chosen::Named(TargetSpec::Auto) => {
+            anyhow::bail!("internal: the target rule left the target unnamed")
+        }
+        Chosen::Kept(target) => kept_source(&target)?,
     };
     let kept_key = vmrescue_state_for(&path)?.map(|(key, _)| key);
     Ok(BootDisk {
@@ -74,22 +64,20 @@ pub fn resolve(args: &TargetArgs) -> Result<BootDisk> {
     })
 }
 
-/// The disk or image of the only target `vmrescue mount` left mounted.
-fn single_mounted_target() -> Result<Option<(PathBuf, String)>> {
-    let mut found = Vec::new();
-    for path in StateFile::list()? {
-        let file = StateFile::load(&path)?;
-        if let Some(layout) = &file.state.layout {
-            let disk = layout
-                .image
-                .clone()
-                .or_else(|| layout.disk.as_ref().map(PathBuf::from));
-            if let Some(disk) = disk {
-                found.push((disk, file.state.key.clone()));
-            }
-        }
+/// The disk or image a `vmrescue mount` was made from.
+fn kept_source(target: &crate::target::Target) -> Result<(PathBuf, TargetSpec)> {
+    let layout = target.layout();
+    if let Some(image) = &layout.image {
+        return Ok((image.clone(), TargetSpec::Image(image.clone())));
     }
-    Ok(if found.len() == 1 { found.pop() } else { None })
+    match &layout.disk {
+        Some(disk) => Ok((PathBuf::from(disk), TargetSpec::Disk(PathBuf::from(disk)))),
+        None => Err(Failure::Usage(format!(
+            "the mounted target at {} is a directory, not a disk: verify boots a disk, name it with --disk or --image",
+            layout.root.display()
+        ))
+        .into()),
+    }
 }
 
 /// The vmrescue state file (key, state) naming this disk or image.
@@ -280,11 +268,7 @@ mod tests {
 
     #[test]
     fn a_root_directory_is_a_usage_error() {
-        let args = TargetArgs {
-            root: Some("/investigateroot".into()),
-            ..Default::default()
-        };
-        let err = resolve(&args).unwrap_err();
+        let err = resolve(&TargetSpec::Root("/investigateroot".into())).unwrap_err();
         assert_eq!(crate::exit_code_for(&err), crate::ExitCode::Usage);
     }
 }
