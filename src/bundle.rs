@@ -270,7 +270,7 @@ pub const RUN_LOG_DIR: &str = "/var/log/vmrescue";
 const RUN_LOGS: usize = 20;
 
 /// What `vmrescue report` wrote.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct BundleReport {
     pub path: PathBuf,
     /// `added …` / `left out …: why`, as in the bundle's MANIFEST.txt.

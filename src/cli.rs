@@ -40,8 +40,8 @@ pub(crate) struct GlobalArgs {
     /// Only errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub(crate) quiet: bool,
-    /// Print one machine-readable JSON object on stdout (versioned schema).
-    #[arg(long, global = true)]
+    /// Print one JSON envelope on stdout (the same as --output json; schemas in docs/schema/).
+    #[arg(long, global = true, conflicts_with = "output")]
     pub(crate) json: bool,
     /// Full debug log [default: /var/log/vmrescue/<run-id>.log, else /tmp].
     #[arg(long, global = true, value_name = "PATH")]
@@ -129,6 +129,66 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+impl Command {
+    /// The verb as typed, for the JSON envelope's `command`.
+    pub(crate) fn verb(&self) -> &'static str {
+        match self {
+            Command::Wizard(_) => "wizard",
+            Command::Scan(_) => "scan",
+            Command::Mount(_) => "mount",
+            Command::Umount { .. } => "umount",
+            Command::Chroot(_) => "chroot",
+            Command::Fsck(_) => "fsck",
+            Command::Inspect(_) => "inspect",
+            Command::Plan(_) => "plan",
+            Command::Repair(_) => "repair",
+            Command::Diagnose(_) => "diagnose",
+            Command::Verify(_) => "verify",
+            Command::Undo(_) => "undo",
+            Command::History(_) => "history",
+            Command::Recipes(_) => "recipes",
+            Command::AzPayload(_) => "az-payload",
+            Command::AzFleet(_) => "az-fleet",
+            Command::Report(_) => "report",
+            Command::Completions { .. } => "completions",
+            Command::Man { .. } => "man",
+        }
+    }
+}
+
+/// Every verb [`Command::verb`] gives (a test keeps it in step with clap).
+pub(crate) const VERBS: &[&str] = &[
+    "wizard",
+    "scan",
+    "mount",
+    "umount",
+    "chroot",
+    "fsck",
+    "inspect",
+    "plan",
+    "repair",
+    "diagnose",
+    "verify",
+    "undo",
+    "history",
+    "recipes",
+    "az-payload",
+    "az-fleet",
+    "report",
+    "completions",
+    "man",
+];
+
+/// The verb of a command line clap refused, for its JSON usage error: the
+/// first argument that is one, else `vmrescue`.
+pub(crate) fn verb_in(args: &[String]) -> &'static str {
+    args.iter()
+        .skip(1)
+        .find_map(|a| VERBS.iter().find(|v| **v == a.as_str()))
+        .copied()
+        .unwrap_or("vmrescue")
 }
 
 /// Which target to work on. Without any: the target `vmrescue mount` left
@@ -567,6 +627,21 @@ mod tests {
             2,
             "the boot check is either required or skipped"
         );
+    }
+
+    #[test]
+    fn verbs_are_clap_subcommands() {
+        let clap: Vec<String> = Cli::command()
+            .get_subcommands()
+            .filter(|c| c.get_name() != "help")
+            .map(|c| c.get_name().to_string())
+            .collect();
+        assert_eq!(clap, VERBS);
+        let args: Vec<String> = ["vmrescue", "--json", "repair", "--bogus"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(verb_in(&args), "repair");
     }
 
     #[test]

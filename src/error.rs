@@ -5,7 +5,7 @@
 use std::fmt;
 
 /// Process exit codes shared by the unattended CLI and the Run Command payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub enum ExitCode {
     /// Repaired, or nothing to do.
     Success,
@@ -46,6 +46,21 @@ impl ExitCode {
             ExitCode::VerifyFailed => 6,
             ExitCode::Interrupted => 130,
             ExitCode::Raw(code) => code,
+        }
+    }
+
+    /// The status by name, as the JSON error envelope's `kind` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitCode::Success => "success",
+            ExitCode::Error => "error",
+            ExitCode::Usage => "usage",
+            ExitCode::NoTarget => "no-target",
+            ExitCode::Unsupported => "unsupported",
+            ExitCode::Refused => "refused",
+            ExitCode::VerifyFailed => "verify-failed",
+            ExitCode::Interrupted => "interrupted",
+            ExitCode::Raw(_) => "program-exit",
         }
     }
 

@@ -3,7 +3,8 @@
 //! (`vmrescue::…`) cannot name any of these modules.
 
 mod cli;
-mod run;
+mod commands;
+mod output;
 mod ui;
 
 use std::process::ExitCode;
@@ -16,5 +17,5 @@ fn main() -> ExitCode {
     if let Err(err) = vmrescue::signals::install(exit_interrupted) {
         eprintln!("vmrescue: warning: cannot handle signals: {err:#}");
     }
-    ExitCode::from(run::main())
+    ExitCode::from(commands::main())
 }

@@ -1,10 +1,8 @@
 //! The binary's command-line contract: usage errors, missing tools, JSON.
 
-use std::process::Command;
+mod common;
 
-fn vmrescue() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vmrescue"))
-}
+use common::vmrescue;
 
 #[test]
 fn unknown_flag_exits_2_with_clap_message() {
@@ -73,9 +71,10 @@ fn scan_json_is_valid_and_versioned() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let scan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(scan["version"], 1);
-    assert!(scan["disks"].is_array());
+    let doc = common::envelope(&out, "scan");
+    assert_eq!(doc["version"], 2);
+    assert_eq!(doc["command"], "scan");
+    assert!(doc["data"]["disks"].is_array());
 }
 
 #[test]
@@ -139,10 +138,19 @@ fn errors_end_with_the_run_log_and_usage_errors_speak_json_under_json() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["ok"], false);
-    assert_eq!(report["exit_code"], 2);
-    assert!(report["detail"].as_str().unwrap().contains("--bogus"));
+    let report = common::envelope(&out, "repair");
+    assert_eq!(report["command"], "repair");
+    assert_eq!(report["error"]["kind"], "usage");
+    assert!(report["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("--bogus"));
+    // --json is --output json: the two cannot disagree.
+    let out = vmrescue()
+        .args(["--json", "--output", "text", "recipes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
 
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("run.log");

@@ -18,7 +18,7 @@ fn gpt_separate_boot_xfs_root_mounts_reports_missing_fstab_source_and_cleans_up(
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let layout: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layout = json_data(&out, "mount");
     let root = layout["root"].as_str().unwrap().to_string();
     let points: Vec<&str> = layout["mounts"]
         .as_array()
@@ -190,7 +190,7 @@ fn btrfs_root_with_subvolumes_mounts_the_fstab_subvolumes() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let layout: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layout = json_data(&out, "mount");
     let root = layout["root"].as_str().unwrap();
     assert!(
         std::path::Path::new(root).join("home/alice").is_dir(),
@@ -308,7 +308,7 @@ fn fsck_is_read_only_by_default_and_reports_planted_ext4_damage() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = json_data(&out, "fsck");
     assert_eq!(report["filesystems"][0]["verdict"], "errors", "{report}");
     assert_eq!(checksum(), before, "a read-only check changed the disk");
 

@@ -63,8 +63,7 @@ fn verify_json(image: &Path) -> (Option<i32>, serde_json::Value, String) {
         started.elapsed().as_secs_f64(),
         out.status.code()
     );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{all}"));
+    let json = common::json_data(&out, "verify");
     (out.status.code(), json, all)
 }
 

@@ -13,7 +13,7 @@ use super::signatures;
 const EMBEDDED: &str = include_str!("known_bugs.toml");
 
 /// One entry of the table, as written in the TOML file.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KnownBug {
     pub id: String,

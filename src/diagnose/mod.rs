@@ -36,7 +36,7 @@ pub use known_bugs::{load_known_bugs, KnownBug};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Everything learned from one or more logs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Diagnosis {
     pub version: u32,
     /// The sources read, in the order given.
@@ -67,7 +67,7 @@ impl Diagnosis {
 }
 
 /// What is known about one boot of the logged machine.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct BootSummary {
     pub boot_index: usize,
     pub source: String,
@@ -85,7 +85,7 @@ pub struct BootSummary {
 }
 
 /// One crash report inside a boot.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct EventSummary {
     pub first_line: u64,
     pub header: Option<String>,
@@ -103,7 +103,7 @@ pub struct EventSummary {
 }
 
 /// One call-trace frame: `? tcp_v4_rcv+0x4f/0x1a0 [eudp]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Frame {
     pub function: String,
     pub offset: String,
@@ -113,13 +113,15 @@ pub struct Frame {
 }
 
 /// One entry of `Modules linked in:` with its taint markers (`eudp(OE)` → "OE").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct LinkedModule {
     pub name: String,
     pub flags: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Critical,
@@ -129,7 +131,7 @@ pub enum Severity {
 }
 
 /// A named cause with the lines that show it and what to do about it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     /// Stable kebab-case identifier, e.g. `initramfs-missing`, `known-bug-rhel7-blk-mq-timeout`.
     pub id: String,
@@ -144,7 +146,7 @@ pub struct Finding {
     pub culprit_module: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct EvidenceLine {
     pub source: String,
     pub line_number: u64,
@@ -152,7 +154,7 @@ pub struct EvidenceLine {
 }
 
 /// A recipe id (see `recipes/*.toml`) with parameters filled in from the evidence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RecipeSuggestion {
     pub recipe: String,
     pub params: BTreeMap<String, String>,

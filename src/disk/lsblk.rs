@@ -18,7 +18,7 @@ struct LsblkOutput {
 }
 
 /// One node of lsblk's tree: a disk, partition, LV, crypt mapping, loop device…
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BlockDevice {
     pub name: String,
     #[serde(default)]

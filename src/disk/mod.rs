@@ -34,7 +34,7 @@ const OS_FSTYPES: &[&str] = &[
     "crypto_LUKS",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DiskClass {
     /// The rescue host's own disk: never touched.
@@ -45,7 +45,7 @@ pub enum DiskClass {
     Other,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ScannedDisk {
     pub name: String,
     pub path: String,
@@ -64,7 +64,7 @@ pub struct ScannedDisk {
 }
 
 /// A partition, LV or filesystem below a disk.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ScannedVolume {
     pub path: String,
     pub kind: String,
@@ -76,7 +76,7 @@ pub struct ScannedVolume {
     pub mountpoints: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Scan {
     pub version: u32,
     pub disks: Vec<ScannedDisk>,

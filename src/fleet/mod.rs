@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 
 /// A VM as `az` addresses it: resource group and name, and the subscription
 /// when a resource ID named one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct VmRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription: Option<String>,
@@ -68,7 +70,19 @@ impl std::fmt::Display for VmRef {
 }
 
 /// The steps of one VM's repair, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Step {
     /// `az vm boot-diagnostics get-boot-log`, kept as evidence.

@@ -61,7 +61,7 @@ pub fn parse_vm_list(text: &str) -> Result<Vec<VmRef>> {
 /// What `az vm show --show-details` / `az vm list --show-details` report
 /// about a VM: `powerState` (e.g. `VM running`, `VM deallocated`) comes from
 /// `--show-details`; `storageProfile.osDisk.osType` is `Linux` or `Windows`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct VmFacts {
     pub vm: VmRef,
     pub id: Option<String>,
@@ -135,7 +135,7 @@ pub fn has_tag(value: &serde_json::Value, key: &str, wanted: &str) -> bool {
 }
 
 /// The VMs to repair and the ones skipped, with why.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Selection {
     pub selected: Vec<VmFacts>,
     pub skipped: Vec<(VmRef, String)>,

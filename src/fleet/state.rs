@@ -24,7 +24,7 @@ use super::Step;
 pub const STATE_VERSION: u32 = 1;
 
 /// One line of the state file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Line {
     Fleet {
@@ -35,7 +35,7 @@ pub enum Line {
     Step(StepRecord),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Event {
     Started,
@@ -44,7 +44,7 @@ pub enum Event {
 }
 
 /// One event of one step of one VM.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepRecord {
     pub v: u32,
     pub vm: String,
@@ -65,7 +65,7 @@ pub struct StepRecord {
 }
 
 /// What a finished step left behind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepData {
     Evidence {
@@ -84,7 +84,7 @@ pub enum StepData {
 }
 
 /// The repair resources `az vm repair create` made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Created {
     pub repair_vm_id: String,
     pub repair_vm_name: String,

@@ -8,7 +8,7 @@ use super::state::Created;
 use super::VmRef;
 
 /// Where a VM ended up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Repaired, verified and restored (and, with `--start`, booted to a login prompt).
@@ -60,7 +60,7 @@ impl Outcome {
 }
 
 /// The summary row of one VM (also one JSON line with `--json`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct VmReport {
     pub vm: String,
     pub outcome: Outcome,
@@ -124,7 +124,7 @@ pub fn takeover_commands(vm: &VmRef, created: &Created) -> Vec<String> {
 }
 
 /// Totals, and the exit code of the whole run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FleetTotals {
     pub version: u32,
     pub kind: &'static str,

@@ -64,7 +64,7 @@ pub fn entries(tail: &str) -> Vec<Entry> {
 }
 
 /// Whether the run proved a repair that may be restored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", tag = "verdict")]
 pub enum Verdict {
     /// The payload exited 0, the whole log is visible, a recipe was applied
@@ -105,7 +105,7 @@ impl Verdict {
 }
 
 /// What one run showed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Assessment {
     #[serde(flatten)]
     pub verdict: Verdict,

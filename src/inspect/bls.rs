@@ -44,7 +44,7 @@ pub struct BlsEntry {
 }
 
 /// A summary for JSON output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct BlsSummary {
     pub id: String,
     pub title: Option<String>,

@@ -27,7 +27,7 @@ use super::kernels::image_version;
 use super::loader_conf::{self, LoaderConf};
 use crate::rootfs::RootDir;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Bootloader {
     Grub,
@@ -35,7 +35,7 @@ pub enum Bootloader {
 }
 
 /// One bootable entry with everything needed to judge it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct BootEntry {
     pub title: Option<String>,
     pub id: Option<String>,
@@ -55,7 +55,7 @@ pub struct BootEntry {
     pub defined_in: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct BootDefault {
     pub bootloader: Bootloader,
     #[serde(flatten)]
@@ -80,7 +80,7 @@ pub struct BootDefault {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct GrubSettingOrigin {
     pub name: String,
     pub value: String,

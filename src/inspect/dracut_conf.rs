@@ -9,7 +9,7 @@ use super::lines::{append, content, physical_lines};
 
 pub const DRIVER_KEYS: [&str; 4] = ["add_drivers", "force_drivers", "omit_drivers", "drivers"];
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Assignment {
     /// 1-based line number.
     pub line: usize,

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::lines::{content, physical_lines};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct FstabEntry {
     /// 1-based line number.
     pub line: usize,

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::cmdline::{CmdlineEdit, KernelCmdline};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct LinuxCommand {
     /// `linux`, `linuxefi`, `linux16` or `kernel`.
     pub command: String,
@@ -31,7 +31,7 @@ impl LinuxCommand {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct MenuEntry {
     pub title: String,
     pub id: Option<String>,
@@ -56,7 +56,7 @@ pub struct MenuEntry {
 /// (`GRUB_FORCE_PARTUUID`) write both inside `if [ "${initrdfail}" = 1 ]`:
 /// the `else` branch boots without an initramfs, the `then` branch is the
 /// retry after a failed boot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct EntryLoad {
     /// Entry-local `if` conditions, innermost last (`else` prefixed `not `).
     pub conditions: Vec<String>,
@@ -94,7 +94,7 @@ impl MenuEntry {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Submenu {
     pub title: String,
     pub id: Option<String>,
@@ -102,7 +102,7 @@ pub struct Submenu {
     pub children: Vec<MenuNode>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MenuNode {
     Entry(MenuEntry),
@@ -114,7 +114,7 @@ pub enum MenuNode {
 }
 
 /// A top-level `set NAME=VALUE` (or `NAME=VALUE`) outside entries and functions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TopLevelSet {
     pub name: String,
     pub value: String,
@@ -123,7 +123,7 @@ pub struct TopLevelSet {
     pub line: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct GrubCfg {
     #[serde(skip)]
     text: String,

@@ -32,7 +32,7 @@ const KDUMPCTL: &[&str] = &[
     "/sbin/kdumpctl",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Flavor {
     /// RHEL, Fedora, Amazon Linux, Azure Linux: `/etc/kdump.conf`, kdump.service.
@@ -77,7 +77,7 @@ impl Flavor {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct KdumpSetup {
     pub flavor: Flavor,
     /// The unit file on the target (`/usr/lib/systemd/system/kdump.service`).

@@ -19,7 +19,7 @@ const MAX_MODULE_WALK_DEPTH: usize = 8;
 const MAX_MODULES_LISTED: usize = 2000;
 
 /// Initramfs naming conventions, in the order they are probed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum InitramfsNaming {
     /// `initramfs-<v>.img`: RHEL, Fedora, Alma, Rocky, Oracle, Amazon, Azure Linux (dracut).
@@ -52,7 +52,7 @@ impl InitramfsNaming {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum InitramfsState {
     Present,
@@ -63,7 +63,7 @@ pub enum InitramfsState {
     OlderThanModules,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Initramfs {
     /// The file found, or the path expected under the system's naming.
     pub path: String,
@@ -71,7 +71,7 @@ pub struct Initramfs {
     pub size: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct InstalledKernel {
     pub version: String,
     /// `/boot/vmlinuz-<v>` etc.; `None` when only the modules are installed.

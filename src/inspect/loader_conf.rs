@@ -99,7 +99,7 @@ impl LoaderConf {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SystemdBootChoice {
     /// Index into the sorted entries.
     pub index: usize,

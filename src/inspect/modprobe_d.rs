@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::lines::{append, content, physical_lines};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Command {
     Blacklist,
@@ -16,7 +16,7 @@ pub enum Command {
     Other(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Directive {
     /// 1-based line number.
     pub line: usize,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::rootfs::RootDir;
 
 /// The distribution family, which decides the tools and file layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Rhel,
@@ -30,7 +30,7 @@ impl Family {
 }
 
 /// The target's distribution as its release files name it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Distro {
     pub id: String,
     pub id_like: String,

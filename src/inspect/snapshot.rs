@@ -13,7 +13,7 @@ use crate::rootfs::RootDir;
 pub const SNAPSHOT_SCHEMA_VERSION: u32 = 1;
 
 /// The commands this family uses for the boot chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Toolset {
     /// `{version}` stands for an explicit kernel version.
     pub initramfs_generator: String,
@@ -45,7 +45,7 @@ pub fn toolset(family: Family) -> Toolset {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Snapshot {
     pub version: u32,
     pub distro: Distro,

@@ -23,7 +23,7 @@ const DIRS: &[&str] = &[
 pub const SYSCTL_CONF: &str = "/etc/sysctl.conf";
 
 /// One effective setting and where it comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Setting {
     pub value: String,
     pub file: PathBuf,

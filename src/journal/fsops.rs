@@ -20,7 +20,7 @@ use crate::failpoint;
 use crate::rootfs::{is_missing, RootDir, MAX_FILE_BYTES};
 
 /// Owner, mode and extended attributes (incl. `security.selinux`) of a file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FileMeta {
     pub uid: u32,
     pub gid: u32,

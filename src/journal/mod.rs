@@ -38,7 +38,7 @@ pub const JOURNAL_DIR: &str = "/var/lib/vmrescue/journal";
 const MANIFEST: &str = "manifest.jsonl";
 
 /// What a change did to one path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Op {
     /// An existing file got new contents.
@@ -57,7 +57,7 @@ pub enum Op {
     CommandRewrite,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "record", rename_all = "kebab-case")]
 enum Record {
     Begin {
@@ -93,7 +93,7 @@ enum Record {
 }
 
 /// What a write did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub enum Change {
     /// The file already had these contents: nothing written.
     Unchanged,
@@ -367,7 +367,7 @@ impl Journal {
 }
 
 /// One run in the target's journal.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RunSummary {
     pub run_id: String,
     pub recipe: String,
@@ -377,7 +377,7 @@ pub struct RunSummary {
     pub undone: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct UndoReport {
     pub run_id: String,
     pub restored: Vec<PathBuf>,

@@ -329,7 +329,7 @@ pub fn plan(
 }
 
 /// What an applied plan changed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Applied {
     pub run_id: String,
     pub changed: Vec<PathBuf>,
@@ -476,7 +476,7 @@ fn run_command(
 }
 
 /// One verification check and what it found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CheckResult {
     pub check: String,
     pub ok: bool,

@@ -12,7 +12,7 @@ use crate::rootfs::RootDir;
 pub use crate::inspect::os::Family;
 
 /// One installed kernel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct KernelFacts {
     pub version: String,
     pub image: PathBuf,
@@ -21,7 +21,7 @@ pub struct KernelFacts {
     pub has_modules: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Facts {
     pub family: Family,
     pub os_id: String,
@@ -38,7 +38,7 @@ pub struct Facts {
     pub kernels: Vec<KernelFacts>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum InitramfsGenerator {
     UpdateInitramfs,

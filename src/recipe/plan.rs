@@ -74,7 +74,7 @@ impl<'a> Workspace<'a> {
 }
 
 /// One change the plan makes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum PlannedChange {
     /// Replace (or create) a file inside the target.
@@ -174,7 +174,7 @@ impl PlannedChange {
 }
 
 /// One audited sysctl: what it does, its effective value, and what the plan sets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SysctlAudit {
     pub key: String,
     pub explain: String,
@@ -208,7 +208,7 @@ impl SysctlAudit {
 }
 
 /// Everything a recipe run would do.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     pub recipe: String,
     pub params: BTreeMap<String, String>,

@@ -26,7 +26,7 @@ pub struct RepairRequest {
     pub dry_run: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RecipeStatus {
     Applied,
@@ -36,7 +36,7 @@ pub enum RecipeStatus {
     VerifyFailed,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RecipeOutcome {
     pub recipe: String,
     pub params: BTreeMap<String, String>,
@@ -47,7 +47,7 @@ pub struct RecipeOutcome {
 }
 
 /// The final report (`--json`), versioned.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RepairReport {
     pub version: u32,
     pub target: PathBuf,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::cmd::Cmd;
 use crate::disk::BlockDevice;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FsckVerdict {
     Clean,
@@ -20,7 +20,7 @@ pub enum FsckVerdict {
     CheckFailed,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FsckResult {
     pub device: String,
     pub fstype: String,

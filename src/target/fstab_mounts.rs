@@ -9,7 +9,7 @@ use crate::disk::BlockDevice;
 use crate::inspect::fstab::Fstab;
 
 /// An fstab entry to mount under the target root.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct FstabMount {
     pub line: usize,
     pub spec: String,

@@ -46,7 +46,7 @@ pub enum TargetSpec {
 }
 
 /// How the target ended up mounted (printed by `vmrescue mount --json`).
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Layout {
     pub version: u32,
     pub key: String,
@@ -63,7 +63,7 @@ pub struct Layout {
     pub volume_groups: Vec<VolumeGroupUse>,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct MountedFs {
     pub device: String,
     pub mount_point: String,
@@ -71,7 +71,7 @@ pub struct MountedFs {
     pub path: PathBuf,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct FstabNote {
     pub line: usize,
     pub spec: String,
@@ -81,7 +81,7 @@ pub struct FstabNote {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct VolumeGroupUse {
     pub name: String,
     /// Set when the host has a VG of the same name (same-image rescue).

@@ -20,7 +20,7 @@ pub fn state_dir() -> PathBuf {
 }
 
 /// One thing vmrescue did that must be undone on `umount`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "step", rename_all = "kebab-case")]
 pub enum Step {
     /// A directory vmrescue created (removed if empty on umount).
@@ -39,7 +39,7 @@ pub enum Step {
     Mounted { source: String, path: PathBuf },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct State {
     pub version: u32,
     /// Names the target (disk name or image stem); also the file name.

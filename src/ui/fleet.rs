@@ -11,8 +11,10 @@ use anyhow::{Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::AzFleetArgs;
-use crate::run::Session;
-use crate::ui::runcommand::{log_tail, render_payload, PayloadBootCheck, PayloadSettings};
+use crate::commands::Session;
+use crate::output::{emit, Report};
+use crate::ui::payload::{log_tail, render_payload, PayloadBootCheck, PayloadSettings};
+use crate::ui::Style;
 use vmrescue::error::{ExitCode, Failure};
 use vmrescue::fleet::az::Az;
 use vmrescue::fleet::engine::{self, FleetConfig, Observer, Payloads};
@@ -51,13 +53,13 @@ pub(crate) fn run(
         probe_wait: Duration::from_secs(30 * 60),
     };
     if args.dry_run {
-        return dry_run(&config, &source);
+        return dry_run(session, &config, &source);
     }
     std::fs::create_dir_all(&evidence_dir)
         .with_context(|| format!("creating {}", evidence_dir.display()))?;
     let state = StateFile::open(&args.state)?;
     let selection = select::resolve(&config.az, &source, &config.retry, config.parallel)?;
-    if !session.json {
+    if session.chatty() {
         eprintln!(
             "az-fleet: {} VM(s) selected, {} skipped, {} at once; state {}{}",
             selection.selected.len(),
@@ -71,12 +73,18 @@ pub(crate) fn run(
         settings,
         dir: evidence_dir,
     };
-    let observer = Progress::new(selection.selected.len(), session.json);
+    let observer = Progress::new(selection.selected.len(), !session.chatty());
     let mut reports = engine::run(&config, &selection.selected, &state, &payloads, &observer);
     observer.clear();
     reports.extend(selection.skipped.iter().map(|(vm, why)| skipped(vm, why)));
-    print_reports(session, &reports)?;
-    Ok(summary::exit_code(&reports))
+    let totals = summary::totals(&reports);
+    emit(
+        &session.sink,
+        &FleetData::Report(FleetReport {
+            vms: reports,
+            totals,
+        }),
+    )
 }
 
 fn payload_settings(
@@ -95,7 +103,7 @@ fn payload_settings(
         } else {
             PayloadBootCheck::Default
         },
-        download: crate::run::payload_download(&args.download)?,
+        download: crate::commands::payload_download(&args.download)?,
         console_logs: Vec::new(),
     };
     // Refuse bad values now, not once per VM.
@@ -130,30 +138,43 @@ fn payload_path(dir: &Path, vm: &VmRef) -> PathBuf {
     dir.join(format!("{}__{}.payload.sh", vm.resource_group, vm.name))
 }
 
-fn dry_run(config: &FleetConfig, source: &Source) -> Result<ExitCode> {
+/// `az-fleet --json`: the rows and totals, or with `--dry-run` the commands.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum FleetData {
+    Report(FleetReport),
+    DryRun(DryRun),
+}
+
+/// What `--dry-run` would run, as `az` command lines and `#` notes.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct DryRun {
+    pub(crate) commands: Vec<String>,
+}
+
+fn dry_run(session: &Session, config: &FleetConfig, source: &Source) -> Result<ExitCode> {
+    let mut commands = Vec::new();
     let vms = match source {
         Source::List(vms) => vms.clone(),
         Source::ResourceGroup { name, tag } => {
-            println!("{}", config.az.list(name).display_argv());
+            commands.push(config.az.list(name).display_argv());
             if let Some((k, v)) = tag {
-                println!("# keep the VMs tagged {k}={v}; skip deallocated and non-Linux VMs");
+                commands.push(format!(
+                    "# keep the VMs tagged {k}={v}; skip deallocated and non-Linux VMs"
+                ));
             }
             vec![VmRef::new(name, "<each selected VM>")]
         }
     };
-    for vm in &vms {
-        if matches!(source, Source::List(_)) {
-            println!("{}", config.az.show(vm).display_argv());
-        }
+    if matches!(source, Source::List(_)) {
+        commands.extend(vms.iter().map(|vm| config.az.show(vm).display_argv()));
     }
     for vm in &vms {
-        println!("# {vm}");
+        commands.push(format!("# {vm}"));
         let payload = payload_path(&config.evidence_dir, vm);
-        for line in engine::dry_run_plan(config, vm, "<fleet-id>", &payload)? {
-            println!("{line}");
-        }
+        commands.extend(engine::dry_run_plan(config, vm, "<fleet-id>", &payload)?);
     }
-    Ok(ExitCode::Success)
+    emit(&session.sink, &FleetData::DryRun(DryRun { commands }))
 }
 
 /// Writes each VM's payload beside its evidence.
@@ -269,16 +290,33 @@ fn skipped(vm: &VmRef, why: &str) -> VmReport {
     )
 }
 
-fn print_reports(session: &Session, reports: &[VmReport]) -> Result<()> {
-    if session.json {
-        for report in reports {
-            println!("{}", serde_json::to_string(report)?);
-        }
-        println!("{}", serde_json::to_string(&summary::totals(reports))?);
-        return Ok(());
+/// Every VM's row and the totals.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct FleetReport {
+    pub(crate) vms: Vec<VmReport>,
+    pub(crate) totals: summary::FleetTotals,
+}
+
+impl Report for FleetData {
+    type Data = FleetData;
+
+    fn data(&self) -> &FleetData {
+        self
     }
-    print!("{}", render_table(reports));
-    Ok(())
+
+    fn text(&self, _style: Style) -> String {
+        match self {
+            FleetData::Report(report) => render_table(&report.vms),
+            FleetData::DryRun(dry) => dry.commands.iter().map(|c| format!("{c}\n")).collect(),
+        }
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            FleetData::Report(report) => summary::exit_code(&report.vms),
+            FleetData::DryRun(_) => ExitCode::Success,
+        }
+    }
 }
 
 fn cut(text: &str, max: usize) -> String {

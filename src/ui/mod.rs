@@ -3,9 +3,10 @@
 pub(crate) mod fleet;
 pub(crate) mod logging;
 pub(crate) mod manpages;
+pub(crate) mod payload;
 pub(crate) mod progress;
 pub(crate) mod prompt;
-pub(crate) mod runcommand;
+pub(crate) mod repair;
 pub(crate) mod verify;
 pub(crate) mod wizard;
 
@@ -53,150 +54,6 @@ impl Style {
     pub(crate) fn yellow(&self, text: &str) -> String {
         self.paint("33", text)
     }
-}
-
-/// Prints a repair report as text (plans and outcomes), one JSON object,
-/// or Run Command lines with the compact summary last.
-pub(crate) fn print_repair_report(
-    output: crate::cli::OutputFormat,
-    style: Style,
-    log_path: Option<&std::path::Path>,
-    report: &vmrescue::recipe::repair::RepairReport,
-    plan_only: bool,
-) -> anyhow::Result<()> {
-    use crate::cli::OutputFormat;
-    use runcommand::Level;
-    use vmrescue::recipe::repair::RecipeStatus;
-    match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
-        OutputFormat::Text => {
-            if report.recipes.is_empty() {
-                println!("no recipe to apply: the diagnosis suggests none that is safe to run unattended");
-            }
-            for outcome in &report.recipes {
-                if plan_only {
-                    print!("{}", outcome.plan.render());
-                }
-                let status = serde_json::to_value(outcome.status)?
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                let status = match outcome.status {
-                    RecipeStatus::VerifyFailed | RecipeStatus::NotConfirmed => style.red(&status),
-                    _ => style.green(&status),
-                };
-                println!("{}: {status}", style.bold(&outcome.recipe));
-                if !plan_only && outcome.status == RecipeStatus::NothingToDo {
-                    for line in &outcome.plan.audit {
-                        print!("{}", line.render());
-                    }
-                    if let Some(reason) = &outcome.plan.noop_reason {
-                        println!("  {reason}");
-                    }
-                }
-                if let Some(applied) = &outcome.applied {
-                    for path in &applied.changed {
-                        println!("  changed {}", path.display());
-                    }
-                    for command in &applied.commands {
-                        println!("  ran {command}");
-                    }
-                    for found in &applied.names_put_back {
-                        println!("  put back the original names in {found}");
-                    }
-                    println!(
-                        "  journal {}: undo with `vmrescue undo {}`",
-                        applied.run_id, applied.run_id
-                    );
-                }
-                for check in &outcome.verify {
-                    let mark = if check.ok {
-                        style.green("ok")
-                    } else {
-                        style.red("FAILED")
-                    };
-                    println!("  verify {}: {mark} ({})", check.check, check.detail);
-                }
-                if outcome.applied.is_some() {
-                    for line in &outcome.plan.after {
-                        println!("  after boot: {line}");
-                    }
-                }
-            }
-            if let Some(log) = log_path {
-                println!("full log: {}", log.display());
-            }
-        }
-        OutputFormat::Runcommand => {
-            for finding in report.findings.iter().take(3) {
-                println!(
-                    "{}",
-                    runcommand::line(
-                        Level::Info,
-                        &format!("diagnosis: {} ({})", finding.title, finding.id)
-                    )
-                );
-            }
-            let mut summary = Vec::new();
-            for outcome in &report.recipes {
-                let status = serde_json::to_value(outcome.status)?
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                let level = match outcome.status {
-                    RecipeStatus::VerifyFailed | RecipeStatus::NotConfirmed => Level::Error,
-                    _ => Level::Info,
-                };
-                for check in &outcome.verify {
-                    let level = if check.ok { Level::Info } else { Level::Error };
-                    println!(
-                        "{}",
-                        runcommand::line(
-                            level,
-                            &format!(
-                                "verify {} {}: {}",
-                                outcome.recipe, check.check, check.detail
-                            )
-                        )
-                    );
-                }
-                let mut line = format!("{} {status}", outcome.recipe);
-                if let Some(applied) = &outcome.applied {
-                    line.push_str(&format!(
-                        ", {} file(s) changed, journal {}, undo: vmrescue undo {} --yes",
-                        applied.changed.len(),
-                        applied.run_id,
-                        applied.run_id
-                    ));
-                }
-                summary.push((level, line));
-                if outcome.applied.is_some() {
-                    for after in &outcome.plan.after {
-                        summary.push((Level::Info, format!("after boot: {after}")));
-                    }
-                }
-            }
-            if report.recipes.is_empty() {
-                summary.push((
-                    Level::Info,
-                    "nothing to repair: no recipe suggested".to_string(),
-                ));
-            }
-            if let Some(log) = log_path {
-                println!(
-                    "{}",
-                    runcommand::line(
-                        Level::Info,
-                        &format!("vmrescue log on the repair VM: {}", log.display())
-                    )
-                );
-            }
-            for (level, line) in summary {
-                println!("{}", runcommand::line(level, &format!("summary: {line}")));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// `vmrescue diagnose`: findings first, most relevant on top, with evidence

@@ -1,8 +1,11 @@
 //! The text form of a `verify` (boot test) report.
 
 use vmrescue::verify_boot::VerifyReport;
+use vmrescue::ExitCode;
 
 use super::Style;
+use crate::output::runcommand::Level;
+use crate::output::Report;
 
 /// The human report: notes, the tail and finding on failure, the verdict last.
 pub(crate) fn render_verify(report: &VerifyReport, style: Style) -> String {
@@ -61,4 +64,52 @@ pub(crate) fn render_verify(report: &VerifyReport, style: Style) -> String {
         }
     );
     out
+}
+
+/// The Run Command form: on failure what failed and what to run next, then
+/// the verdict.
+pub(crate) fn runcommand(report: &VerifyReport) -> Vec<(Level, String)> {
+    let mut lines = Vec::new();
+    if !report.ok {
+        if let Some(failure) = &report.failure {
+            let line = format!(
+                "boot failure: {}: {}",
+                failure.kind.label(),
+                failure.mark.text
+            );
+            lines.push((Level::Error, line));
+        }
+        if let Some(finding) = &report.finding {
+            let next = report
+                .suggested_recipe
+                .as_deref()
+                .map(|r| format!(", next recipe: {r}"))
+                .unwrap_or_default();
+            let line = format!("boot diagnosis: {} ({}){next}", finding.title, finding.id);
+            lines.push((Level::Info, line));
+        }
+    }
+    let level = if report.ok { Level::Info } else { Level::Error };
+    lines.push((level, report.verdict()));
+    lines
+}
+
+impl Report for VerifyReport {
+    type Data = VerifyReport;
+
+    fn data(&self) -> &VerifyReport {
+        self
+    }
+
+    fn text(&self, style: Style) -> String {
+        render_verify(self, style)
+    }
+
+    fn runcommand(&self) -> Vec<(Level, String)> {
+        runcommand(self)
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        VerifyReport::exit_code(self)
+    }
 }

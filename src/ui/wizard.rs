@@ -14,7 +14,6 @@ use crate::ui::progress::{ProgressMode, StepProgress};
 
 use super::prompt::Prompter;
 use super::Style;
-use crate::cli::OutputFormat;
 use vmrescue::diagnose::Diagnosis;
 use vmrescue::disk::{human_size, ScannedDisk};
 use vmrescue::error::{ExitCode, Failure};
@@ -415,13 +414,10 @@ impl Wizard<'_> {
             return Ok(None);
         }
         eprintln!("\n{}", self.style.bold("Summary"));
-        super::print_repair_report(
-            OutputFormat::Text,
-            self.style,
-            self.log_path.as_deref(),
-            &report,
-            false,
-        )?;
+        print!(
+            "{}",
+            super::repair::text(&report, self.style, self.log_path.as_deref(), false)
+        );
         if report
             .recipes
             .iter()

@@ -201,7 +201,7 @@ pub fn modules_prefix(members: &[String]) -> &'static str {
 }
 
 /// The storage controllers QEMU can give the VM, best first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Controller {
     VirtioBlk,
@@ -259,7 +259,7 @@ impl Controller {
 }
 
 /// Which controllers an initramfs can boot from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct DriverSupport {
     /// Controllers whose drivers are all in the initramfs or built in, best first.
     pub usable: Vec<Controller>,

@@ -35,7 +35,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Console lines shown after a failed boot.
 pub const TAIL_LINES: usize = 40;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Via {
     /// grub when the default entry's command line has console=ttyS0, else kernel.
@@ -46,7 +46,7 @@ pub enum Via {
     Kernel,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Firmware {
     Bios,
@@ -65,14 +65,14 @@ pub struct VerifyOptions {
 }
 
 /// The top classifier finding for a failed boot.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FindingSummary {
     pub id: String,
     pub title: String,
     pub evidence: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct VerifyReport {
     pub version: u32,
     pub ok: bool,

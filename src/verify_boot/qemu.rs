@@ -47,7 +47,7 @@ pub fn find_on_path(program: &str) -> Option<PathBuf> {
 }
 
 /// UEFI firmware: the code (read-only) and a variable store to copy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Ovmf {
     pub code: PathBuf,
     pub vars: PathBuf,
@@ -97,7 +97,9 @@ pub fn find_ovmf() -> Result<Ovmf> {
         })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AccelChoice {
     /// KVM when a short probe boot shows it works, else TCG.
@@ -107,7 +109,7 @@ pub enum AccelChoice {
 }
 
 /// The accelerator chosen and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Accel {
     /// `kvm` or `tcg`.
     pub name: String,
@@ -136,7 +138,7 @@ impl Accel {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 struct AccelCache {
     boot_id: String,
     accel: Accel,

@@ -27,11 +27,13 @@ pub struct BootDisk {
 /// ([`crate::target::choose`]): a mounted directory cannot be booted.
 pub fn resolve(spec: &TargetSpec) -> Result<BootDisk> {
     let (path, spec) = match crate::target::choose(spec)? {
-        Chosen::Named(TargetSpec::Root(root)) => return Err(Failure::Usage(format!(
+        Chosen::Named(TargetSpec::Root(root)) => {
+            return Err(Failure::Usage(format!(
             "--root {} is a mounted directory: verify boots a disk, name it with --disk or --image",
             root.display()
         ))
-        .into()),
+            .into())
+        }
         Chosen::Named(TargetSpec::Image(image)) => {
             let path = std::fs::canonicalize(&image)
                 .with_context(|| format!("opening image {}", image.display()))?;
@@ -196,7 +198,7 @@ pub fn refuse_if_mounted_rw(disk: &BootDisk) -> Result<()> {
 }
 
 /// What the partition table says about booting.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PartitionTable {
     /// `gpt`, `dos`, or none for a disk without a table.
     pub label: Option<String>,

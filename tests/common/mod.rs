@@ -264,3 +264,52 @@ pub fn rhel_bls_image() -> TestImage {
     });
     image
 }
+
+/// The `data` of a `--json` envelope, checked against the schema of the
+/// command the envelope names (see [`envelope`]).
+pub fn data_of_any(out: &Output) -> serde_json::Value {
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{}", text(out)));
+    let command = doc["command"].as_str().unwrap_or("?").to_string();
+    json_data(out, &command)
+}
+
+/// The whole JSON envelope a `--json` run printed, checked against
+/// `docs/schema/<command>.schema.json` and against the process itself: the
+/// envelope's `exit_code` is the exit status and `ok` is true exactly for 0.
+pub fn envelope(out: &Output, command: &str) -> serde_json::Value {
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{}", text(out)));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/schema")
+        .join(format!("{command}.schema.json"));
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{command} --json does not match {}:\n{}\n{}",
+        path.display(),
+        errors.join("\n"),
+        text(out)
+    );
+    assert_eq!(
+        doc["exit_code"],
+        out.status.code().unwrap_or(-1),
+        "{}",
+        text(out)
+    );
+    assert_eq!(doc["ok"], out.status.success(), "{}", text(out));
+    doc
+}
+
+/// The `data` of a `--json` run's envelope (see [`envelope`]).
+pub fn json_data(out: &Output, command: &str) -> serde_json::Value {
+    let doc = envelope(out, command);
+    assert!(doc.get("data").is_some(), "no data: {}", text(out));
+    doc["data"].clone()
+}

@@ -91,5 +91,5 @@ pub fn changed_paths(before: &TreeState, after: &TreeState) -> Vec<String> {
 
 /// A command's stdout parsed as JSON; the whole output in the panic otherwise.
 pub fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", super::text(out)))
+    super::data_of_any(out)
 }

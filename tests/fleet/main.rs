@@ -7,6 +7,8 @@
 //! binary is the fake; otherwise it runs the tests named on the command line
 //! (all when none).
 
+#[path = "../common/mod.rs"]
+mod common;
 mod fake_az;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -166,19 +168,17 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// The JSON rows of a `--json` run, by VM, and the totals line.
+/// The JSON rows of a `--json` run, by VM, and the totals, from its one
+/// envelope (checked against docs/schema/az-fleet.schema.json).
 fn rows(out: &Output) -> (BTreeMap<String, Value>, Value) {
-    let mut rows = BTreeMap::new();
-    let mut totals = Value::Null;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        if v["kind"] == "fleet-summary" {
-            totals = v;
-        } else {
-            rows.insert(v["vm"].as_str().unwrap().to_string(), v);
-        }
-    }
-    (rows, totals)
+    let data = common::json_data(out, "az-fleet");
+    let rows = data["vms"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no vms: {}", text(out)))
+        .iter()
+        .map(|v| (v["vm"].as_str().unwrap().to_string(), v.clone()))
+        .collect();
+    (rows, data["totals"].clone())
 }
 
 /// The most `az` calls that ran at the same moment, from their start and end times.
@@ -843,9 +843,12 @@ fn five_hundred_vms() {
     let cpu = children_cpu_s() - cpu_before;
     let stdout = reader.join().unwrap();
     assert!(status.success(), "exit {:?}", status.code());
-    let repaired = stdout
-        .lines()
-        .filter(|l| l.contains("\"outcome\":\"repaired\""))
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let repaired = doc["data"]["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["outcome"] == "repaired")
         .count();
     assert_eq!(repaired, VMS);
     let calls = fleet.calls();

@@ -1,4 +1,4 @@
-//! The Azure Run Command log format and the `az-payload` generator.
+//! The `az-payload` generator: a shell script for `az vm repair run`.
 //!
 //! Run Command returns the payload's stdout as `echo $(cat log)`: one line,
 //! whitespace collapsed, glob characters expanded on the repair VM, and only
@@ -12,41 +12,6 @@ use base64::Engine;
 use vmrescue::cmd::Cmd;
 use vmrescue::error::Failure;
 use vmrescue::release::Arch;
-
-/// The levels of the Run Command client's log lines that vmrescue writes
-/// (the client also knows Output, Warning and Debug).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Level {
-    Info,
-    Error,
-}
-
-impl Level {
-    fn name(self) -> &'static str {
-        match self {
-            Level::Info => "Info",
-            Level::Error => "Error",
-        }
-    }
-}
-
-/// Replaces what a shell would expand when the log is echoed unquoted.
-pub(crate) fn glob_safe(message: &str) -> String {
-    message
-        .replace('*', "<star>")
-        .replace('?', "<q>")
-        .replace('[', "(")
-        .replace(']', ")")
-        .replace('\n', " ")
-}
-
-/// One log line: `[Info 11/24/2026 19:50:37]message`.
-pub(crate) fn line(level: Level, message: &str) -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let format = time::macros::format_description!("[month]/[day]/[year] [hour]:[minute]:[second]");
-    let stamp = now.format(&format).unwrap_or_default();
-    format!("[{} {stamp}]{}", level.name(), glob_safe(message))
-}
 
 /// Whether the payload's repair boots the disk in QEMU afterwards.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -219,15 +184,6 @@ pub(crate) fn log_tail(log: &[u8], kib: usize) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lines_have_the_client_prefix_and_no_glob_characters() {
-        let text = line(Level::Info, "removed /boot/initrd.img-* and [x]?");
-        let re = regex::Regex::new(r"^\[Info \d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2}\]").unwrap();
-        assert!(re.is_match(&text), "{text}");
-        let message = re.replace(&text, "");
-        assert!(!message.contains(['*', '?', '[']), "{message}");
-    }
 
     #[test]
     fn payload_bakes_settings_and_drops_positional_values() {
