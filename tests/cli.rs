@@ -169,3 +169,72 @@ fn errors_end_with_the_run_log_and_usage_errors_speak_json_under_json() {
         "{stderr}"
     );
 }
+
+/// Every verb's `--json` output is one envelope that validates against its
+/// schema in docs/schema/ (`common::envelope` checks it).
+#[test]
+fn every_command_speaks_the_versioned_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/trees/debian12"
+        ))
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let log = dir.path().join("serial.log");
+    std::fs::write(
+        &log,
+        "[    2.1] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\n",
+    )
+    .unwrap();
+    let root = root.to_str().unwrap();
+    let log = log.to_str().unwrap();
+    let pages = dir.path().join("man");
+    let pages = pages.to_str().unwrap();
+    let run = |verb: &str, args: &[&str]| {
+        let out = vmrescue()
+            .arg("--log-file")
+            .arg(dir.path().join("run.log"))
+            .arg("--json")
+            .args(args)
+            .output()
+            .unwrap();
+        common::envelope(&out, verb)
+    };
+    let cases: &[(&str, &[&str])] = &[
+        ("inspect", &["inspect", "--root", root]),
+        ("diagnose", &["diagnose", "--log", log]),
+        ("diagnose", &["diagnose", "--root", root, "--log", log]),
+        ("plan", &["plan", "panic-on-oom", "--root", root]),
+        ("history", &["history", "--root", root]),
+        ("recipes", &["recipes"]),
+        (
+            "recipes",
+            &["recipes", "show", "panic-knobs", "--root", root],
+        ),
+        ("undo", &["undo", "--yes", "--root", root]),
+        ("umount", &["umount"]),
+        ("man", &["man", "--dir", pages]),
+        ("man", &["man"]),
+        ("completions", &["completions", "bash"]),
+        ("az-payload", &["az-payload", "auto", "--no-download"]),
+        ("wizard", &["wizard"]),
+        ("chroot", &["chroot", "--root", root]),
+        ("verify", &["verify", "--root", root]),
+    ];
+    for (verb, args) in cases {
+        let doc = run(verb, args);
+        assert_eq!(doc["command"], *verb, "{doc}");
+    }
+    // The refusals above are errors inside the envelope.
+    assert_eq!(
+        run("undo", &["undo", "--yes", "--root", root])["error"]["kind"],
+        "refused"
+    );
+    assert_eq!(run("wizard", &["wizard"])["error"]["kind"], "usage");
+}

@@ -5,14 +5,20 @@
 
 use std::path::{Path, PathBuf};
 
-use schemars::{schema_for, JsonSchema, Schema};
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema};
 use serde::Serialize;
 
 use super::json::{Envelope, VERSION};
 use crate::commands::data as d;
 
 fn envelope<T: Serialize + JsonSchema + 'static>(verb: &str) -> Schema {
-    let mut schema = schema_for!(Envelope<'static, T>);
+    // What the commands write, so the serialize side of serde's attributes
+    // (skipped empty fields are optional) decides.
+    let mut schema = SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<Envelope<'static, T>>();
     schema.insert(
         "$id".into(),
         format!("https://vmrescue.dev/schema/v{VERSION}/{verb}.schema.json").into(),
