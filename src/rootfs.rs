@@ -264,6 +264,23 @@ pub fn is_missing(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
 }
 
+/// True when the disk itself failed under a read (EIO, or EUCLEAN: the
+/// filesystem found its own metadata corrupt), anywhere in the error's chain.
+/// Callers that turn a file's errors into a finding ("no default boot entry:
+/// …") must stop instead: a disk that fails reads is no boot configuration
+/// problem, and a report built around the hole would be wrong.
+pub fn is_read_failure(err: &anyhow::Error) -> bool {
+    let failed = |errno: i32| errno == libc::EIO || errno == libc::EUCLEAN;
+    err.chain().any(|cause| {
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            return io.raw_os_error().is_some_and(failed);
+        }
+        cause
+            .downcast_ref::<nix::errno::Errno>()
+            .is_some_and(|errno| failed(*errno as i32))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +351,24 @@ mod tests {
             .is_none());
         let err = root.read("/etc/os-release").unwrap_err();
         assert!(format!("{err:#}").contains("/etc/os-release"), "{err:#}");
+    }
+
+    #[test]
+    fn read_failure_is_found_under_context_and_nothing_else_is() {
+        let eio: Result<()> = Err(io::Error::from_raw_os_error(libc::EIO))
+            .context("reading /boot/grub/grub.cfg (in target root /mnt/t)");
+        let eio = eio.unwrap_err().context("finding the default boot entry");
+        assert!(is_read_failure(&eio), "{eio:#}");
+        let nix_eio = anyhow::Error::new(nix::errno::Errno::EIO).context("checking /etc/fstab");
+        assert!(is_read_failure(&nix_eio));
+        let unclean = anyhow::Error::new(io::Error::from_raw_os_error(libc::EUCLEAN));
+        assert!(is_read_failure(&unclean));
+        let missing: Result<()> =
+            Err(io::Error::from_raw_os_error(libc::ENOENT)).context("opening /boot/grub/grub.cfg");
+        assert!(!is_read_failure(&missing.unwrap_err()));
+        assert!(!is_read_failure(&anyhow::anyhow!(
+            "no menuentry matches default=2"
+        )));
     }
 
     #[test]

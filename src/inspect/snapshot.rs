@@ -87,6 +87,8 @@ pub fn snapshot(root: &RootDir) -> Result<Snapshot> {
     let kernels = installed_kernels(root)?;
     let (boot, boot_error) = match effective_default(root) {
         Ok(boot) => (Some(boot), None),
+        // A config file the disk cannot read is not a boot problem to list.
+        Err(err) if crate::rootfs::is_read_failure(&err) => return Err(err),
         Err(err) => (None, Some(format!("{err:#}"))),
     };
     let fstab_root = root
