@@ -35,22 +35,22 @@ pub(crate) struct Cli {
 #[derive(Debug, Args)]
 pub(crate) struct GlobalArgs {
     /// More detail on stderr (-v info, -vv debug, -vvv trace).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Global options")]
     pub(crate) verbose: u8,
     /// Only errors on stderr.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = "Global options")]
     pub(crate) quiet: bool,
     /// Print one JSON envelope on stdout (the same as --output json; schemas in docs/schema/).
-    #[arg(long, global = true, conflicts_with = "output")]
+    #[arg(long, global = true, conflicts_with = "output", help_heading = "Global options")]
     pub(crate) json: bool,
     /// Full debug log [default: /var/log/vmrescue/<run-id>.log, else /tmp].
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", help_heading = "Global options")]
     pub(crate) log_file: Option<PathBuf>,
     /// Output style: human text, one JSON object, or Azure Run Command log lines.
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text, help_heading = "Global options")]
     pub(crate) output: OutputFormat,
     /// Colour in human output (NO_COLOR and a non-terminal stdout turn it off in auto).
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, help_heading = "Global options")]
     pub(crate) color: ColorChoice,
 }
 
@@ -196,16 +196,16 @@ pub(crate) fn verb_in(args: &[String]) -> &'static str {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct TargetArgs {
     /// The broken OS disk (or one of its partitions), e.g. /dev/sdc.
-    #[arg(long, value_name = "DEV", conflicts_with_all = ["image", "root"])]
+    #[arg(long, value_name = "DEV", conflicts_with_all = ["image", "root"], help_heading = "Target")]
     pub(crate) disk: Option<PathBuf>,
     /// A disk image file, attached as a loop device for the run.
-    #[arg(long, value_name = "FILE", conflicts_with = "root")]
+    #[arg(long, value_name = "FILE", conflicts_with = "root", help_heading = "Target")]
     pub(crate) image: Option<PathBuf>,
     /// An already mounted root directory (e.g. /investigateroot): nothing is mounted.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Target")]
     pub(crate) root: Option<PathBuf>,
     /// Where targets are mounted.
-    #[arg(long, value_name = "DIR", default_value = "/mnt/vmrescue")]
+    #[arg(long, value_name = "DIR", default_value = "/mnt/vmrescue", help_heading = "Target")]
     pub(crate) mount_base: PathBuf,
 }
 
@@ -294,16 +294,43 @@ impl clap::builder::TypedValueParser for RecipeIdParser {
     }
 }
 
+/// `--param NAME=VALUE`: any value parses (the recipe checks it); the
+/// built-in recipes' names are offered as `NAME=` to shell completion.
+#[derive(Debug, Clone)]
+pub(crate) struct ParamParser;
+
+impl clap::builder::TypedValueParser for ParamParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        let names = vmrescue::recipe::embedded_param_names();
+        Some(Box::new(names.into_iter().map(|n| {
+            clap::builder::PossibleValue::new(format!("{n}="))
+        })))
+    }
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct PlanArgs {
     /// Recipe id (see `vmrescue recipes`), or `auto`.
     #[arg(value_parser = RecipeIdParser, hide_possible_values = true)]
     pub(crate) recipe: String,
     /// A recipe parameter, NAME=VALUE; repeatable.
-    #[arg(long = "param", value_name = "NAME=VALUE")]
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = ParamParser, hide_possible_values = true)]
     pub(crate) params: Vec<String>,
     /// Console logs to diagnose for parameter defaults and `auto`.
-    #[arg(long = "log", value_name = "FILE")]
+    #[arg(long = "console-log", visible_alias = "log", value_name = "FILE")]
     pub(crate) logs: Vec<PathBuf>,
     /// Extra recipes (TOML) that add to or override the built-in ones.
     #[arg(long, value_name = "DIR")]
@@ -356,29 +383,29 @@ pub(crate) struct BootCheckArgs {
     /// grub: the disk's own boot loader (BIOS, or OVMF for a UEFI disk); kernel: direct boot of the
     /// default entry's kernel and initramfs with its command line plus console=ttyS0;
     /// auto: grub when that command line has console=ttyS0, else kernel.
-    #[arg(long, value_enum, default_value_t = vmrescue::verify_boot::Via::Auto)]
+    #[arg(long, value_enum, default_value_t = vmrescue::verify_boot::Via::Auto, help_heading = "Boot check")]
     pub(crate) via: vmrescue::verify_boot::Via,
     /// Wall-clock limit of the boot.
-    #[arg(long = "timeout", value_name = "SECONDS", default_value_t = 180)]
+    #[arg(long = "timeout", value_name = "SECONDS", default_value_t = 180, help_heading = "Boot check")]
     pub(crate) boot_timeout: u64,
     /// With --via kernel: append the target's own modules for a storage controller QEMU emulates
     /// (virtio, NVMe, AHCI, IDE) when its initramfs has none; the target is not changed.
-    #[arg(long)]
+    #[arg(long, help_heading = "Boot check")]
     pub(crate) add_drivers: bool,
     /// The disk's controller [default: the best one whose drivers the initramfs has].
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = "Boot check")]
     pub(crate) controller: Option<vmrescue::verify_boot::initramfs::Controller>,
     /// Accelerator: KVM only when a short probe boot shows it works (VMRESCUE_ACCEL=kvm|tcg also forces it).
-    #[arg(long, value_enum, default_value_t = vmrescue::verify_boot::qemu::AccelChoice::Auto)]
+    #[arg(long, value_enum, default_value_t = vmrescue::verify_boot::qemu::AccelChoice::Auto, help_heading = "Boot check")]
     pub(crate) accel: vmrescue::verify_boot::qemu::AccelChoice,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct DiagnoseArgs {
     /// A serial-console log, vmcore-dmesg.txt or kern.log (`-` for stdin); repeatable.
-    #[arg(long = "log", value_name = "FILE")]
+    #[arg(long = "console-log", visible_alias = "log", value_name = "FILE")]
     pub(crate) logs: Vec<PathBuf>,
-    /// Also read the target's logs (implied when no --log is given).
+    /// Also read the target's logs (implied when no --console-log is given).
     #[arg(long)]
     pub(crate) target_logs: bool,
     #[command(flatten)]
@@ -450,9 +477,9 @@ pub(crate) struct AzPayloadArgs {
     pub(crate) no_verify_boot: bool,
     /// The broken VM's console log (`az vm boot-diagnostics get-boot-log`), carried
     /// compressed in the payload and read by the repair; repeatable.
-    #[arg(long = "log", value_name = "FILE")]
+    #[arg(long = "console-log", visible_alias = "log", value_name = "FILE")]
     pub(crate) logs: Vec<PathBuf>,
-    /// Keep only the last N KiB of each --log.
+    /// Keep only the last N KiB of each --console-log.
     #[arg(long, value_name = "N")]
     pub(crate) log_tail_kib: Option<usize>,
     #[command(flatten)]
@@ -504,7 +531,7 @@ pub(crate) struct AzFleetArgs {
     #[arg(long, default_value = "auto")]
     pub(crate) recipe: String,
     /// A recipe parameter baked into the payload, as in `repair`; repeatable.
-    #[arg(long = "param", value_name = "NAME=VALUE")]
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = ParamParser, hide_possible_values = true)]
     pub(crate) params: Vec<String>,
     /// The payload boots the repaired disk copy-on-write on the repair VM; a
     /// repair counts as verified only with its "boot OK".
@@ -550,7 +577,7 @@ pub(crate) struct ReportArgs {
     #[command(flatten)]
     pub(crate) target: TargetArgs,
     /// A console log of the broken VM to include and diagnose; repeatable.
-    #[arg(long = "log", value_name = "FILE")]
+    #[arg(long = "console-log", visible_alias = "log", value_name = "FILE")]
     pub(crate) logs: Vec<PathBuf>,
     /// Where to write the bundle [default: /var/log/vmrescue/vmrescue-report-RUN-ID.tar.gz].
     #[arg(short = 'o', long, value_name = "FILE")]

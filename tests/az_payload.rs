@@ -4,12 +4,10 @@
 //! (globs expanded), only the last 4096 bytes returned, `[STATUS]::SUCCESS`
 //! appended only when the payload exits 0.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 struct DriverResult {
     /// What the client shows: the collapsed, glob-expanded last 4 KiB.

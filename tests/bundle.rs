@@ -2,13 +2,11 @@
 //! configuration, and never a secret planted on the target, even behind a
 //! symlink from an allowlisted configuration file.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::tree::write;
-use common::*;
+use crate::common::tree::write;
+use crate::common::*;
 
 /// Every secret planted on the target, each with a marker that must not
 /// appear anywhere in the bundle.
@@ -100,7 +98,7 @@ fn a_bundle_has_the_reports_and_no_planted_secret() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let report = common::tree::json(&out);
+    let report = crate::common::tree::json(&out);
     assert_eq!(report["bundle"]["path"], bundle.to_str().unwrap());
 
     let unpacked = scratch.path().join("unpacked");

@@ -1,8 +1,6 @@
 //! The binary's command-line contract: usage errors, missing tools, JSON.
 
-mod common;
-
-use common::vmrescue;
+use crate::common::vmrescue;
 
 #[test]
 fn unknown_flag_exits_2_with_clap_message() {
@@ -71,7 +69,7 @@ fn scan_json_is_valid_and_versioned() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let doc = common::envelope(&out, "scan");
+    let doc = crate::common::envelope(&out, "scan");
     assert_eq!(doc["version"], 2);
     assert_eq!(doc["command"], "scan");
     assert!(doc["data"]["disks"].is_array());
@@ -86,6 +84,11 @@ fn completions_and_man_page_render() {
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("rebuild-initramfs"),
         "no recipe ids in the bash completion"
+    );
+    // `--param <TAB>` offers each recipe's parameter names.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("crashkernel="),
+        "no --param names in the bash completion"
     );
     let out = vmrescue().arg("man").output().unwrap();
     assert!(out.status.success());
@@ -138,7 +141,7 @@ fn errors_end_with_the_run_log_and_usage_errors_speak_json_under_json() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let report = common::envelope(&out, "repair");
+    let report = crate::common::envelope(&out, "repair");
     assert_eq!(report["command"], "repair");
     assert_eq!(report["error"]["kind"], "usage");
     assert!(report["error"]["message"]
@@ -150,7 +153,7 @@ fn errors_end_with_the_run_log_and_usage_errors_speak_json_under_json() {
         .args(["--json", "--output", "text", "recipes"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", crate::common::text(&out));
 
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("run.log");
@@ -171,9 +174,11 @@ fn errors_end_with_the_run_log_and_usage_errors_speak_json_under_json() {
 }
 
 /// Every verb's `--json` output is one envelope that validates against its
-/// schema in docs/schema/ (`common::envelope` checks it).
+/// schema in docs/schema/ (`crate::common::envelope` checks it).
 #[test]
 fn every_command_speaks_the_versioned_envelope() {
+    // `umount` takes down every vmrescue target: none of another test's.
+    let _serial = crate::common::serial();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let copied = std::process::Command::new("cp")
@@ -204,7 +209,7 @@ fn every_command_speaks_the_versioned_envelope() {
             .args(args)
             .output()
             .unwrap();
-        common::envelope(&out, verb)
+        crate::common::envelope(&out, verb)
     };
     let cases: &[(&str, &[&str])] = &[
         ("inspect", &["inspect", "--root", root]),

@@ -5,15 +5,13 @@
 //! or refused with a clear message; nothing on the host changes, nothing
 //! hangs, memory stays bounded.
 
-mod common;
-
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::text;
-use common::tree::write;
+use crate::common::text;
+use crate::common::tree::write;
 
 fn vmrescue(args: &[&str], root: &Path) -> Output {
     // `timeout` turns a hang (a FIFO read) into a failure instead of a stuck suite.
@@ -348,12 +346,12 @@ fn mount_points(mountinfo: &str) -> Vec<String> {
 
 #[test]
 fn a_hostile_generator_stays_in_its_namespaces_and_does_not_reach_the_host() {
-    if !common::root_or_skip("a_hostile_generator_stays_in_its_namespaces") {
+    if !crate::common::root_or_skip("a_hostile_generator_stays_in_its_namespaces") {
         return;
     }
     let tree = tempfile::tempdir().unwrap();
     let root = tree.path();
-    common::write_os_tree(root, "UUID=1111-2222 / ext4 defaults 0 1\n");
+    crate::common::write_os_tree(root, "UUID=1111-2222 / ext4 defaults 0 1\n");
     if !root.join("bin/busybox").exists() {
         println!("SKIP a_hostile_generator_stays_in_its_namespaces: needs a static busybox");
         return;
@@ -557,14 +555,14 @@ fn host_state(host_loop: &str) -> Vec<String> {
     }
     state.sort();
     for disk in host_disks().iter().filter(|d| readable(&d.0)) {
-        let digest = common::sh(&format!("head -c 1048576 /dev/{} | sha256sum", disk.0));
+        let digest = crate::common::sh(&format!("head -c 1048576 /dev/{} | sha256sum", disk.0));
         state.push(format!("disk {} {digest}", disk.0));
     }
-    let digest = common::sh(&format!("head -c 1048576 {host_loop} | sha256sum"));
+    let digest = crate::common::sh(&format!("head -c 1048576 {host_loop} | sha256sum"));
     state.push(format!("disk {host_loop} {digest}"));
     state.push(format!(
         "etc {}",
-        common::sh("find /etc -xdev -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum")
+        crate::common::sh("find /etc -xdev -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum")
     ));
     for knob in [
         "kernel/hostname",
@@ -597,7 +595,7 @@ impl HostLoop {
     fn new(marker: &str) -> HostLoop {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), marker.repeat(1 << 16)).unwrap();
-        let device = common::sh(&format!("losetup -f --show {}", file.path().display()))
+        let device = crate::common::sh(&format!("losetup -f --show {}", file.path().display()))
             .trim()
             .to_string();
         HostLoop {
@@ -698,12 +696,12 @@ fn vmrescue_with_pid(args: &[&str], root: &Path) -> (u32, Output) {
 #[test]
 fn a_generator_written_to_escape_fails_at_every_step_and_the_host_is_unchanged() {
     let test = "a_generator_written_to_escape";
-    if !common::root_or_skip(test) {
+    if !crate::common::root_or_skip(test) {
         return;
     }
     let tree = tempfile::tempdir().unwrap();
     let root = tree.path();
-    common::write_os_tree(root, "UUID=1111-2222 / ext4 defaults 0 1\n");
+    crate::common::write_os_tree(root, "UUID=1111-2222 / ext4 defaults 0 1\n");
     assert!(
         root.join("bin/busybox").exists(),
         "{test}: needs a static busybox (scripts/install-deps)"

@@ -5,14 +5,12 @@
 //! the boot fixtures (tests/fixtures/boot) and the kdump packages' files
 //! (tests/fixtures/kdump, sources in its README).
 
-mod common;
-
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::Output;
 
-use common::text;
-use common::tree::{changed_paths as changed, fixture, json, tree_state, write, TreeState};
+use crate::common::text;
+use crate::common::tree::{changed_paths as changed, fixture, json, tree_state, write, TreeState};
 
 const ROCKY_KERNELS: &[&str] = &["4.18.0-553.el8_10.x86_64", "4.18.0-553.22.1.el8_10.x86_64"];
 

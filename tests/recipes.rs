@@ -5,22 +5,20 @@
 //! target's generators (initramfs, grub-mkconfig) are proven by booting in
 //! vm-tests instead.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::text;
-use common::tree::{changed_paths, json, tree_state, write};
+use crate::common::text;
+use crate::common::tree::{changed_paths, json, tree_state, write};
 
 const OLD: &str = "6.1.0-28-amd64";
 const NEW: &str = "6.12.9+bpo-amd64";
 const ROOT_UUID: &str = "1b2c3d4e-0000-4000-8000-00000000abcd";
 
+/// The shared builder, with no run log and no terminal to ask on.
 fn vmrescue() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmrescue"));
-    cmd.env_remove("VMRESCUE_FAILPOINT")
-        .args(["--log-file", "/dev/null"])
+    let mut cmd = crate::common::vmrescue();
+    cmd.args(["--log-file", "/dev/null"])
         .stdin(std::process::Stdio::null());
     cmd
 }

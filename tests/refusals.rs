@@ -3,12 +3,10 @@
 //! 22, part 1): `--root` on the running root, `--image` on anything but a
 //! regular file nobody is using, `--log` on devices and FIFOs or past its cap.
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::text;
+use crate::common::text;
 
 /// Runs vmrescue under `timeout`: a refusal that hangs fails the test.
 fn run(args: &[&str]) -> (Output, Duration) {
@@ -60,14 +58,14 @@ fn root_on_the_running_system_is_refused() {
 
 #[test]
 fn root_on_a_bind_mount_of_the_running_root_is_refused() {
-    if !common::root_or_skip("root_on_a_bind_mount") {
+    if !crate::common::root_or_skip("root_on_a_bind_mount") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let point = dir.path().display().to_string();
-    common::sh(&format!("mount --bind / {point}"));
+    crate::common::sh(&format!("mount --bind / {point}"));
     let (out, _) = run(&["plan", "cgroup-nokmem", "--root", &point]);
-    common::sh(&format!("umount {point}"));
+    crate::common::sh(&format!("umount {point}"));
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         text(&out).contains("same device and inode"),
@@ -109,7 +107,7 @@ fn image_that_is_not_a_regular_file_is_refused() {
 
 #[test]
 fn image_mounted_or_open_for_writing_is_refused() {
-    if !common::root_or_skip("image_mounted_or_open_for_writing") {
+    if !crate::common::root_or_skip("image_mounted_or_open_for_writing") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -117,12 +115,12 @@ fn image_mounted_or_open_for_writing_is_refused() {
     let image_arg = image.display().to_string();
     let point = dir.path().join("mnt");
     std::fs::create_dir(&point).unwrap();
-    common::sh(&format!(
+    crate::common::sh(&format!(
         "truncate -s 16M {image_arg} && mkfs.ext4 -q -F {image_arg} && mount -o loop {image_arg} {}",
         point.display()
     ));
     let (out, _) = run(&["inspect", "--image", &image_arg]);
-    common::sh(&format!("umount {}", point.display()));
+    crate::common::sh(&format!("umount {}", point.display()));
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         text(&out).contains("is in use: attached to /dev/loop"),

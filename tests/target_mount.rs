@@ -1,8 +1,6 @@
 //! Root-only integration tests of `vmrescue mount/umount/chroot` on loop images.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn gpt_separate_boot_xfs_root_mounts_reports_missing_fstab_source_and_cleans_up() {

@@ -7,11 +7,9 @@
 //! the cached image (`${VMRESCUE_CACHE:-~/.cache/vmrescue}/vm-tests/images/bios-ext4-*.raw`,
 //! built by `vm-tests/build-image bios-ext4`). Two TCG boots, about a minute.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{root_or_skip, sh, text, vmrescue};
+use crate::common::{root_or_skip, sh, text, vmrescue};
 
 fn cached_image() -> Option<(PathBuf, String)> {
     let cache = std::env::var_os("VMRESCUE_CACHE")
@@ -63,7 +61,7 @@ fn verify_json(image: &Path) -> (Option<i32>, serde_json::Value, String) {
         started.elapsed().as_secs_f64(),
         out.status.code()
     );
-    let json = common::json_data(&out, "verify");
+    let json = crate::common::json_data(&out, "verify");
     (out.status.code(), json, all)
 }
 
@@ -103,7 +101,7 @@ fn verify_boot_healthy_then_missing_initrd() {
         );
         return;
     };
-    let _serial = common::serial();
+    let _serial = crate::common::serial();
 
     let work = tempfile::Builder::new()
         .prefix("vmrescue-verify-test-")

@@ -2,12 +2,10 @@
 //! tmux pseudo-terminal, keys sent with `send-keys`, the screen read with
 //! `capture-pane`. Root-only (loop images); skipped without tmux.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 struct Pane {
     session: String,

@@ -127,6 +127,21 @@ pub fn embedded_ids() -> Vec<&'static str> {
         .collect()
 }
 
+/// Every parameter name of the built-in recipes, sorted (for completions).
+pub fn embedded_param_names() -> Vec<String> {
+    let mut names: Vec<String> = Catalog::load(None)
+        .map(|c| {
+            c.recipes
+                .iter()
+                .flat_map(|r| r.spec.params.keys().cloned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names.dedup();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,8 +78,8 @@ fn examples(command: &str) -> &'static [&'static str] {
     match command {
         "" => &[
             "sudo vmrescue",
-            "vmrescue diagnose --log serial.log",
-            "vmrescue repair auto --yes --json --log serial.log",
+            "vmrescue diagnose --console-log serial.log",
+            "vmrescue repair auto --yes --json --console-log serial.log",
         ],
         "repair" => &[
             "vmrescue repair rebuild-initramfs --yes",
@@ -87,17 +87,17 @@ fn examples(command: &str) -> &'static [&'static str] {
             "vmrescue repair auto --yes --json --no-verify-boot --image broken.raw",
         ],
         "plan" => &["vmrescue plan cgroup-nokmem --disk /dev/sdc"],
-        "diagnose" => &["vmrescue diagnose --log serial.log --json"],
+        "diagnose" => &["vmrescue diagnose --console-log serial.log --json"],
         "verify" => &["vmrescue verify --boot --image repaired.raw --via kernel"],
         "undo" => &[
             "vmrescue history",
             "vmrescue undo 20261201-204716-57b0 --yes",
         ],
         "az-payload" => &[
-            "vmrescue az-payload auto --log serial.log -o fix.sh",
+            "vmrescue az-payload auto --console-log serial.log -o fix.sh",
             "vmrescue az-payload rebuild-initramfs --no-download -o fix.sh",
         ],
-        "report" => &["vmrescue report --log serial.log -o case-1234.tar.gz"],
+        "report" => &["vmrescue report --console-log serial.log -o case-1234.tar.gz"],
         "az-fleet" => &[
             "vmrescue az-fleet --vms broken.txt --parallel 10 --max-failures 5 --start",
             "vmrescue az-fleet -g prod-web --tag wave=kernel-6.8 --dry-run",
