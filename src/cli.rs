@@ -38,13 +38,29 @@ pub(crate) struct GlobalArgs {
     #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Global options")]
     pub(crate) verbose: u8,
     /// Only errors on stderr.
-    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = "Global options")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
     pub(crate) quiet: bool,
     /// Print one JSON envelope on stdout (the same as --output json; schemas in docs/schema/).
-    #[arg(long, global = true, conflicts_with = "output", help_heading = "Global options")]
+    #[arg(
+        long,
+        global = true,
+        conflicts_with = "output",
+        help_heading = "Global options"
+    )]
     pub(crate) json: bool,
     /// Full debug log [default: /var/log/vmrescue/<run-id>.log, else /tmp].
-    #[arg(long, global = true, value_name = "PATH", help_heading = "Global options")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
     pub(crate) log_file: Option<PathBuf>,
     /// Output style: human text, one JSON object, or Azure Run Command log lines.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text, help_heading = "Global options")]
@@ -199,13 +215,23 @@ pub(crate) struct TargetArgs {
     #[arg(long, value_name = "DEV", conflicts_with_all = ["image", "root"], help_heading = "Target")]
     pub(crate) disk: Option<PathBuf>,
     /// A disk image file, attached as a loop device for the run.
-    #[arg(long, value_name = "FILE", conflicts_with = "root", help_heading = "Target")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "root",
+        help_heading = "Target"
+    )]
     pub(crate) image: Option<PathBuf>,
     /// An already mounted root directory (e.g. /investigateroot): nothing is mounted.
     #[arg(long, value_name = "DIR", help_heading = "Target")]
     pub(crate) root: Option<PathBuf>,
     /// Where targets are mounted.
-    #[arg(long, value_name = "DIR", default_value = "/mnt/vmrescue", help_heading = "Target")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/mnt/vmrescue",
+        help_heading = "Target"
+    )]
     pub(crate) mount_base: PathBuf,
 }
 
@@ -315,9 +341,11 @@ impl clap::builder::TypedValueParser for ParamParser {
         &self,
     ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
         let names = vmrescue::recipe::embedded_param_names();
-        Some(Box::new(names.into_iter().map(|n| {
-            clap::builder::PossibleValue::new(format!("{n}="))
-        })))
+        Some(Box::new(
+            names
+                .into_iter()
+                .map(|n| clap::builder::PossibleValue::new(format!("{n}="))),
+        ))
     }
 }
 
@@ -386,7 +414,12 @@ pub(crate) struct BootCheckArgs {
     #[arg(long, value_enum, default_value_t = vmrescue::verify_boot::Via::Auto, help_heading = "Boot check")]
     pub(crate) via: vmrescue::verify_boot::Via,
     /// Wall-clock limit of the boot.
-    #[arg(long = "timeout", value_name = "SECONDS", default_value_t = 180, help_heading = "Boot check")]
+    #[arg(
+        long = "timeout",
+        value_name = "SECONDS",
+        default_value_t = 180,
+        help_heading = "Boot check"
+    )]
     pub(crate) boot_timeout: u64,
     /// With --via kernel: append the target's own modules for a storage controller QEMU emulates
     /// (virtio, NVMe, AHCI, IDE) when its initramfs has none; the target is not changed.

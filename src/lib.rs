@@ -16,6 +16,7 @@ pub mod failpoint;
 pub mod fleet;
 pub mod inspect;
 pub mod journal;
+pub mod progress;
 pub mod recipe;
 pub mod release;
 pub mod rootfs;

@@ -562,7 +562,9 @@ fn host_state(host_loop: &str) -> Vec<String> {
     state.push(format!("disk {host_loop} {digest}"));
     state.push(format!(
         "etc {}",
-        crate::common::sh("find /etc -xdev -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum")
+        crate::common::sh(
+            "find /etc -xdev -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum"
+        )
     ));
     for knob in [
         "kernel/hostname",

@@ -195,6 +195,12 @@ fn run(global: &GlobalArgs, sink: Sink, command: Command) -> Result<ExitCode> {
         Command::Completions { .. } | Command::Man { .. } | Command::Recipes(_)
     );
     let session = start_session(global, sink, logged)?;
+    // The wizard shows its own spinners.
+    if !matches!(command, Command::Wizard(_)) {
+        crate::ui::progress::show_activities(crate::ui::progress::ProgressMode::for_stderr(
+            session.chatty(),
+        ));
+    }
     let s = &session;
     match command {
         Command::Wizard(args) => shell::wizard(s, &args),

@@ -95,7 +95,10 @@ pub fn check_all(nodes: &[BlockDevice], repair: bool) -> Result<Vec<FsckResult>>
                 node.mountpoints.join(", ")
             );
         }
-        let output = cmd.run_unchecked()?;
+        let output = {
+            let _progress = crate::progress::start(format!("checking {device} ({fstype})"));
+            cmd.run_unchecked()?
+        };
         let text = format!("{}{}", output.stdout_string(), output.stderr_tail);
         let code = output.status.code();
         let verdict = verdict(fstype, repair, code);

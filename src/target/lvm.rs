@@ -148,6 +148,7 @@ pub fn all_active(devices: &[String], vg: &str) -> Result<bool> {
 }
 
 pub fn activate(devices: &[String], vg: &str) -> Result<()> {
+    let _progress = crate::progress::start(format!("activating volume group {vg}"));
     target_lvm("vgchange", devices)
         .args(["-ay", vg])
         .run()
@@ -165,6 +166,9 @@ pub fn deactivate(devices: &[String], vg: &str) -> Result<()> {
 
 /// Gives a cloned VG (same name and UUIDs as the host's) new UUIDs and a temporary name.
 pub fn import_clone(pvs: &[String], temporary: &str) -> Result<()> {
+    let _progress = crate::progress::start(format!(
+        "giving the cloned volume group new UUIDs and the name {temporary}"
+    ));
     Cmd::new("vgimportclone")
         .args(["--config", &only_devices_config(pvs)])
         .args(["--basevgname", temporary])

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use vmrescue::progress::Activity;
 use vmrescue::recipe::repair::Progress;
 
 /// How progress is shown.
@@ -33,10 +34,13 @@ impl ProgressMode {
     }
 }
 
-/// Shows [`Progress`] events; one per repair run.
+/// Shows a repair's [`Progress`] events and the library's other long work
+/// ([`Activity`]: LVM activation, fsck, the stages of a boot).
 pub(crate) struct StepProgress {
     mode: ProgressMode,
     bar: Option<ProgressBar>,
+    /// The spinner of the activity running now (terminal mode).
+    spinner: Option<ProgressBar>,
     /// The step running now and when it started (for its duration).
     current: Option<(String, Instant)>,
 }
@@ -53,6 +57,7 @@ impl StepProgress {
         StepProgress {
             mode,
             bar: None,
+            spinner: None,
             current: None,
         }
     }
@@ -101,6 +106,53 @@ impl StepProgress {
         self.current = Some((label, Instant::now()));
     }
 
+    pub(crate) fn activity(&mut self, activity: &Activity) {
+        match (self.mode, activity) {
+            (ProgressMode::Off, _) => {}
+            (ProgressMode::Lines, Activity::Started { what }) => eprintln!("{} {what}…", clock()),
+            (
+                ProgressMode::Lines,
+                Activity::Reached {
+                    what,
+                    milestone,
+                    seconds,
+                },
+            ) => {
+                eprintln!("{} {what}: {milestone} ({seconds} s)", clock())
+            }
+            (ProgressMode::Lines, Activity::Finished { what, seconds }) => {
+                if *seconds >= 1 {
+                    eprintln!("{} {what} done ({seconds} s)", clock());
+                }
+            }
+            (ProgressMode::Bar, Activity::Started { what }) => {
+                let spinner = ProgressBar::new_spinner();
+                if let Ok(style) = ProgressStyle::with_template("  {spinner} {elapsed} {wide_msg}")
+                {
+                    spinner.set_style(style);
+                }
+                spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+                spinner.set_message(format!("{what}…"));
+                self.spinner = Some(spinner);
+            }
+            (
+                ProgressMode::Bar,
+                Activity::Reached {
+                    what, milestone, ..
+                },
+            ) => {
+                if let Some(spinner) = &self.spinner {
+                    spinner.set_message(format!("{what}: {milestone}"));
+                }
+            }
+            (ProgressMode::Bar, Activity::Finished { .. }) => {
+                if let Some(spinner) = self.spinner.take() {
+                    spinner.finish_and_clear();
+                }
+            }
+        }
+    }
+
     /// A step that took a while gets a line with its duration.
     fn finish_step(&mut self) {
         let Some((label, started)) = self.current.take() else {
@@ -111,4 +163,18 @@ impl StepProgress {
             eprintln!("{} {label} ({seconds} s)", clock());
         }
     }
+}
+
+/// Shows the library's long work ([`Activity`]) for the rest of the
+/// process, in `mode`.
+pub(crate) fn show_activities(mode: ProgressMode) {
+    if mode == ProgressMode::Off {
+        return;
+    }
+    let shown = std::sync::Mutex::new(StepProgress::new(mode));
+    vmrescue::progress::set_hook(Box::new(move |activity| {
+        if let Ok(mut shown) = shown.lock() {
+            shown.activity(activity);
+        }
+    }));
 }

@@ -432,6 +432,7 @@ pub fn boot_and_watch(
     let started = Instant::now();
     let mut vm = Cmd::new(qemu).args(args).spawn_to_files(stdout, stderr)?;
     tracing::info!("booting: {}", vm.argv());
+    let boot = crate::progress::start("boot");
 
     let mut tracker = StageTracker::new();
     let mut pending: Vec<u8> = Vec::new();
@@ -464,6 +465,7 @@ pub fn boot_and_watch(
         {
             Change::Stage(stage) => {
                 stage_at = Instant::now();
+                boot.reached(stage.label());
                 tracing::info!(
                     "boot stage: {} ({:.0} s)",
                     stage.label(),
@@ -472,6 +474,7 @@ pub fn boot_and_watch(
             }
             Change::Failure(kind) => {
                 failure_at = Instant::now();
+                boot.reached(&format!("FAILED ({})", kind.label()));
                 tracing::info!(
                     "boot failure: {} ({:.0} s)",
                     kind.label(),
