@@ -235,6 +235,15 @@ pub(crate) struct TargetArgs {
     pub(crate) mount_base: PathBuf,
 }
 
+/// `VMRESCUE_ACCEL` for the wizard's boot check, which has no flags: the
+/// same values `--accel` takes.
+pub(crate) fn accel_from_env() -> vmrescue::verify_boot::qemu::AccelChoice {
+    std::env::var("VMRESCUE_ACCEL")
+        .ok()
+        .and_then(|v| clap::ValueEnum::from_str(&v, true).ok())
+        .unwrap_or(vmrescue::verify_boot::qemu::AccelChoice::Auto)
+}
+
 impl TargetArgs {
     /// The flags as the library's plain [`TargetSpec`](vmrescue::target::TargetSpec).
     pub(crate) fn spec(&self) -> vmrescue::target::TargetSpec {
@@ -428,8 +437,8 @@ pub(crate) struct BootCheckArgs {
     /// The disk's controller [default: the best one whose drivers the initramfs has].
     #[arg(long, value_enum, help_heading = "Boot check")]
     pub(crate) controller: Option<vmrescue::verify_boot::initramfs::Controller>,
-    /// Accelerator: KVM only when a short probe boot shows it works (VMRESCUE_ACCEL=kvm|tcg also forces it).
-    #[arg(long, value_enum, default_value_t = vmrescue::verify_boot::qemu::AccelChoice::Auto, help_heading = "Boot check")]
+    /// Accelerator: KVM only when a short probe boot shows it works.
+    #[arg(long, value_enum, env = "VMRESCUE_ACCEL", default_value_t = vmrescue::verify_boot::qemu::AccelChoice::Auto, help_heading = "Boot check")]
     pub(crate) accel: vmrescue::verify_boot::qemu::AccelChoice,
 }
 

@@ -132,7 +132,7 @@ impl Wizard<'_> {
             timeout: Duration::from_secs(180),
             add_drivers: false,
             controller: None,
-            accel: vmrescue::verify_boot::qemu::AccelChoice::Auto,
+            accel: crate::cli::accel_from_env(),
             run_id: self.run_id.clone(),
             mount_base: self.mount_base.clone(),
         };

@@ -150,7 +150,7 @@ fn boot_id() -> String {
         .unwrap_or_default()
 }
 
-/// The accelerator: forced by the flag or `VMRESCUE_ACCEL`, else the
+/// The accelerator: forced by the caller's choice, else the
 /// cached probe result of this host boot, else a probe boot of
 /// `probe_kernel` (a kernel without root= or initrd panics right after
 /// its whole init: reaching that line proves the accelerator works).
@@ -160,11 +160,6 @@ pub fn choose_accel(
     probe_kernel: Option<&Path>,
     work: &Path,
 ) -> Result<Accel> {
-    let choice = match std::env::var("VMRESCUE_ACCEL").ok().as_deref() {
-        Some("kvm") if choice == AccelChoice::Auto => AccelChoice::Kvm,
-        Some("tcg") if choice == AccelChoice::Auto => AccelChoice::Tcg,
-        _ => choice,
-    };
     match choice {
         AccelChoice::Kvm => return Ok(Accel::kvm(true, "forced")),
         AccelChoice::Tcg => return Ok(Accel::tcg("forced")),
