@@ -1,4 +1,4 @@
-//! Failures the caller maps to documented exit codes (DESIGN.md, "Exit codes").
+//! Failures the caller maps to documented exit codes (ARCHITECTURE.md, "Exit codes").
 //!
 //! Everything else is an `anyhow::Error` and exits 1.
 
