@@ -299,10 +299,81 @@ pub fn verify_boot(spec: &crate::target::TargetSpec, opts: &VerifyOptions) -> Re
     target_disk::refuse_if_mounted_rw(&disk)?;
     let table = target_disk::partition_table(&disk.path)?;
     let (work, _cleanup) = work_dir()?;
-    let mut notes = Vec::new();
+    let setup = read_setup(&disk, opts, work.path())?;
+    let notes = setup_notes(&setup, opts);
+    let (boot, firmware, cmdline) = boot_method(&setup, &table, work.path())?;
+    let accel = qemu::choose_accel(
+        opts.accel,
+        &qemu,
+        probe_kernel(setup.info.kernel.as_deref()).as_deref(),
+        work.path(),
+    )?;
+    let console_log = console_log_path(&opts.run_id);
+    let vm = VmSpec {
+        disk: disk.path.clone(),
+        controller: setup.choice.controller,
+        boot,
+        memory_mib: qemu::memory_mib(),
+        cpus: qemu::cpus(),
+        console_log: console_log.clone(),
+    };
+    let watched = watch_boot(&qemu, &vm, &accel, opts, &disk.path, work.path())?;
+    let failure = failure_mark(&watched, opts.timeout);
+    let mut report = VerifyReport {
+        version: SCHEMA_VERSION,
+        ok: watched.outcome == Outcome::Success,
+        stage: watched.tracker.stage(),
+        stage_label: watched.tracker.stage().label().to_string(),
+        stage_line: watched.tracker.stage_mark().map(|m| m.text.clone()),
+        failure,
+        seconds: (watched.elapsed.as_secs_f64() * 10.0).round() / 10.0,
+        accelerator: accel.name.clone(),
+        accelerator_reason: accel.reason.clone(),
+        controller: setup.choice.controller,
+        via: if setup.direct { Via::Kernel } else { Via::Grub },
+        firmware,
+        disk: disk.path.clone(),
+        kernel_version: setup.info.kernel_version.clone(),
+        command_line: cmdline,
+        storage_drivers: setup
+            .info
+            .support
+            .as_ref()
+            .map(|s| s.storage_drivers.clone()),
+        drivers_added: setup.extra.is_some(),
+        console_log: console_log.clone(),
+        last_lines: Vec::new(),
+        finding: None,
+        suggested_recipe: None,
+        suggested_params: BTreeMap::new(),
+        notes,
+        exit_code: 0,
+    };
+    if !report.ok {
+        report.last_lines = tail_lines(&console_log, TAIL_LINES)?;
+        classify_into(&mut report, &console_log)?;
+    }
+    report.exit_code = report.exit_code().code();
+    Ok(report)
+}
 
-    // Read the boot configuration with the target mounted read-only,
-    // then unmount before booting.
+/// What the target's files decide about the boot, read before it is booted.
+struct BootSetup {
+    info: bootinfo::BootInfo,
+    /// Boot the kernel directly (`--via kernel`) instead of the boot loader.
+    direct: bool,
+    choice: ControllerChoice,
+    /// An extra cpio archive with the target's own storage drivers.
+    extra: Option<Vec<u8>>,
+}
+
+/// Reads the boot configuration with the target mounted read-only, then
+/// unmounts it: QEMU must be the only user of the disk while it boots.
+fn read_setup(
+    disk: &target_disk::BootDisk,
+    opts: &VerifyOptions,
+    work: &Path,
+) -> Result<BootSetup> {
     let target = match &disk.kept_key {
         Some(key) => crate::target::from_state(Some(key))?
             .with_context(|| format!("the vmrescue mount {key} has no layout yet"))?,
@@ -313,65 +384,86 @@ pub fn verify_boot(spec: &crate::target::TargetSpec, opts: &VerifyOptions) -> Re
             )
         })?,
     };
-    let prepared = (|| -> Result<_> {
-        let root = target.rootdir()?;
-        let info = bootinfo::read(&root, work.path())?;
-        let direct = match opts.via {
-            Via::Kernel => true,
-            Via::Grub => false,
-            Via::Auto => !info.has_serial_console() && info.kernel.is_some(),
-        };
-        if direct && info.kernel.is_none() {
-            return Err(anyhow::Error::new(Failure::Unsupported(format!(
-                "--via kernel: the default entry's kernel cannot be read from the target ({})",
-                info.notes.join("; ")
-            ))));
-        }
-        let dep = match &info.kernel_version {
-            Some(version) if opts.add_drivers && direct => root
-                .read_string_optional(format!("/lib/modules/{version}/modules.dep"))?
-                .map(|t| initramfs::ModulesDep::parse(&t)),
-            _ => None,
-        };
-        let available = |c: Controller| {
-            dep.as_ref().is_some_and(|d| {
-                c.modules()
-                    .iter()
-                    .all(|m| d.contains(m) || info.builtin.contains(*m))
-            })
-        };
-        let choice = choose_controller(
-            opts.controller,
-            info.support.as_ref(),
-            &info.builtin,
-            direct,
-            opts.add_drivers,
-            &available,
-        )?;
-        let extra = if choice.add_drivers {
-            Some(bootinfo::driver_archive(&root, &info, choice.controller)?)
-        } else {
-            None
-        };
-        Ok((info, direct, choice, extra))
-    })();
+    let setup = target
+        .rootdir()
+        .and_then(|root| setup_from(&root, opts, work));
     let released = target.release();
-    let (info, direct, choice, extra) = prepared?;
+    let setup = setup?;
     released.context("unmounting the target after reading its boot configuration")?;
-    if opts.add_drivers && !direct {
+    Ok(setup)
+}
+
+fn setup_from(
+    root: &crate::rootfs::RootDir,
+    opts: &VerifyOptions,
+    work: &Path,
+) -> Result<BootSetup> {
+    let info = bootinfo::read(root, work)?;
+    let direct = match opts.via {
+        Via::Kernel => true,
+        Via::Grub => false,
+        Via::Auto => !info.has_serial_console() && info.kernel.is_some(),
+    };
+    if direct && info.kernel.is_none() {
+        return Err(anyhow::Error::new(Failure::Unsupported(format!(
+            "--via kernel: the default entry's kernel cannot be read from the target ({})",
+            info.notes.join("; ")
+        ))));
+    }
+    // The target's own modules.dep tells which controller drivers could be
+    // added to a direct boot when its initramfs lacks them.
+    let dep = match &info.kernel_version {
+        Some(version) if opts.add_drivers && direct => root
+            .read_string_optional(format!("/lib/modules/{version}/modules.dep"))?
+            .map(|t| initramfs::ModulesDep::parse(&t)),
+        _ => None,
+    };
+    let available = |c: Controller| {
+        dep.as_ref().is_some_and(|d| {
+            c.modules()
+                .iter()
+                .all(|m| d.contains(m) || info.builtin.contains(*m))
+        })
+    };
+    let choice = choose_controller(
+        opts.controller,
+        info.support.as_ref(),
+        &info.builtin,
+        direct,
+        opts.add_drivers,
+        &available,
+    )?;
+    let extra = if choice.add_drivers {
+        Some(bootinfo::driver_archive(root, &info, choice.controller)?)
+    } else {
+        None
+    };
+    Ok(BootSetup {
+        info,
+        direct,
+        choice,
+        extra,
+    })
+}
+
+/// What the report says about how the boot was set up.
+fn setup_notes(setup: &BootSetup, opts: &VerifyOptions) -> Vec<String> {
+    let mut notes = Vec::new();
+    if opts.add_drivers && !setup.direct {
         notes.push(
             "--add-drivers works only with --via kernel (the disk's own boot loader loads its own initramfs)"
                 .to_string(),
         );
     }
-    notes.extend(info.notes.iter().cloned());
-    notes.extend(choice.note.clone());
-    if info
+    notes.extend(setup.info.notes.iter().cloned());
+    notes.extend(setup.choice.note.clone());
+    let quiet = setup
+        .info
         .cmdline
         .as_deref()
-        .is_some_and(|c| c.split_whitespace().any(|a| a == "quiet"))
-    {
-        notes.push(if direct {
+        .is_some_and(|c| c.split_whitespace().any(|a| a == "quiet"));
+    if quiet {
+        notes.push(if setup.direct {
             format!(
                 "the command line has `quiet`: the direct boot appends {} so that the stages show",
                 bootinfo::QUIET_OVERRIDES.join(" ")
@@ -381,146 +473,119 @@ pub fn verify_boot(spec: &crate::target::TargetSpec, opts: &VerifyOptions) -> Re
                 .to_string()
         });
     }
+    notes
+}
 
-    let (boot, firmware, cmdline) = if direct {
-        let initrd = if info.initramfs.is_empty() && extra.is_none() {
-            None
-        } else if info.initramfs.len() == 1 && extra.is_none() {
-            Some(info.initramfs[0].clone())
-        } else {
-            let to = work.path().join("initrd-combined.img");
-            bootinfo::combined_initrd(&info.initramfs, extra.as_deref(), &to)?;
-            Some(to)
+/// How QEMU starts the disk: its kernel directly, or its own boot loader
+/// under SeaBIOS or OVMF; with the command line the report shows.
+fn boot_method(
+    setup: &BootSetup,
+    table: &target_disk::PartitionTable,
+    work: &Path,
+) -> Result<(Boot, Option<Firmware>, Option<String>)> {
+    let info = &setup.info;
+    if setup.direct {
+        let initrd = match (info.initramfs.as_slice(), &setup.extra) {
+            ([], None) => None,
+            ([one], None) => Some(one.clone()),
+            _ => {
+                let to = work.join("initrd-combined.img");
+                bootinfo::combined_initrd(&info.initramfs, setup.extra.as_deref(), &to)?;
+                Some(to)
+            }
         };
         let cmdline = bootinfo::direct_cmdline(info.cmdline.as_deref());
         let kernel = info
             .kernel
             .clone()
             .context("the kernel copy is gone from the work directory")?;
-        (
-            Boot::Direct(DirectBoot {
-                kernel,
-                initrd,
-                cmdline: cmdline.clone(),
-            }),
-            None,
-            Some(cmdline),
-        )
-    } else {
-        match firmware_for(&table, &info) {
-            Firmware::Bios => (Boot::Bios, Some(Firmware::Bios), info.cmdline.clone()),
-            Firmware::Uefi => {
-                let ovmf = qemu::find_ovmf()?;
-                let vars_copy = work.path().join("OVMF_VARS.fd");
-                std::fs::copy(&ovmf.vars, &vars_copy).with_context(|| {
-                    format!("copying {} to {}", ovmf.vars.display(), vars_copy.display())
-                })?;
-                (
-                    Boot::Uefi {
-                        code: ovmf.code,
-                        vars_copy,
-                    },
-                    Some(Firmware::Uefi),
-                    info.cmdline.clone(),
-                )
-            }
+        let boot = Boot::Direct(DirectBoot {
+            kernel,
+            initrd,
+            cmdline: cmdline.clone(),
+        });
+        return Ok((boot, None, Some(cmdline)));
+    }
+    match firmware_for(table, info) {
+        Firmware::Bios => Ok((Boot::Bios, Some(Firmware::Bios), info.cmdline.clone())),
+        Firmware::Uefi => {
+            let ovmf = qemu::find_ovmf()?;
+            // OVMF writes its variables: a copy, so the host's stays clean.
+            let vars_copy = work.join("OVMF_VARS.fd");
+            std::fs::copy(&ovmf.vars, &vars_copy).with_context(|| {
+                format!("copying {} to {}", ovmf.vars.display(), vars_copy.display())
+            })?;
+            let boot = Boot::Uefi {
+                code: ovmf.code,
+                vars_copy,
+            };
+            Ok((boot, Some(Firmware::Uefi), info.cmdline.clone()))
         }
-    };
+    }
+}
 
-    let accel = qemu::choose_accel(
-        opts.accel,
-        &qemu,
-        probe_kernel(info.kernel.as_deref()).as_deref(),
-        work.path(),
-    )?;
-    let console_log = console_log_path(&opts.run_id);
-    let spec = VmSpec {
-        disk: disk.path.clone(),
-        controller: choice.controller,
-        boot,
-        memory_mib: qemu::memory_mib(),
-        cpus: qemu::cpus(),
-        console_log: console_log.clone(),
-    };
-    let args = qemu::qemu_args(&spec, &accel);
+/// Boots the VM and follows its console; a QEMU that dies before the VM
+/// prints anything is an error of the check, not a failed boot.
+fn watch_boot(
+    qemu: &Path,
+    vm: &VmSpec,
+    accel: &qemu::Accel,
+    opts: &VerifyOptions,
+    disk: &Path,
+    work: &Path,
+) -> Result<qemu::Watched> {
+    let args = qemu::qemu_args(vm, accel);
     let limits = Limits {
         timeout: opts.timeout,
         ..Limits::default()
     };
     let watched = qemu::boot_and_watch(
-        &qemu,
+        qemu,
         &args,
-        &console_log,
-        &work.path().join("qemu.stderr"),
+        &vm.console_log,
+        &work.join("qemu.stderr"),
         limits,
     )
-    .with_context(|| format!("booting {} in QEMU", disk.path.display()))?;
+    .with_context(|| format!("booting {} in QEMU", disk.display()))?;
     if watched.tracker.lines() == 0 {
         if let Some(status) = watched.qemu_status.filter(|s| !s.success()) {
             anyhow::bail!(
                 "booting {} in QEMU: {} exited ({status}) before the VM printed anything: {}",
-                disk.path.display(),
+                disk.display(),
                 qemu::QEMU,
                 watched.qemu_stderr.trim()
             );
         }
     }
+    Ok(watched)
+}
 
-    let ok = watched.outcome == Outcome::Success;
-    let failure = match watched.outcome {
-        Outcome::Success => None,
-        Outcome::Failure(kind) => Some(watched.tracker.failure().cloned().unwrap_or(FailureMark {
-            kind,
-            mark: stage::Mark {
-                line_number: watched.tracker.lines(),
-                text: match kind {
-                    FailureKind::Timeout => format!(
-                        "no decisive console line within {} s",
-                        opts.timeout.as_secs()
-                    ),
-                    _ => format!(
-                        "QEMU ended before userspace{}",
-                        watched
-                            .qemu_status
-                            .map(|s| format!(" ({s})"))
-                            .unwrap_or_default()
-                    ),
-                },
-            },
-        })),
+/// The console line that decided a failed boot, or a made-up mark saying
+/// why there is none (a timeout, QEMU ending early).
+fn failure_mark(watched: &qemu::Watched, timeout: Duration) -> Option<FailureMark> {
+    let Outcome::Failure(kind) = watched.outcome else {
+        return None;
     };
-    let mut report = VerifyReport {
-        version: SCHEMA_VERSION,
-        ok,
-        stage: watched.tracker.stage(),
-        stage_label: watched.tracker.stage().label().to_string(),
-        stage_line: watched.tracker.stage_mark().map(|m| m.text.clone()),
-        failure,
-        seconds: (watched.elapsed.as_secs_f64() * 10.0).round() / 10.0,
-        accelerator: accel.name.clone(),
-        accelerator_reason: accel.reason.clone(),
-        controller: choice.controller,
-        via: if direct { Via::Kernel } else { Via::Grub },
-        firmware,
-        disk: disk.path.clone(),
-        kernel_version: info.kernel_version.clone(),
-        command_line: cmdline,
-        storage_drivers: info.support.as_ref().map(|s| s.storage_drivers.clone()),
-        drivers_added: extra.is_some(),
-        console_log: console_log.clone(),
-        last_lines: Vec::new(),
-        finding: None,
-        suggested_recipe: None,
-        suggested_params: BTreeMap::new(),
-        notes,
-        exit_code: 0,
-    };
-    if !ok {
-        report.last_lines = tail_lines(&console_log, TAIL_LINES)?;
-        classify_into(&mut report, &console_log)?;
+    if let Some(mark) = watched.tracker.failure() {
+        return Some(mark.clone());
     }
-    report.exit_code = report.exit_code().code();
-    Ok(report)
+    let text = match kind {
+        FailureKind::Timeout => format!("no decisive console line within {} s", timeout.as_secs()),
+        _ => format!(
+            "QEMU ended before userspace{}",
+            watched
+                .qemu_status
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default()
+        ),
+    };
+    Some(FailureMark {
+        kind,
+        mark: stage::Mark {
+            line_number: watched.tracker.lines(),
+            text,
+        },
+    })
 }
 
 /// The last `n` non-empty console lines, cleaned of escape sequences.
