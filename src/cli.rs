@@ -304,12 +304,13 @@ pub(crate) struct WizardArgs {
     pub(crate) target: TargetArgs,
 }
 
-/// Takes any recipe id (`--recipes-dir` may add some) but offers the
-/// embedded ones and `auto` to shell completion.
+/// Takes any string, and offers `suggest()`'s words to shell completion:
+/// recipe ids (`--recipes-dir` may add more) and `--param` names (the
+/// recipe checks the value).
 #[derive(Debug, Clone)]
-pub(crate) struct RecipeIdParser;
+pub(crate) struct Suggesting(fn() -> Vec<String>);
 
-impl clap::builder::TypedValueParser for RecipeIdParser {
+impl clap::builder::TypedValueParser for Suggesting {
     type Value = String;
 
     fn parse_ref(
@@ -324,47 +325,35 @@ impl clap::builder::TypedValueParser for RecipeIdParser {
     fn possible_values(
         &self,
     ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
-        let ids = std::iter::once("auto").chain(vmrescue::recipe::embedded_ids());
-        Some(Box::new(ids.map(clap::builder::PossibleValue::new)))
+        Some(Box::new(
+            (self.0)().into_iter().map(clap::builder::PossibleValue::new),
+        ))
     }
 }
 
-/// `--param NAME=VALUE`: any value parses (the recipe checks it); the
-/// built-in recipes' names are offered as `NAME=` to shell completion.
-#[derive(Debug, Clone)]
-pub(crate) struct ParamParser;
+/// `auto` and the embedded recipe ids.
+fn recipe_ids() -> Vec<String> {
+    std::iter::once("auto")
+        .chain(vmrescue::recipe::embedded_ids())
+        .map(str::to_string)
+        .collect()
+}
 
-impl clap::builder::TypedValueParser for ParamParser {
-    type Value = String;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        arg: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<String, clap::Error> {
-        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
-    }
-
-    fn possible_values(
-        &self,
-    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
-        let names = vmrescue::recipe::embedded_param_names();
-        Some(Box::new(
-            names
-                .into_iter()
-                .map(|n| clap::builder::PossibleValue::new(format!("{n}="))),
-        ))
-    }
+/// `NAME=` for every parameter of the embedded recipes.
+fn param_prefixes() -> Vec<String> {
+    vmrescue::recipe::embedded_param_names()
+        .into_iter()
+        .map(|n| format!("{n}="))
+        .collect()
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct PlanArgs {
     /// Recipe id (see `vmrescue recipes`), or `auto`.
-    #[arg(value_parser = RecipeIdParser, hide_possible_values = true)]
+    #[arg(value_parser = Suggesting(recipe_ids), hide_possible_values = true)]
     pub(crate) recipe: String,
     /// A recipe parameter, NAME=VALUE; repeatable.
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = ParamParser, hide_possible_values = true)]
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = Suggesting(param_prefixes), hide_possible_values = true)]
     pub(crate) params: Vec<String>,
     /// Console logs to diagnose for parameter defaults and `auto`.
     #[arg(long = "console-log", visible_alias = "log", value_name = "FILE")]
@@ -491,7 +480,7 @@ pub(crate) struct AzPayloadArgs {
     #[arg(
         value_name = "RECIPE",
         default_value = "auto",
-        value_parser = RecipeIdParser,
+        value_parser = Suggesting(recipe_ids),
         hide_possible_values = true
     )]
     pub(crate) recipe_arg: String,
@@ -573,7 +562,7 @@ pub(crate) struct AzFleetArgs {
     #[arg(long, default_value = "auto")]
     pub(crate) recipe: String,
     /// A recipe parameter baked into the payload, as in `repair`; repeatable.
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = ParamParser, hide_possible_values = true)]
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = Suggesting(param_prefixes), hide_possible_values = true)]
     pub(crate) params: Vec<String>,
     /// The payload boots the repaired disk copy-on-write on the repair VM; a
     /// repair counts as verified only with its "boot OK".

@@ -56,6 +56,14 @@ impl Style {
     }
 }
 
+/// ` --param K=V` for each parameter, as a command line to copy takes them.
+pub(crate) fn param_flags(params: &std::collections::BTreeMap<String, String>) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!(" --param {k}={v}"))
+        .collect()
+}
+
 /// `vmrescue diagnose`: findings first, most relevant on top, with evidence
 /// and the recipes to run.
 pub(crate) fn render_diagnosis(diagnosis: &vmrescue::diagnose::Diagnosis, style: Style) -> String {
@@ -97,16 +105,11 @@ pub(crate) fn render_diagnosis(diagnosis: &vmrescue::diagnose::Diagnosis, style:
             );
         }
         for suggestion in &finding.suggestions {
-            let params: Vec<String> = suggestion
-                .params
-                .iter()
-                .map(|(k, v)| format!("--param {k}={v}"))
-                .collect();
             let _ = writeln!(
                 out,
-                "  fix: vmrescue repair {} {}  ({})",
+                "  fix: vmrescue repair {}{}  ({})",
                 suggestion.recipe,
-                params.join(" "),
+                param_flags(&suggestion.params),
                 suggestion.why
             );
         }

@@ -42,11 +42,7 @@ pub(crate) fn render_verify(report: &VerifyReport, style: Style) -> String {
             }
         }
         if let Some(recipe) = &report.suggested_recipe {
-            let params: String = report
-                .suggested_params
-                .iter()
-                .map(|(k, v)| format!(" --param {k}={v}"))
-                .collect();
+            let params = super::param_flags(&report.suggested_params);
             let _ = writeln!(
                 out,
                 "next: vmrescue plan {recipe}{params}, then vmrescue repair {recipe}{params} --verify-boot"
