@@ -941,6 +941,27 @@ mod tests {
     }
 
     #[test]
+    fn a_private_dev_holds_only_null_mapper_control_and_the_nodes_asked_for() {
+        if !nix::unistd::geteuid().is_root() || !Path::new("/dev/mapper/control").exists() {
+            println!("SKIP: needs root and /dev/mapper/control");
+            return;
+        }
+        let out = Cmd::new("ls")
+            .args(["-A", "/dev", "/dev/mapper"])
+            .with_private_dev(vec![PathBuf::from("/dev/zero")])
+            .read()
+            .unwrap();
+        let mut names: Vec<&str> = out
+            .lines()
+            .filter(|l| !l.is_empty() && !l.ends_with(':'))
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["control", "mapper", "null", "zero"], "{out}");
+        // The host's /dev is untouched.
+        assert!(Path::new("/dev/full").exists());
+    }
+
+    #[test]
     fn tail_buffer_keeps_last_bytes() {
         let mut tail = TailBuffer::new(4);
         tail.push(b"abc");
