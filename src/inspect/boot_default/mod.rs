@@ -95,62 +95,7 @@ pub fn effective_default(root: &RootDir) -> Result<BootDefault> {
     let mut notes = Vec::new();
     let grub = find_grub_cfg(root, &mut notes)?;
     if let Some((cfg_path, cfg)) = grub {
-        let cfg_dir = cfg_path
-            .rsplit_once('/')
-            .map_or("/", |(d, _)| d)
-            .to_string();
-        let mut grubenv_path = None;
-        let mut grubenv = None;
-        let beside = format!("{cfg_dir}/grubenv");
-        for candidate in [beside.as_str(), "/boot/grub2/grubenv", "/boot/grub/grubenv"] {
-            if !root.exists(candidate) {
-                continue;
-            }
-            let bytes = root
-                .read(candidate)
-                .with_context(|| format!("reading {candidate}"))?;
-            match Grubenv::parse(&bytes) {
-                Ok(env) => {
-                    grubenv = Some(env);
-                    grubenv_path = Some(candidate.to_string());
-                }
-                Err(err) => notes.push(format!("{candidate}: {err}; GRUB ignores it")),
-            }
-            break;
-        }
-        if grubenv_path.as_deref().is_some_and(|p| p != beside) && cfg.load_env_line.is_some() {
-            notes.push(format!(
-                "no grubenv beside {cfg_path}; using {}",
-                grubenv_path.clone().unwrap_or_default()
-            ));
-        }
-        let sourced = super::default_grub::load_all(root)?;
-        for file in &sourced {
-            notes.extend(
-                file.file
-                    .warnings()
-                    .iter()
-                    .map(|w| format!("{}: {w}", file.path)),
-            );
-        }
-        let default_grub = (!sourced.is_empty()).then(|| GrubSettings::merge(&sourced));
-        let bls_entries = if cfg.uses_blscfg() {
-            bls::read_entries(root, BLS_DIR)?
-        } else {
-            Vec::new()
-        };
-        let mut result = resolve_grub(
-            GrubInputs {
-                grub_cfg_path: &cfg_path,
-                grub_cfg: &cfg,
-                grubenv_path: grubenv_path.as_deref(),
-                grubenv: grubenv.as_ref(),
-                default_grub: default_grub.as_ref(),
-                bls_entries,
-                bls_dir: BLS_DIR,
-            },
-            &exists,
-        );
+        let mut result = read_grub_default(root, &cfg_path, &cfg, &mut notes)?;
         notes.append(&mut result.warnings);
         result.warnings = notes;
         return Ok(result);
@@ -182,6 +127,79 @@ pub fn effective_default(root: &RootDir) -> Result<BootDefault> {
         "no boot loader configuration on the target: none of {}, /boot/efi/EFI/*/grub.cfg or a systemd-boot loader/loader.conf exists",
         GRUB_CFG_PATHS.join(", ")
     )
+}
+
+/// GRUB's default entry, from the grub.cfg found and the files it and
+/// grub-mkconfig read (grubenv, /etc/default/grub, BLS entries).
+fn read_grub_default(
+    root: &RootDir,
+    cfg_path: &str,
+    cfg: &GrubCfg,
+    notes: &mut Vec<String>,
+) -> Result<BootDefault> {
+    let exists = |p: &str| root.is_file(p);
+    let (grubenv_path, grubenv) = read_grubenv(root, cfg_path, cfg, notes)?;
+    let sourced = super::default_grub::load_all(root)?;
+    for file in &sourced {
+        notes.extend(
+            file.file
+                .warnings()
+                .iter()
+                .map(|w| format!("{}: {w}", file.path)),
+        );
+    }
+    let default_grub = (!sourced.is_empty()).then(|| GrubSettings::merge(&sourced));
+    let bls_entries = if cfg.uses_blscfg() {
+        bls::read_entries(root, BLS_DIR)?
+    } else {
+        Vec::new()
+    };
+    Ok(resolve_grub(
+        GrubInputs {
+            grub_cfg_path: cfg_path,
+            grub_cfg: cfg,
+            grubenv_path: grubenv_path.as_deref(),
+            grubenv: grubenv.as_ref(),
+            default_grub: default_grub.as_ref(),
+            bls_entries,
+            bls_dir: BLS_DIR,
+        },
+        &exists,
+    ))
+}
+
+/// The grubenv `load_env` reads: the first that exists of the one beside
+/// grub.cfg and the two usual places. A corrupt one is skipped as GRUB
+/// skips it, leaving the variables unset rather than trying the next file.
+fn read_grubenv(
+    root: &RootDir,
+    cfg_path: &str,
+    cfg: &GrubCfg,
+    notes: &mut Vec<String>,
+) -> Result<(Option<String>, Option<Grubenv>)> {
+    let cfg_dir = cfg_path.rsplit_once('/').map_or("/", |(d, _)| d);
+    let beside = format!("{cfg_dir}/grubenv");
+    let mut found = (None, None);
+    for candidate in [beside.as_str(), "/boot/grub2/grubenv", "/boot/grub/grubenv"] {
+        if !root.exists(candidate) {
+            continue;
+        }
+        let bytes = root
+            .read(candidate)
+            .with_context(|| format!("reading {candidate}"))?;
+        match Grubenv::parse(&bytes) {
+            Ok(env) => found = (Some(candidate.to_string()), Some(env)),
+            Err(err) => notes.push(format!("{candidate}: {err}; GRUB ignores it")),
+        }
+        break;
+    }
+    if found.0.as_deref().is_some_and(|p| p != beside) && cfg.load_env_line.is_some() {
+        notes.push(format!(
+            "no grubenv beside {cfg_path}; using {}",
+            found.0.clone().unwrap_or_default()
+        ));
+    }
+    Ok(found)
 }
 
 /// The grub.cfg GRUB reads: a full config on the ESP (RHEL 7/8 UEFI) wins
