@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::boot::{params, Boot, Event, MAX_EVIDENCE};
+use super::boot::{params, Boot, Event, Hit, MAX_EVIDENCE};
 use super::known_bugs::CompiledBug;
 use super::parse;
 use super::signatures::{self, FindingInfo};
@@ -147,295 +147,385 @@ struct Draft {
     explains_panic: bool,
 }
 
-pub(super) fn boot_findings(boot: &Boot, known_bugs: &[CompiledBug]) -> Vec<Finding> {
-    let boot_kernel = boot.kernel_version.as_deref();
-    let panic_reasons: Vec<&str> = boot
-        .events
-        .iter()
-        .filter_map(|e| e.panic_reason.as_deref())
-        .collect();
-    let culprits: Vec<(Option<String>, bool)> =
-        boot.events.iter().map(|e| culprit(boot, e)).collect();
+/// What every finding of one boot reads: computed once per boot, not per hit.
+struct BootFacts<'a> {
+    boot: &'a Boot,
+    /// The kernel named by the boot's `Linux version` (or first CPU) line.
+    kernel: Option<&'a str>,
+    panic_reasons: Vec<&'a str>,
+    /// Per event: the culprit module, and whether it is known to taint.
+    culprits: Vec<(Option<String>, bool)>,
+    /// A memory-cgroup trace is in this boot, so that a page-allocation
+    /// failure is the memcg leak rather than plain memory pressure.
+    memcg: bool,
+    /// The hit ids, plus the ids derived from them, that known bugs require.
+    ids_present: BTreeSet<&'a str>,
+}
 
-    let mut drafts: Vec<Draft> = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    let mut ids_present: BTreeSet<&str> = boot.hits.iter().map(|h| h.id).collect();
-    let memcg = ids_present.contains("memcg-cache")
-        || boot.events.iter().any(|e| {
-            e.functions()
-                .any(|f| f.contains("memcg") || f.contains("mem_cgroup"))
-        });
-    if memcg && ids_present.contains("page-allocation-failure") {
-        ids_present.insert("memcg-allocation-failure");
+impl<'a> BootFacts<'a> {
+    fn new(boot: &'a Boot) -> Self {
+        let mut ids_present: BTreeSet<&str> = boot.hits.iter().map(|h| h.id).collect();
+        let memcg = ids_present.contains("memcg-cache")
+            || boot.events.iter().any(|e| {
+                e.functions()
+                    .any(|f| f.contains("memcg") || f.contains("mem_cgroup"))
+            });
+        if memcg && ids_present.contains("page-allocation-failure") {
+            ids_present.insert("memcg-allocation-failure");
+        }
+        Self {
+            boot,
+            kernel: boot.kernel_version.as_deref(),
+            panic_reasons: boot
+                .events
+                .iter()
+                .filter_map(|e| e.panic_reason.as_deref())
+                .collect(),
+            culprits: boot.events.iter().map(|e| culprit(boot, e)).collect(),
+            memcg,
+            ids_present,
+        }
     }
 
-    for hit in &boot.hits {
+    fn culprit_of(&self, event: Option<usize>) -> Option<String> {
+        event
+            .and_then(|i| self.culprits.get(i))
+            .and_then(|c| c.0.clone())
+    }
+}
+
+/// The findings of one boot, most important first. Drafts come from three
+/// sources (the signatures' hits, tainting modules in crash traces, known
+/// bugs); then the findings that are only consequences of another are dropped.
+pub(super) fn boot_findings(boot: &Boot, known_bugs: &[CompiledBug]) -> Vec<Finding> {
+    let facts = BootFacts::new(boot);
+    let mut drafts = signature_drafts(&facts);
+    let modules = faulty_module_drafts(&facts, &drafts);
+    drafts.extend(modules);
+    drafts.extend(
+        known_bugs
+            .iter()
+            .filter_map(|bug| known_bug_draft(&facts, bug)),
+    );
+    drop_consequences(&mut drafts);
+    drop_explained_panic(boot, &mut drafts);
+    drafts.sort_by_key(|d| (group(&d.finding), d.rank));
+    drafts.into_iter().map(|d| d.finding).collect()
+}
+
+/// One draft per distinct finding id among the hits, in the order of first hit.
+fn signature_drafts(facts: &BootFacts<'_>) -> Vec<Draft> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut drafts = Vec::new();
+    for hit in &facts.boot.hits {
         if seen.contains(&hit.id) {
             continue;
         }
         seen.push(hit.id);
-        let mut id = hit.id;
-        if id == "tainting-module-loaded" || id == "memcg-cache" {
-            continue;
+        drafts.extend(signature_draft(facts, hit));
+    }
+    drafts
+}
+
+fn signature_draft(facts: &BootFacts<'_>, hit: &Hit) -> Option<Draft> {
+    let boot = facts.boot;
+    // These two only feed other findings: the faulty module and the memcg
+    // leak.
+    if hit.id == "tainting-module-loaded" || hit.id == "memcg-cache" {
+        return None;
+    }
+    let id = if hit.id == "page-allocation-failure" && facts.memcg {
+        "memcg-allocation-failure"
+    } else {
+        hit.id
+    };
+    let info = signatures::info(id)?;
+    let event = hit.event.and_then(|i| boot.events.get(i));
+    let kernel = event
+        .and_then(|e| e.kernel_version.as_deref())
+        .or(facts.kernel);
+    // Parameters of later hits of the same id fill what the first one lacks
+    // (the root device is often named only on a later line).
+    let mut extra = hit.params.clone();
+    for other in boot.hits.iter().filter(|h| h.id == hit.id) {
+        for (key, value) in &other.params {
+            extra.entry(key.clone()).or_insert_with(|| value.clone());
         }
-        if id == "page-allocation-failure" && memcg {
-            id = "memcg-allocation-failure";
+    }
+    let corrected = extra.contains_key("corrected");
+    // A finding whose two severities are equal is as bad whether or not the
+    // boot panicked (a missing initramfs), so it counts as having caused it.
+    let caused_panic = !corrected && facts.panic_reasons.iter().any(|r| panic_caused_by(id, r))
+        || (info.severity == info.survived);
+    let severity = if id == "sysrq-crash" {
+        Severity::Info
+    } else if caused_panic {
+        info.severity
+    } else {
+        info.survived
+    };
+    if caused_panic {
+        if let Some(knob) = knob_for(id) {
+            extra.insert("knob".into(), knob.to_string());
         }
-        let Some(info) = signatures::info(id) else {
+    }
+    let mut evidence = evidence_for(boot, hit.id);
+    if id == "memcg-allocation-failure" {
+        evidence.extend(evidence_for(boot, "memcg-cache"));
+        evidence.truncate(MAX_EVIDENCE);
+    }
+    Some(Draft {
+        finding: Finding {
+            id: id.to_string(),
+            severity,
+            title: info.title.to_string(),
+            explanation: explain(boot, info, hit.id, &extra),
+            evidence,
+            suggestions: suggestions(info, kernel, &extra),
+            boot_index: Some(boot.index),
+            kernel_version: kernel.map(str::to_string),
+            culprit_module: facts.culprit_of(hit.event),
+        },
+        rank: info.rank,
+        event: hit.event,
+        explains_panic: severity == Severity::Critical || id == "sysrq-crash",
+    })
+}
+
+/// The finding's explanation, with what this boot adds to it: how often it was
+/// seen beyond the kept evidence, the exit code of init, the panic knob.
+fn explain(
+    boot: &Boot,
+    info: &FindingInfo,
+    hit_id: &str,
+    extra: &BTreeMap<String, String>,
+) -> String {
+    let mut explanation = info.explanation.to_string();
+    if let Some(count) = boot
+        .hit_counts
+        .get(hit_id)
+        .filter(|&&c| c as usize > MAX_EVIDENCE)
+    {
+        explanation.push_str(&format!(" (seen {count} times in this boot)"));
+    }
+    if let Some(code) = extra.get("exitcode") {
+        explanation.push_str(&format!(
+            " Exit code here: {code} ({}).",
+            describe_exit_code(code)
+        ));
+    }
+    if let Some(knob) = extra.get("knob") {
+        explanation.push_str(&format!(" The panic was caused by kernel.{knob}."));
+    }
+    explanation
+}
+
+/// A module that taints the kernel in a crash trace, once per module. Its
+/// severity follows the worst finding of its event, since the module is then
+/// the likeliest cause of that finding.
+fn faulty_module_drafts(facts: &BootFacts<'_>, drafts: &[Draft]) -> Vec<Draft> {
+    let boot = facts.boot;
+    let Some(info) = signatures::info("faulty-module") else {
+        return Vec::new();
+    };
+    let mut named: BTreeSet<String> = BTreeSet::new();
+    let mut modules = Vec::new();
+    for (index, event) in boot.events.iter().enumerate() {
+        let (Some(module), true) = &facts.culprits[index] else {
             continue;
         };
-        let event = hit.event.and_then(|i| boot.events.get(i));
-        let kernel = event
-            .and_then(|e| e.kernel_version.as_deref())
-            .or(boot_kernel);
-        let mut extra = hit.params.clone();
-        for other in boot.hits.iter().filter(|h| h.id == hit.id) {
-            for (key, value) in &other.params {
-                extra.entry(key.clone()).or_insert_with(|| value.clone());
-            }
+        if !named.insert(module.clone()) {
+            continue;
         }
-        let corrected = extra.contains_key("corrected");
-        let caused_panic = !corrected && panic_reasons.iter().any(|r| panic_caused_by(id, r))
-            || (info.severity == info.survived);
-        let severity = if id == "sysrq-crash" {
-            Severity::Info
-        } else if caused_panic {
-            info.severity
-        } else {
-            info.survived
+        let worst = drafts
+            .iter()
+            .filter(|d| d.event == Some(index) && d.finding.id != "sysrq-crash")
+            .map(|d| d.finding.severity)
+            .min();
+        let crashed = event.panic_reason.is_some() || worst == Some(Severity::Critical);
+        let severity = match worst {
+            _ if crashed => Severity::Critical,
+            Some(Severity::Error) => Severity::Error,
+            _ => info.survived,
         };
-        if caused_panic {
-            if let Some(knob) = knob_for(id) {
-                extra.insert("knob".into(), knob.to_string());
-            }
-        }
-        let mut evidence = evidence_for(boot, hit.id);
-        if id == "memcg-allocation-failure" {
-            evidence.extend(evidence_for(boot, "memcg-cache"));
-            evidence.truncate(MAX_EVIDENCE);
-        }
-        let mut explanation = info.explanation.to_string();
-        if let Some(count) = boot
-            .hit_counts
-            .get(hit.id)
-            .filter(|&&c| c as usize > MAX_EVIDENCE)
-        {
-            explanation.push_str(&format!(" (seen {count} times in this boot)"));
-        }
-        if let Some(code) = extra.get("exitcode") {
-            explanation.push_str(&format!(
-                " Exit code here: {code} ({}).",
-                describe_exit_code(code)
-            ));
-        }
-        if let Some(knob) = extra.get("knob") {
-            explanation.push_str(&format!(" The panic was caused by kernel.{knob}."));
-        }
-        let culprit_module = hit
-            .event
-            .and_then(|i| culprits.get(i))
-            .and_then(|c| c.0.clone());
-        drafts.push(Draft {
+        let mut evidence: Vec<EvidenceLine> = boot
+            .hits
+            .iter()
+            .filter(|h| h.id == "tainting-module-loaded" && h.params.get("module") == Some(module))
+            .map(|h| h.evidence.clone())
+            .collect();
+        evidence.extend(event.context_evidence.iter().cloned());
+        evidence.truncate(MAX_EVIDENCE);
+        let kernel = event.kernel_version.as_deref().or(facts.kernel);
+        let extra = params([("module", module.clone())]);
+        let tainted = event
+            .taint
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(|t| format!(" and the kernel is tainted ({t})"))
+            .unwrap_or_default();
+        modules.push(Draft {
             finding: Finding {
-                id: id.to_string(),
+                id: "faulty-module".into(),
                 severity,
-                title: info.title.to_string(),
-                explanation,
+                title: format!("{} ({module})", info.title),
+                explanation: format!(
+                    "{} The module `{module}` is in the crash trace{tainted}.",
+                    info.explanation,
+                ),
                 evidence,
                 suggestions: suggestions(info, kernel, &extra),
                 boot_index: Some(boot.index),
                 kernel_version: kernel.map(str::to_string),
-                culprit_module,
+                culprit_module: Some(module.clone()),
             },
             rank: info.rank,
-            event: hit.event,
-            explains_panic: severity == Severity::Critical || id == "sysrq-crash",
+            event: Some(index),
+            explains_panic: crashed,
         });
     }
+    modules
+}
 
-    // A module that taints the kernel in a crash trace.
-    let mut named: BTreeSet<String> = BTreeSet::new();
-    if let Some(info) = signatures::info("faulty-module") {
-        for (index, event) in boot.events.iter().enumerate() {
-            let (Some(module), true) = &culprits[index] else {
-                continue;
-            };
-            if !named.insert(module.clone()) {
-                continue;
-            }
-            let worst = drafts
-                .iter()
-                .filter(|d| d.event == Some(index) && d.finding.id != "sysrq-crash")
-                .map(|d| d.finding.severity)
-                .min();
-            let crashed = event.panic_reason.is_some() || worst == Some(Severity::Critical);
-            let severity = match worst {
-                _ if crashed => Severity::Critical,
-                Some(Severity::Error) => Severity::Error,
-                _ => info.survived,
-            };
-            let mut evidence: Vec<EvidenceLine> = boot
-                .hits
-                .iter()
-                .filter(|h| {
-                    h.id == "tainting-module-loaded" && h.params.get("module") == Some(module)
-                })
-                .map(|h| h.evidence.clone())
-                .collect();
-            evidence.extend(event.context_evidence.iter().cloned());
-            evidence.truncate(MAX_EVIDENCE);
-            let kernel = event.kernel_version.as_deref().or(boot_kernel);
-            let extra = params([("module", module.clone())]);
-            drafts.push(Draft {
-                finding: Finding {
-                    id: "faulty-module".into(),
-                    severity,
-                    title: format!("{} ({module})", info.title),
-                    explanation: format!(
-                        "{} The module `{module}` is in the crash trace{}.",
-                        info.explanation,
-                        event
-                            .taint
-                            .as_deref()
-                            .filter(|t| !t.is_empty())
-                            .map(|t| format!(" and the kernel is tainted ({t})"))
-                            .unwrap_or_default()
-                    ),
-                    evidence,
-                    suggestions: suggestions(info, kernel, &extra),
-                    boot_index: Some(boot.index),
-                    kernel_version: kernel.map(str::to_string),
-                    culprit_module: Some(module.clone()),
-                },
-                rank: info.rank,
-                event: Some(index),
-                explains_panic: crashed,
-            });
-        }
-    }
-
-    // Known bugs.
-    for bug in known_bugs {
-        let matched_event = if bug.bug.functions.is_empty() {
-            let all = bug
-                .bug
-                .requires
-                .iter()
-                .all(|r| ids_present.contains(r.as_str()));
-            all.then(|| {
-                boot.hits
-                    .iter()
-                    .find(|h| bug.bug.requires.iter().any(|r| r == h.id))
-                    .and_then(|h| h.event)
-            })
-        } else {
-            boot.events
-                .iter()
-                .enumerate()
-                .find(|(index, event)| {
-                    event
-                        .functions()
-                        .any(|f| bug.bug.functions.iter().any(|b| b == f))
-                        && bug.bug.requires.iter().all(|r| {
-                            boot.hits
-                                .iter()
-                                .any(|h| h.id == r && h.event == Some(*index))
-                        })
-                })
-                .map(|(index, _)| Some(index))
-        };
-        let Some(event_index) = matched_event else {
-            continue;
-        };
-        let event = event_index.and_then(|i| boot.events.get(i));
-        let kernel = event
-            .and_then(|e| e.kernel_version.as_deref())
-            .or(boot_kernel);
-        let build = event
-            .and_then(|e| e.kernel_build.as_deref())
-            .or(boot.kernel_build.as_deref());
-        if !bug.affects(kernel, build) {
-            continue;
-        }
-        let mut evidence: Vec<EvidenceLine> = Vec::new();
-        if let Some(i) = event_index {
-            evidence.extend(
-                boot.hits
-                    .iter()
-                    .filter(|h| h.event == Some(i) && h.id != "kernel-panic")
-                    .map(|h| h.evidence.clone()),
-            );
-            if let Some(e) = event {
-                evidence.extend(e.context_evidence.iter().cloned());
-            }
-        } else {
-            for required in &bug.bug.requires {
-                evidence.extend(evidence_for(boot, required));
-            }
-        }
-        evidence.truncate(MAX_EVIDENCE);
-        let mut older = BTreeMap::new();
-        if let Some(kernel) = kernel {
-            older.insert("avoid_kernel".to_string(), kernel.to_string());
-        }
-        older.insert("fixed_in".to_string(), bug.bug.fixed_in.clone());
-        let mut suggestions = vec![RecipeSuggestion {
-            recipe: "older-kernel".into(),
-            params: older,
-            why: format!(
-                "boot a kernel without this bug now; after boot update to {} or later",
-                bug.bug.fixed_in
-            ),
-        }];
-        if bug
+/// Where a known bug shows in this boot: `Some(Some(event))` in a crash event,
+/// `Some(None)` by its required findings alone (no event), `None` not at all.
+/// A bug that names functions must have them on one event's stack, with its
+/// required findings on that same event, so that two unrelated crashes of
+/// one boot do not add up to a bug.
+fn known_bug_event(facts: &BootFacts<'_>, bug: &CompiledBug) -> Option<Option<usize>> {
+    let boot = facts.boot;
+    if bug.bug.functions.is_empty() {
+        let all = bug
             .bug
             .requires
             .iter()
-            .any(|r| r == "memcg-allocation-failure")
-        {
-            suggestions.insert(
-                0,
-                RecipeSuggestion {
-                    recipe: "cgroup-nokmem".into(),
-                    params: BTreeMap::new(),
-                    why: "avoid the leak until the kernel is updated".into(),
-                },
-            );
-        }
-        let version_note = match kernel {
-            Some(kernel) => format!("The kernel {kernel} is older than the fix."),
-            None => {
-                "The kernel version is not in the log; the bug applies if it is older than the fix."
-                    .into()
-            }
-        };
-        drafts.push(Draft {
-            finding: Finding {
-                id: bug.finding_id(),
-                severity: Severity::Critical,
-                title: bug.bug.title.clone(),
-                explanation: format!(
-                    "{} Affected: {}. Fixed in {} ({}). {version_note}",
-                    bug.bug.explanation, bug.bug.distribution, bug.bug.fixed_in, bug.bug.reference
-                ),
-                evidence,
-                suggestions,
-                boot_index: Some(boot.index),
-                kernel_version: kernel.map(str::to_string),
-                culprit_module: event_index
-                    .and_then(|i| culprits.get(i))
-                    .and_then(|c| c.0.clone()),
-            },
-            rank: 10,
-            event: event_index,
-            explains_panic: true,
+            .all(|r| facts.ids_present.contains(r.as_str()));
+        return all.then(|| {
+            boot.hits
+                .iter()
+                .find(|h| bug.bug.requires.iter().any(|r| r == h.id))
+                .and_then(|h| h.event)
         });
     }
+    boot.events
+        .iter()
+        .enumerate()
+        .find(|(index, event)| {
+            event
+                .functions()
+                .any(|f| bug.bug.functions.iter().any(|b| b == f))
+                && bug.bug.requires.iter().all(|r| {
+                    boot.hits
+                        .iter()
+                        .any(|h| h.id == r && h.event == Some(*index))
+                })
+        })
+        .map(|(index, _)| Some(index))
+}
 
+fn known_bug_draft(facts: &BootFacts<'_>, bug: &CompiledBug) -> Option<Draft> {
+    let boot = facts.boot;
+    let event_index = known_bug_event(facts, bug)?;
+    let event = event_index.and_then(|i| boot.events.get(i));
+    let kernel = event
+        .and_then(|e| e.kernel_version.as_deref())
+        .or(facts.kernel);
+    let build = event
+        .and_then(|e| e.kernel_build.as_deref())
+        .or(boot.kernel_build.as_deref());
+    if !bug.affects(kernel, build) {
+        return None;
+    }
+    let mut evidence: Vec<EvidenceLine> = Vec::new();
+    if let Some(i) = event_index {
+        // The panic line is left to the top finding (see drop_explained_panic).
+        evidence.extend(
+            boot.hits
+                .iter()
+                .filter(|h| h.event == Some(i) && h.id != "kernel-panic")
+                .map(|h| h.evidence.clone()),
+        );
+        if let Some(e) = event {
+            evidence.extend(e.context_evidence.iter().cloned());
+        }
+    } else {
+        for required in &bug.bug.requires {
+            evidence.extend(evidence_for(boot, required));
+        }
+    }
+    evidence.truncate(MAX_EVIDENCE);
+    let version_note = match kernel {
+        Some(kernel) => format!("The kernel {kernel} is older than the fix."),
+        None => {
+            "The kernel version is not in the log; the bug applies if it is older than the fix."
+                .into()
+        }
+    };
+    Some(Draft {
+        finding: Finding {
+            id: bug.finding_id(),
+            severity: Severity::Critical,
+            title: bug.bug.title.clone(),
+            explanation: format!(
+                "{} Affected: {}. Fixed in {} ({}). {version_note}",
+                bug.bug.explanation, bug.bug.distribution, bug.bug.fixed_in, bug.bug.reference
+            ),
+            evidence,
+            suggestions: known_bug_suggestions(bug, kernel),
+            boot_index: Some(boot.index),
+            kernel_version: kernel.map(str::to_string),
+            culprit_module: facts.culprit_of(event_index),
+        },
+        // Known bugs rank above every signature but a deliberate SysRq
+        // crash (5): they name the cause and the kernel that fixes it.
+        rank: 10,
+        event: event_index,
+        explains_panic: true,
+    })
+}
+
+/// An older kernel always (the bug is in this kernel, and the fixed one may not
+/// be installed yet); for the memcg leak, first the boot parameter that
+/// avoids it.
+fn known_bug_suggestions(bug: &CompiledBug, kernel: Option<&str>) -> Vec<RecipeSuggestion> {
+    let mut older = BTreeMap::new();
+    if let Some(kernel) = kernel {
+        older.insert("avoid_kernel".to_string(), kernel.to_string());
+    }
+    older.insert("fixed_in".to_string(), bug.bug.fixed_in.clone());
+    let mut suggestions = vec![RecipeSuggestion {
+        recipe: "older-kernel".into(),
+        params: older,
+        why: format!(
+            "boot a kernel without this bug now; after boot update to {} or later",
+            bug.bug.fixed_in
+        ),
+    }];
+    if bug
+        .bug
+        .requires
+        .iter()
+        .any(|r| r == "memcg-allocation-failure")
+    {
+        suggestions.insert(
+            0,
+            RecipeSuggestion {
+                recipe: "cgroup-nokmem".into(),
+                params: BTreeMap::new(),
+                why: "avoid the leak until the kernel is updated".into(),
+            },
+        );
+    }
+    suggestions
+}
+
+/// Drops findings that another finding of the boot already explains.
+fn drop_consequences(drafts: &mut Vec<Draft>) {
     let present: BTreeSet<String> = drafts.iter().map(|d| d.finding.id.clone()).collect();
     let has = |id: &str| present.contains(id);
     // A deliberate SysRq crash explains the oops that it produces.
     let sysrq = has("sysrq-crash");
+    // The generic `oops` only says what a specific header already says better.
     let specific_oops = [
         "kernel-bug",
         "null-pointer-dereference",
@@ -455,6 +545,8 @@ pub(super) fn boot_findings(boot: &Boot, known_bugs: &[CompiledBug]) -> Vec<Find
         if d.finding.id == "oops" && specific_oops {
             return false;
         }
+        // When list debugging turns a corruption into a BUG (`kernel BUG at
+        // lib/list_debug.c`), that is the same event, not a second bug.
         if d.finding.id == "kernel-bug"
             && has("list-corruption")
             && d.finding
@@ -464,31 +556,31 @@ pub(super) fn boot_findings(boot: &Boot, known_bugs: &[CompiledBug]) -> Vec<Find
         {
             return false;
         }
-        // A divide error that is a known bug is reported once, as the bug.
         true
     });
+}
 
-    // The generic panic finding only when nothing specific explains it.
+/// The generic panic finding only when nothing specific explains it; its
+/// lines then go to the evidence of the top finding, which they belong to.
+fn drop_explained_panic(boot: &Boot, drafts: &mut Vec<Draft>) {
     let explained = drafts
         .iter()
         .any(|d| d.finding.id != "kernel-panic" && d.explains_panic);
-    if explained {
-        let panic_evidence: Vec<EvidenceLine> = evidence_for(boot, "kernel-panic");
-        drafts.retain(|d| d.finding.id != "kernel-panic");
-        // The panic lines still belong in the evidence of the top finding.
-        drafts.sort_by_key(|d| (group(&d.finding), d.rank));
-        if let Some(top) = drafts.first_mut() {
-            for line in panic_evidence {
-                if top.finding.evidence.len() < MAX_EVIDENCE + 2
-                    && !top.finding.evidence.contains(&line)
-                {
-                    top.finding.evidence.push(line);
-                }
+    if !explained {
+        return;
+    }
+    let panic_evidence: Vec<EvidenceLine> = evidence_for(boot, "kernel-panic");
+    drafts.retain(|d| d.finding.id != "kernel-panic");
+    drafts.sort_by_key(|d| (group(&d.finding), d.rank));
+    if let Some(top) = drafts.first_mut() {
+        for line in panic_evidence {
+            if top.finding.evidence.len() < MAX_EVIDENCE + 2
+                && !top.finding.evidence.contains(&line)
+            {
+                top.finding.evidence.push(line);
             }
         }
     }
-    drafts.sort_by_key(|d| (group(&d.finding), d.rank));
-    drafts.into_iter().map(|d| d.finding).collect()
 }
 
 fn group(finding: &Finding) -> u8 {

@@ -70,6 +70,19 @@ pub fn offline_findings(
     snapshot: &Snapshot,
     layout: Option<&Layout>,
 ) -> Result<Vec<Finding>> {
+    // Every check runs, so that one broken thing does not hide another.
+    let mut findings = default_kernel_findings(snapshot);
+    findings.extend(root_mismatch_finding(snapshot));
+    findings.extend(layout.and_then(fstab_source_finding));
+    findings.extend(init_finding(root));
+    findings.extend(blacklisted_drivers(root)?);
+    findings.extend(sysctl_findings(root)?);
+    findings.extend(kdump_findings(root, snapshot)?);
+    Ok(findings)
+}
+
+/// The default kernel's own files: initramfs, modules, third-party modules.
+fn default_kernel_findings(snapshot: &Snapshot) -> Vec<Finding> {
     let mut findings = Vec::new();
     let default = snapshot
         .boot
@@ -134,6 +147,11 @@ pub fn offline_findings(
             }
         }
     }
+    findings
+}
+
+/// root= on the command line and `/` in fstab name different filesystems.
+fn root_mismatch_finding(snapshot: &Snapshot) -> Option<Finding> {
     if let (Some(arg), Some(fstab)) = (&snapshot.root_arg, &snapshot.fstab_root) {
         if crate::inspect::snapshot::root_specs_conflict(arg, fstab) {
             let mut f = finding(
@@ -148,34 +166,46 @@ pub fn offline_findings(
                 &[],
                 "point both at the filesystem on the disk",
             ));
-            findings.push(f);
+            return Some(f);
         }
     }
-    if let Some(layout) = layout {
-        let missing: Vec<_> = layout.unresolved.iter().filter(|n| !n.nofail).collect();
-        if !missing.is_empty() {
-            let mut f = finding(
-                "offline-fstab-source-missing",
-                Severity::Error,
-                format!("{} fstab entr{} name a source that is not on the disk", missing.len(), if missing.len() == 1 { "y" } else { "ies" }),
-                "systemd waits for these and drops to emergency mode (`Dependency failed for …`) unless they are marked nofail.",
-                missing.iter().map(|n| evidence("/etc/fstab", n.line as u64, format!("{} {} {}", n.spec, n.mount_point, n.fstype))).collect(),
-            );
-            f.suggestions.push(suggest(
-                "fix-root-fs",
-                &[],
-                "add nofail to them (and fix root references)",
-            ));
-            findings.push(f);
-        }
+    None
+}
+
+/// fstab entries without nofail whose source is not on the disk.
+fn fstab_source_finding(layout: &Layout) -> Option<Finding> {
+    let missing: Vec<_> = layout.unresolved.iter().filter(|n| !n.nofail).collect();
+    if missing.is_empty() {
+        return None;
     }
+    let plural = if missing.len() == 1 { "y" } else { "ies" };
+    let mut f = finding(
+        "offline-fstab-source-missing",
+        Severity::Error,
+        format!("{} fstab entr{plural} name a source that is not on the disk", missing.len()),
+        "systemd waits for these and drops to emergency mode (`Dependency failed for …`) unless they are marked nofail.",
+        missing
+            .iter()
+            .map(|n| evidence("/etc/fstab", n.line as u64, format!("{} {} {}", n.spec, n.mount_point, n.fstype)))
+            .collect(),
+    );
+    f.suggestions.push(suggest(
+        "fix-root-fs",
+        &[],
+        "add nofail to them (and fix root references)",
+    ));
+    Some(f)
+}
+
+/// No init program where the kernel looks for one.
+fn init_finding(root: &RootDir) -> Option<Finding> {
     let init = [
         "/sbin/init",
         "/usr/lib/systemd/systemd",
         "/lib/systemd/systemd",
     ];
     if !init.iter().any(|p| root.is_file(p)) {
-        findings.push(finding(
+        return Some(finding(
             "offline-init-missing",
             Severity::Critical,
             "No init program (/sbin/init, systemd) on the root filesystem".into(),
@@ -183,10 +213,7 @@ pub fn offline_findings(
             vec![evidence("/sbin/init", 0, "missing")],
         ));
     }
-    findings.extend(blacklisted_drivers(root)?);
-    findings.extend(sysctl_findings(root)?);
-    findings.extend(kdump_findings(root, snapshot)?);
-    Ok(findings)
+    None
 }
 
 /// Why the target looks like a Hyper-V (Azure) guest: the Azure agent or

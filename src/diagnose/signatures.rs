@@ -71,203 +71,285 @@ pub enum Kind {
 /// prefilter run over whole chunks, so that uninteresting lines cost almost
 /// nothing; on a line that passes it, only the patterns whose literals occur
 /// in the line are tried.
-const PATTERNS: &[(Kind, &str, &[&str])] = &[
-    (Kind::BootVersion, r"Linux version \d", &["Linux version"]),
-    (Kind::CommandLine, r"^Command line: ", &["ommand line:"]),
+///
+/// The last field is the finding of a bare crash header: a line that opens
+/// (or joins) an event and records that finding with no parameters. Kept
+/// here rather than in the line handler so that a new header signature is one
+/// table row, not one more match arm that must repeat the same three calls.
+const PATTERNS: &[(Kind, &str, &[&str], Option<&str>)] = &[
+    (
+        Kind::BootVersion,
+        r"Linux version \d",
+        &["Linux version"],
+        None,
+    ),
+    (
+        Kind::CommandLine,
+        r"^Command line: ",
+        &["ommand line:"],
+        None,
+    ),
     (
         Kind::KernelCommandLine,
         r"^Kernel command line: ",
         &["ommand line:"],
+        None,
     ),
     (
         Kind::Panic,
         r"(?i)Kernel panic - not syncing",
         &["anic - not syncing"],
+        None,
     ),
-    (Kind::CutHere, r"-{4}\[ cut here \]-{4}", &["cut here"]),
+    (
+        Kind::CutHere,
+        r"-{4}\[ cut here \]-{4}",
+        &["cut here"],
+        None,
+    ),
     (
         Kind::UnknownBlock,
         r"unknown-block\((\d+),(\d+)\)",
         &["unknown-block"],
+        None,
     ),
     (
         Kind::CannotOpenRoot,
         r"Cannot open root device",
         &["Cannot open root device"],
+        None,
     ),
     (
         Kind::NoInit,
         r"No working init found|No init found|Requested init \S+ failed|Failed to execute /init",
         &["init found", "Requested init", "Failed to execute /init"],
+        None,
     ),
     (
         Kind::DracutCouldNotBoot,
         r"Could not boot\.?$|Warning: Could not boot",
         &["Could not boot"],
+        None,
     ),
     (
         Kind::DracutDoesNotExist,
         r"Warning: /dev/\S+ does not exist",
         &["does not exist"],
+        None,
     ),
     (
         Kind::DracutTimeout,
         r"dracut-initqueue:? timeout",
         &["dracut-initqueue"],
+        None,
     ),
     (
         Kind::DracutEmergency,
         r"rdsosreport\.txt|Starting Dracut Emergency Shell|dracut:/#|Entering emergency mode",
         &["rdsosreport", "mergency", "dracut:/#"],
+        None,
     ),
     (
         Kind::InitramfsAlert,
         r"ALERT! .* does not exist",
         &["does not exist"],
+        None,
     ),
     (
         Kind::InitramfsGaveUp,
         r"Gave up waiting for root (?:file system )?device|Dropping to a shell",
         &["Gave up waiting", "Dropping to a shell"],
+        None,
     ),
-    (Kind::KillInit, r"Attempted to kill init!?", &["kill init"]),
+    (
+        Kind::KillInit,
+        r"Attempted to kill init!?",
+        &["kill init"],
+        None,
+    ),
     (
         Kind::Oops,
         r"\bOops\b.*\[#\d+\]|Internal error: Oops",
         &["Oops"],
+        None,
     ),
     (
         Kind::SysRq,
         r"(?i)sysrq\s*:.*trigger a crash|sysrq_handle_crash|sysrq triggered crash",
         &["sysrq", "SysRq"],
+        None,
     ),
-    (Kind::KernelBug, r"kernel BUG at ", &["BUG at "]),
+    (Kind::KernelBug, r"kernel BUG at ", &["BUG at "], None),
     (
         Kind::NullDeref,
         r"NULL pointer dereference",
         &["NULL pointer"],
+        Some("null-pointer-dereference"),
     ),
     (
         Kind::PageFault,
         r"(?i)unable to handle (?:kernel )?(?:page fault|paging request)",
         &["nable to handle"],
+        Some("page-fault"),
     ),
     (
         Kind::Gpf,
         r"general protection fault",
         &["general protection"],
+        Some("general-protection-fault"),
     ),
     (
         Kind::DivideError,
         r"divide error: |Oops: divide error",
         &["divide error"],
+        Some("divide-error"),
     ),
     (
         Kind::InvalidOpcode,
         r"invalid opcode: ",
         &["invalid opcode"],
+        None,
     ),
     (
         Kind::SoftLockup,
         r"soft lockup - CPU#?\d+ stuck|softlockup: hung tasks",
         &["soft lockup", "softlockup"],
+        None,
     ),
     (
         Kind::HardLockup,
         r"(?i)hard lockup",
         &["LOCKUP", "ard lockup"],
+        Some("hard-lockup"),
     ),
     (
         Kind::HungTask,
         r"blocked for more than \d+ seconds|hung_task: blocked tasks",
         &["blocked for more than", "hung_task"],
+        None,
     ),
-    (Kind::OomPanic, r"panic_on_oom", &["panic_on_oom"]),
+    (Kind::OomPanic, r"panic_on_oom", &["panic_on_oom"], None),
     (
         Kind::OomDeadlock,
         r"System is deadlocked on memory|no killable process",
         &["deadlocked on memory", "killable process"],
+        None,
     ),
     (
         Kind::OomKill,
         r"Out of memory: Kill|Out of memory \(oom_kill_allocating_task\)|invoked oom-killer|Memory cgroup out of memory",
         &["ut of memory", "oom-killer"],
+        Some("oom-kill"),
     ),
-    (Kind::NmiIoCheck, r"(?i)iock error", &["NMI", "iock"]),
+    (
+        Kind::NmiIoCheck,
+        r"(?i)iock error",
+        &["NMI", "iock"],
+        Some("nmi-io-check"),
+    ),
     (
         Kind::NmiUnknown,
         r"NMI received for unknown reason|Dazed and confused",
         &["NMI", "Dazed"],
+        Some("nmi-unknown"),
     ),
-    (Kind::NmiSerr, r"NMI: PCI system error", &["NMI"]),
+    (
+        Kind::NmiSerr,
+        r"NMI: PCI system error",
+        &["NMI"],
+        Some("nmi-unrecovered"),
+    ),
     (
         Kind::NmiNotContinuing,
         r"NMI: Not continuing|not syncing: NMI|not syncing: An NMI occurred",
         &["NMI"],
+        None,
     ),
     (
         Kind::MachineCheck,
         r"(?i)machine check exception|fatal machine check|machine check from unknown source|processor context corrupt|Not all CPUs entered broadcast exception handler|\[Hardware Error\]: (?:CPU \d+: )?Machine Check",
         &["achine check", "Machine Check", "broadcast exception"],
+        Some("machine-check"),
     ),
     (
         Kind::MachineCheckCorrected,
         r"Machine check events logged",
         &["achine check"],
+        None,
     ),
     (
         Kind::ListCorruption,
         r"list_(?:del|add) corruption",
         &["corruption"],
+        Some("list-corruption"),
     ),
     (
         Kind::SlabObjectsRemaining,
         r"Objects remaining in kmalloc|Slab cache still has objects",
         &["Objects remaining", "still has objects"],
+        Some("slab-objects-remaining"),
     ),
     (
         Kind::AllocationFailure,
         r"page allocation failure|SLUB: Unable to allocate memory on node",
         &["page allocation failure", "Unable to allocate memory"],
+        Some("page-allocation-failure"),
     ),
     (
         Kind::MemcgCache,
         r"cache: \S+\(\d+:|memcg_kmem|mem_cgroup",
         &["cache: ", "cg_kmem", "_cgroup"],
+        None,
     ),
     (
         Kind::Warning,
         r"WARNING: (?:CPU: \d+ PID: \d+ )?at ",
         &["WARNING:"],
+        Some("kernel-warning"),
     ),
     (
         Kind::RcuStall,
         r"detected stalls? on CPU|self-detected stall on CPU|rcu_sched kthread starved",
         &["detected stall", "kthread starved"],
+        Some("rcu-stall"),
     ),
     (
         Kind::TaintingModule,
         r"loading out-of-tree module taints kernel|module verification failed: signature|module license '[^']*' taints kernel",
         &["taint"],
+        None,
     ),
     (
         Kind::CpuLine,
         r"[Cc]omm: .*(?:Not tainted|Tainted: )",
         &["Tainted", "taint"],
+        None,
     ),
-    (Kind::HardwareName, r"^Hardware name: ", &["Hardware "]),
+    (
+        Kind::HardwareName,
+        r"^Hardware name: ",
+        &["Hardware "],
+        None,
+    ),
     (
         Kind::CallTrace,
         r"^(?:Call Trace|Call trace|Backtrace):?",
         &["Call Trace", "Call trace", "Backtrace"],
+        None,
     ),
-    (Kind::Frame, r"\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+", &["+0x"]),
+    (
+        Kind::Frame,
+        r"\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+",
+        &["+0x"],
+        None,
+    ),
     (
         Kind::ModulesLinked,
         r"Modules linked in:",
         &["Modules linked in"],
+        None,
     ),
-    (Kind::EndTrace, r"---\[ end trace", &["[ end trace"]),
+    (Kind::EndTrace, r"---\[ end trace", &["[ end trace"], None),
 ];
 
 /// The kinds of one line, in `PATTERNS` order.
@@ -279,10 +361,12 @@ impl LineKinds {
         self.0 == 0
     }
 
-    pub fn iter(self) -> impl Iterator<Item = Kind> {
+    /// Each kind with the finding its line records when it is a bare crash
+    /// header (see `PATTERNS`).
+    pub fn iter(self) -> impl Iterator<Item = (Kind, Option<&'static str>)> {
         (0..PATTERNS.len())
             .filter(move |i| self.0 & (1 << i) != 0)
-            .map(|i| PATTERNS[i].0)
+            .map(|i| (PATTERNS[i].0, PATTERNS[i].3))
     }
 }
 
@@ -309,7 +393,10 @@ pub struct Engine {
 /// The union of the patterns' literals, each once, in table order.
 fn literals() -> Vec<&'static str> {
     let mut literals: Vec<&str> = Vec::new();
-    for literal in PATTERNS.iter().flat_map(|(_, _, literals)| literals.iter()) {
+    for literal in PATTERNS
+        .iter()
+        .flat_map(|(_, _, literals, _)| literals.iter())
+    {
         if !literals.contains(literal) {
             literals.push(literal);
         }
@@ -329,7 +416,7 @@ impl Engine {
                 PATTERNS
                     .iter()
                     .enumerate()
-                    .filter(|(_, (_, _, names))| names.contains(literal))
+                    .filter(|(_, (_, _, names, _))| names.contains(literal))
                     .fold(0u64, |mask, (index, _)| mask | 1 << index)
             })
             .collect();
@@ -347,7 +434,7 @@ impl Engine {
             literal_patterns,
             patterns: PATTERNS
                 .iter()
-                .map(|(_, pattern, _)| compile(pattern))
+                .map(|(_, pattern, _, _)| compile(pattern))
                 .collect::<Result<_>>()?,
             unknown_block: compile(r"unknown-block\((\d+),(\d+)\)")?,
             root_device: compile(r#"Cannot open root device "?([^"\s]+)"?"#)?,
@@ -639,7 +726,7 @@ mod tests {
     #[test]
     fn literal_preselection_finds_what_all_patterns_find_on_the_corpus() {
         let engine = Engine::new().unwrap();
-        let all = RegexSet::new(PATTERNS.iter().map(|(_, p, _)| *p)).unwrap();
+        let all = RegexSet::new(PATTERNS.iter().map(|(_, p, _, _)| *p)).unwrap();
         let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         let mut lines_checked = 0;
         for dir in ["panics", "boot-logs"] {
@@ -662,6 +749,15 @@ mod tests {
             }
         }
         assert!(lines_checked > 1000, "{lines_checked}");
+    }
+
+    #[test]
+    fn every_header_finding_is_a_described_finding() {
+        let headers: Vec<_> = PATTERNS.iter().filter_map(|p| p.3).collect();
+        assert!(!headers.is_empty());
+        for id in headers {
+            assert!(info(id).is_some(), "{id} has no FindingInfo");
+        }
     }
 
     #[test]

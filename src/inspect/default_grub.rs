@@ -558,64 +558,32 @@ fn scan_word(text: &str, start: usize) -> Word {
     let bytes = text.as_bytes();
     let mut value = String::new();
     let mut i = start;
+    // What each run of the word was, to tell a word quoted as a whole (which
+    // an edit can re-quote the same way) from one that mixes quoting.
     let mut parts: Vec<Quoting> = Vec::new();
     let mut unterminated = false;
+    // Start of the plain text not yet copied into `value`. Backticks and
+    // `$(…)` do not move it: their text stays in the value as written.
     let mut chars_start = i;
     let push_plain = |value: &mut String, from: usize, to: usize| value.push_str(&text[from..to]);
     while i < bytes.len() {
-        match bytes[i] {
+        let closed = match bytes[i] {
             b' ' | b'\t' | b'\n' | b';' => break,
             b'\'' => {
                 push_plain(&mut value, chars_start, i);
-                match text[i + 1..].find('\'') {
-                    Some(close) => {
-                        value.push_str(&text[i + 1..i + 1 + close]);
-                        i += close + 2;
-                    }
-                    None => {
-                        value.push_str(&text[i + 1..]);
-                        i = bytes.len();
-                        unterminated = true;
-                    }
-                }
+                let closed;
+                (i, closed) = single_quoted(text, i, &mut value);
                 parts.push(Quoting::Single);
                 chars_start = i;
+                closed
             }
             b'"' => {
                 push_plain(&mut value, chars_start, i);
-                i += 1;
-                let mut closed = false;
-                let mut seg_start = i;
-                while i < bytes.len() {
-                    match bytes[i] {
-                        b'\\'
-                            if matches!(
-                                bytes.get(i + 1),
-                                Some(b'"' | b'\\' | b'$' | b'`' | b'\n')
-                            ) =>
-                        {
-                            value.push_str(&text[seg_start..i]);
-                            if bytes[i + 1] != b'\n' {
-                                value.push(bytes[i + 1] as char);
-                            }
-                            i += 2;
-                            seg_start = i;
-                        }
-                        b'"' => {
-                            closed = true;
-                            break;
-                        }
-                        _ => i += 1,
-                    }
-                }
-                value.push_str(&text[seg_start..i.min(bytes.len())]);
-                if closed {
-                    i += 1;
-                } else {
-                    unterminated = true;
-                }
+                let closed;
+                (i, closed) = double_quoted(text, i, &mut value);
                 parts.push(Quoting::Double);
                 chars_start = i;
+                closed
             }
             b'\\' => {
                 push_plain(&mut value, chars_start, i);
@@ -627,45 +595,29 @@ fn scan_word(text: &str, start: usize) -> Word {
                 i += 1 + next_len;
                 parts.push(Quoting::Mixed);
                 chars_start = i;
+                true
             }
             b'`' => {
-                match text[i + 1..].find('`') {
-                    Some(close) => i += close + 2,
-                    None => {
-                        i = bytes.len();
-                        unterminated = true;
-                    }
-                }
+                let closed;
+                (i, closed) = backticks_end(text, i);
                 parts.push(Quoting::Mixed);
+                closed
             }
             b'$' if bytes.get(i + 1) == Some(&b'(') => {
-                let mut depth = 0usize;
-                while i < bytes.len() {
-                    match bytes[i] {
-                        b'(' => depth += 1,
-                        b')' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                i += 1;
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    i += 1;
-                }
-                if depth > 0 {
-                    unterminated = true;
-                }
+                let closed;
+                (i, closed) = command_substitution_end(text, i);
                 parts.push(Quoting::Mixed);
+                closed
             }
             _ => {
                 i += 1;
                 if parts.last() != Some(&Quoting::None) {
                     parts.push(Quoting::None);
                 }
+                true
             }
-        }
+        };
+        unterminated |= !closed;
     }
     let end = i.min(bytes.len());
     push_plain(&mut value, chars_start.min(end), end);
@@ -681,6 +633,82 @@ fn scan_word(text: &str, start: usize) -> Word {
         quoting,
         unterminated,
     }
+}
+
+/// `'…'` at `i`, its text appended to `value` as is; the index after it,
+/// and whether it was closed.
+fn single_quoted(text: &str, i: usize, value: &mut String) -> (usize, bool) {
+    match text[i + 1..].find('\'') {
+        Some(close) => {
+            value.push_str(&text[i + 1..i + 1 + close]);
+            (i + close + 2, true)
+        }
+        None => {
+            value.push_str(&text[i + 1..]);
+            (text.len(), false)
+        }
+    }
+}
+
+/// `"…"` at `i`: `\` escapes only `"`, `\`, `$`, `` ` `` and a newline (a
+/// continuation), as in sh; the index after it, and whether it was closed.
+fn double_quoted(text: &str, mut i: usize, value: &mut String) -> (usize, bool) {
+    let bytes = text.as_bytes();
+    i += 1;
+    let mut closed = false;
+    let mut seg_start = i;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if matches!(bytes.get(i + 1), Some(b'"' | b'\\' | b'$' | b'`' | b'\n')) => {
+                value.push_str(&text[seg_start..i]);
+                if bytes[i + 1] != b'\n' {
+                    value.push(bytes[i + 1] as char);
+                }
+                i += 2;
+                seg_start = i;
+            }
+            b'"' => {
+                closed = true;
+                break;
+            }
+            _ => i += 1,
+        }
+    }
+    value.push_str(&text[seg_start..i.min(bytes.len())]);
+    if closed {
+        i += 1;
+    }
+    (i, closed)
+}
+
+/// The index after the `` `…` `` at `i`, and whether it was closed.
+fn backticks_end(text: &str, i: usize) -> (usize, bool) {
+    match text[i + 1..].find('`') {
+        Some(close) => (i + close + 2, true),
+        None => (text.len(), false),
+    }
+}
+
+/// The index after the `$(…)` at `i` (nested parentheses counted), and
+/// whether it was closed.
+fn command_substitution_end(text: &str, mut i: usize) -> (usize, bool) {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    i += 1;
+                    break;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    (i, depth == 0)
 }
 
 fn escape_double(value: &str) -> String {

@@ -151,11 +151,17 @@ enum Token {
 /// Splits GRUB script into commands and block braces.
 fn lex(text: &str, warnings: &mut Vec<String>) -> Vec<Token> {
     let bytes = text.as_bytes();
+    let mut lexer = Lexer {
+        text,
+        i: 0,
+        line: 1,
+        warnings,
+    };
     let mut tokens = Vec::new();
     let mut words: Vec<Word> = Vec::new();
-    let mut line = 1usize;
+    // A command's token carries the line it starts on, even when a quoted
+    // argument runs over several lines.
     let mut command_line = 1usize;
-    let mut i = 0usize;
 
     let flush = |words: &mut Vec<Word>, tokens: &mut Vec<Token>, line: usize| {
         if !words.is_empty() {
@@ -166,127 +172,170 @@ fn lex(text: &str, warnings: &mut Vec<String>) -> Vec<Token> {
         }
     };
 
-    while i < bytes.len() {
-        let c = bytes[i];
+    while lexer.i < bytes.len() {
+        let c = bytes[lexer.i];
         match c {
-            b' ' | b'\t' | b'\r' => i += 1,
+            b' ' | b'\t' | b'\r' => lexer.i += 1,
             b'\n' | b';' => {
                 flush(&mut words, &mut tokens, command_line);
                 if c == b'\n' {
-                    line += 1;
+                    lexer.line += 1;
                 }
-                i += 1;
+                lexer.i += 1;
             }
             b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
+                while lexer.i < bytes.len() && bytes[lexer.i] != b'\n' {
+                    lexer.i += 1;
                 }
             }
             _ => {
                 if words.is_empty() {
-                    command_line = line;
+                    command_line = lexer.line;
                 }
-                let start = i;
-                let mut value = String::new();
-                let mut quoted = false;
-                let mut seg = i;
-                while i < bytes.len() {
-                    match bytes[i] {
-                        b' ' | b'\t' | b'\r' | b'\n' | b';' => break,
-                        b'\'' => {
-                            value.push_str(&text[seg..i]);
-                            quoted = true;
-                            let close = text[i + 1..].find('\'');
-                            let end = close.map_or(bytes.len(), |c| i + 1 + c);
-                            value.push_str(&text[i + 1..end]);
-                            line += text[i + 1..end].matches('\n').count();
-                            if close.is_none() {
-                                warnings.push(format!("line {line}: unterminated single quote"));
-                            }
-                            i = (end + 1).min(bytes.len());
-                            seg = i;
-                        }
-                        b'"' => {
-                            value.push_str(&text[seg..i]);
-                            quoted = true;
-                            i += 1;
-                            let mut s = i;
-                            let mut closed = false;
-                            while i < bytes.len() {
-                                match bytes[i] {
-                                    b'\\'
-                                        if matches!(
-                                            bytes.get(i + 1),
-                                            Some(b'"' | b'\\' | b'$' | b'\n')
-                                        ) =>
-                                    {
-                                        value.push_str(&text[s..i]);
-                                        if bytes[i + 1] == b'\n' {
-                                            line += 1;
-                                        } else {
-                                            value.push(bytes[i + 1] as char);
-                                        }
-                                        i += 2;
-                                        s = i;
-                                    }
-                                    b'"' => {
-                                        closed = true;
-                                        break;
-                                    }
-                                    b'\n' => {
-                                        line += 1;
-                                        i += 1;
-                                    }
-                                    _ => i += 1,
-                                }
-                            }
-                            value.push_str(&text[s..i.min(bytes.len())]);
-                            if closed {
-                                i += 1;
-                            } else {
-                                warnings.push(format!("line {line}: unterminated double quote"));
-                            }
-                            seg = i;
-                        }
-                        b'\\' => {
-                            value.push_str(&text[seg..i]);
-                            let next_len = text[i + 1..].chars().next().map_or(0, char::len_utf8);
-                            if bytes.get(i + 1) == Some(&b'\n') {
-                                line += 1;
-                            } else {
-                                value.push_str(&text[i + 1..i + 1 + next_len]);
-                            }
-                            i += 1 + next_len;
-                            seg = i;
-                        }
-                        _ => i += 1,
-                    }
-                }
-                let end = i.min(bytes.len());
-                value.push_str(&text[seg.min(end)..end]);
-                let raw = &text[start..end];
-                if !quoted && raw == "{" {
+                let word = lexer.word();
+                let raw = &text[word.raw_start..word.raw_end];
+                // Braces are block delimiters only as bare words: `"{"` and
+                // `a{` are ordinary arguments.
+                if !word.quoted && raw == "{" {
                     flush(&mut words, &mut tokens, command_line);
-                    tokens.push(Token::Open { line });
-                } else if !quoted && raw == "}" {
+                    tokens.push(Token::Open { line: lexer.line });
+                } else if !word.quoted && raw == "}" {
                     flush(&mut words, &mut tokens, command_line);
-                    tokens.push(Token::Close { line });
+                    tokens.push(Token::Close { line: lexer.line });
                 } else {
                     if words.is_empty() {
-                        command_line = line;
+                        command_line = lexer.line;
                     }
-                    words.push(Word {
-                        value,
-                        raw_start: start,
-                        raw_end: end,
-                        quoted,
-                    });
+                    words.push(word);
                 }
             }
         }
     }
     flush(&mut words, &mut tokens, command_line);
     tokens
+}
+
+/// A cursor over grub.cfg's text. `line` counts every newline passed,
+/// quoted and escaped ones included.
+struct Lexer<'a, 'w> {
+    text: &'a str,
+    i: usize,
+    line: usize,
+    warnings: &'w mut Vec<String>,
+}
+
+impl Lexer<'_, '_> {
+    /// One word from the cursor: unquoted text, `'…'`, `"…"` and `\`
+    /// escapes run together up to a blank or `;`, as in a shell.
+    fn word(&mut self) -> Word {
+        let text = self.text;
+        let bytes = text.as_bytes();
+        let start = self.i;
+        let mut value = String::new();
+        let mut quoted = false;
+        // Start of the plain text not yet copied into `value`.
+        let mut seg = self.i;
+        while self.i < bytes.len() {
+            match bytes[self.i] {
+                b' ' | b'\t' | b'\r' | b'\n' | b';' => break,
+                b'\'' => {
+                    value.push_str(&text[seg..self.i]);
+                    quoted = true;
+                    self.single_quoted(&mut value);
+                    seg = self.i;
+                }
+                b'"' => {
+                    value.push_str(&text[seg..self.i]);
+                    quoted = true;
+                    self.double_quoted(&mut value);
+                    seg = self.i;
+                }
+                b'\\' => {
+                    value.push_str(&text[seg..self.i]);
+                    self.escaped(&mut value);
+                    seg = self.i;
+                }
+                _ => self.i += 1,
+            }
+        }
+        let end = self.i.min(bytes.len());
+        value.push_str(&text[seg.min(end)..end]);
+        Word {
+            value,
+            raw_start: start,
+            raw_end: end,
+            quoted,
+        }
+    }
+
+    /// `'…'` at the cursor: everything up to the next `'` is literal.
+    fn single_quoted(&mut self, value: &mut String) {
+        let (text, i) = (self.text, self.i);
+        let close = text[i + 1..].find('\'');
+        let end = close.map_or(text.len(), |c| i + 1 + c);
+        value.push_str(&text[i + 1..end]);
+        self.line += text[i + 1..end].matches('\n').count();
+        if close.is_none() {
+            let line = self.line;
+            self.warnings
+                .push(format!("line {line}: unterminated single quote"));
+        }
+        self.i = (end + 1).min(text.len());
+    }
+
+    /// `"…"` at the cursor: `\` escapes only `"`, `\`, `$` and a newline
+    /// (which joins lines); `$` is kept as written.
+    fn double_quoted(&mut self, value: &mut String) {
+        let text = self.text;
+        let bytes = text.as_bytes();
+        self.i += 1;
+        let mut s = self.i;
+        let mut closed = false;
+        while self.i < bytes.len() {
+            let i = self.i;
+            match bytes[i] {
+                b'\\' if matches!(bytes.get(i + 1), Some(b'"' | b'\\' | b'$' | b'\n')) => {
+                    value.push_str(&text[s..i]);
+                    if bytes[i + 1] == b'\n' {
+                        self.line += 1;
+                    } else {
+                        value.push(bytes[i + 1] as char);
+                    }
+                    self.i += 2;
+                    s = self.i;
+                }
+                b'"' => {
+                    closed = true;
+                    break;
+                }
+                b'\n' => {
+                    self.line += 1;
+                    self.i += 1;
+                }
+                _ => self.i += 1,
+            }
+        }
+        value.push_str(&text[s..self.i.min(bytes.len())]);
+        if closed {
+            self.i += 1;
+        } else {
+            let line = self.line;
+            self.warnings
+                .push(format!("line {line}: unterminated double quote"));
+        }
+    }
+
+    /// `\x` outside quotes: the next character, literal; `\` newline joins lines.
+    fn escaped(&mut self, value: &mut String) {
+        let (text, i) = (self.text, self.i);
+        let next_len = text[i + 1..].chars().next().map_or(0, char::len_utf8);
+        if text.as_bytes().get(i + 1) == Some(&b'\n') {
+            self.line += 1;
+        } else {
+            value.push_str(&text[i + 1..i + 1 + next_len]);
+        }
+        self.i += 1 + next_len;
+    }
 }
 
 enum Frame {

@@ -18,88 +18,21 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     let (mut i, mut j) = (0usize, 0usize);
     loop {
-        while i < a.len() && !a[i].is_ascii_alphanumeric() && a[i] != b'~' && a[i] != b'^' {
-            i += 1;
-        }
-        while j < b.len() && !b[j].is_ascii_alphanumeric() && b[j] != b'~' && b[j] != b'^' {
-            j += 1;
-        }
-
-        // Tilde: sorts before everything else, including the end.
-        let a_tilde = a.get(i) == Some(&b'~');
-        let b_tilde = b.get(j) == Some(&b'~');
-        if a_tilde || b_tilde {
-            if !(a_tilde && b_tilde) {
-                return if a_tilde {
-                    Ordering::Less
-                } else {
-                    Ordering::Greater
-                };
+        i = skip_separators(a, i);
+        j = skip_separators(b, j);
+        match markers(a, i, b, j) {
+            Marker::Decides(ord) => return ord,
+            Marker::Both => {
+                i += 1;
+                j += 1;
+                continue;
             }
-            i += 1;
-            j += 1;
-            continue;
+            Marker::Neither => {}
         }
-
-        // Caret: newer than the end of the string, older than any segment.
-        let a_caret = a.get(i) == Some(&b'^');
-        let b_caret = b.get(j) == Some(&b'^');
-        if a_caret || b_caret {
-            if i >= a.len() {
-                return Ordering::Less;
-            }
-            if j >= b.len() {
-                return Ordering::Greater;
-            }
-            if !(a_caret && b_caret) {
-                return if a_caret {
-                    Ordering::Less
-                } else {
-                    Ordering::Greater
-                };
-            }
-            i += 1;
-            j += 1;
-            continue;
-        }
-
         if i >= a.len() || j >= b.len() {
             break;
         }
-
-        let numeric = a[i].is_ascii_digit();
-        let seg_end = |s: &[u8], start: usize| {
-            let mut end = start;
-            while end < s.len()
-                && (if numeric {
-                    s[end].is_ascii_digit()
-                } else {
-                    s[end].is_ascii_alphabetic()
-                })
-            {
-                end += 1;
-            }
-            end
-        };
-        let a_end = seg_end(a, i);
-        let b_end = seg_end(b, j);
-        let seg_a = &a[i..a_end];
-        let seg_b = &b[j..b_end];
-        if seg_b.is_empty() {
-            // Segments of different kinds: numeric is newer.
-            return if numeric {
-                Ordering::Greater
-            } else {
-                Ordering::Less
-            };
-        }
-        let ord = if numeric {
-            let ta = trim_zeros(seg_a);
-            let tb = trim_zeros(seg_b);
-            ta.len().cmp(&tb.len()).then_with(|| ta.cmp(tb))
-        } else {
-            seg_a.cmp(seg_b)
-        };
+        let (ord, a_end, b_end) = compare_segments(a, i, b, j);
         if ord != Ordering::Equal {
             return ord;
         }
@@ -111,6 +44,91 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
         (true, false) => Ordering::Less,
         (false, _) => Ordering::Greater,
     }
+}
+
+/// The index of the next segment or marker (`~`, `^`) from `i`.
+fn skip_separators(s: &[u8], mut i: usize) -> usize {
+    while i < s.len() && !s[i].is_ascii_alphanumeric() && s[i] != b'~' && s[i] != b'^' {
+        i += 1;
+    }
+    i
+}
+
+/// What the `~` / `^` markers at the two positions say.
+enum Marker {
+    /// Neither string has a marker here: compare segments.
+    Neither,
+    /// Both have the same marker: skip it in both.
+    Both,
+    Decides(Ordering),
+}
+
+fn markers(a: &[u8], i: usize, b: &[u8], j: usize) -> Marker {
+    // Tilde: sorts before everything else, including the end.
+    let a_tilde = a.get(i) == Some(&b'~');
+    let b_tilde = b.get(j) == Some(&b'~');
+    if a_tilde || b_tilde {
+        return match (a_tilde, b_tilde) {
+            (true, true) => Marker::Both,
+            (true, false) => Marker::Decides(Ordering::Less),
+            _ => Marker::Decides(Ordering::Greater),
+        };
+    }
+    // Caret: newer than the end of the string, older than any segment.
+    let a_caret = a.get(i) == Some(&b'^');
+    let b_caret = b.get(j) == Some(&b'^');
+    if !(a_caret || b_caret) {
+        return Marker::Neither;
+    }
+    if i >= a.len() {
+        return Marker::Decides(Ordering::Less);
+    }
+    if j >= b.len() {
+        return Marker::Decides(Ordering::Greater);
+    }
+    match (a_caret, b_caret) {
+        (true, true) => Marker::Both,
+        (true, false) => Marker::Decides(Ordering::Less),
+        _ => Marker::Decides(Ordering::Greater),
+    }
+}
+
+/// Compares the segments at `a[i..]` and `b[j..]` (both non-empty, after
+/// [`skip_separators`]); the order and where each segment ends. The kind
+/// (numeric or alphabetic) is `a`'s: when `b`'s differs, numeric is newer.
+fn compare_segments(a: &[u8], i: usize, b: &[u8], j: usize) -> (Ordering, usize, usize) {
+    let numeric = a[i].is_ascii_digit();
+    let of_kind = |c: u8| {
+        if numeric {
+            c.is_ascii_digit()
+        } else {
+            c.is_ascii_alphabetic()
+        }
+    };
+    let seg_end =
+        |s: &[u8], start: usize| start + s[start..].iter().take_while(|&&c| of_kind(c)).count();
+    let a_end = seg_end(a, i);
+    let b_end = seg_end(b, j);
+    let seg_a = &a[i..a_end];
+    let seg_b = &b[j..b_end];
+    if seg_b.is_empty() {
+        // Segments of different kinds: numeric is newer.
+        let ord = if numeric {
+            Ordering::Greater
+        } else {
+            Ordering::Less
+        };
+        return (ord, a_end, b_end);
+    }
+    let ord = if numeric {
+        // As numbers of any size: longer (without leading zeros) is larger.
+        let ta = trim_zeros(seg_a);
+        let tb = trim_zeros(seg_b);
+        ta.len().cmp(&tb.len()).then_with(|| ta.cmp(tb))
+    } else {
+        seg_a.cmp(seg_b)
+    };
+    (ord, a_end, b_end)
 }
 
 fn trim_zeros(digits: &[u8]) -> &[u8] {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::facts::{Facts, Family, InitramfsGenerator};
-use super::plan::{PlannedChange, SysctlAudit, Workspace};
+use super::plan::{ActionContext, Planned, PlannedChange, SysctlAudit, Workspace};
 use crate::error::Failure;
 use crate::inspect::bls::BlsEntry;
 use crate::inspect::cmdline::{self, CmdlineEdit, KernelCmdline};
@@ -19,58 +19,9 @@ use crate::inspect::initramfs_modules::InitramfsModules;
 use crate::rootfs::EntryKind;
 use crate::target::Layout;
 
-/// What the actions read besides the files.
-pub struct ActionContext<'a> {
-    pub facts: &'a Facts,
-    pub layout: Option<&'a Layout>,
-}
-
-/// Collects changes and notes while a recipe is planned.
-#[derive(Debug, Default)]
-pub struct Planned {
-    pub changes: Vec<PlannedChange>,
-    pub notes: Vec<String>,
-    pub audit: Vec<SysctlAudit>,
-    /// GRUB defaults files (/etc/default/grub, grub.d drop-ins) as they were
-    /// when a kernel-argument step last brought every grub.cfg in line with
-    /// them by editing it in place: while they stay so, no regeneration.
-    pub grub_cfg_in_line_with: Vec<(PathBuf, Option<String>)>,
-}
-
+// The plan-building half of `Planned` lives in plan.rs; these helpers only
+// matter to the GRUB actions below, so they stay beside them.
 impl Planned {
-    /// Adds a change; a later write of a file already written (with no
-    /// command in between) folds into the earlier one, so each file shows
-    /// one diff from its original.
-    pub(crate) fn push(&mut self, change: Option<PlannedChange>) {
-        let Some(change) = change else { return };
-        if let PlannedChange::Write {
-            path, after, why, ..
-        } = &change
-        {
-            let earlier = self
-                .changes
-                .iter()
-                .rposition(|c| c.touched_paths().contains(path))
-                .filter(|&index| {
-                    !self.changes[index + 1..]
-                        .iter()
-                        .any(|c| matches!(c, PlannedChange::Command { .. }))
-                });
-            if let Some(PlannedChange::Write {
-                after: earlier_after,
-                why: earlier_why,
-                ..
-            }) = earlier.map(|index| &mut self.changes[index])
-            {
-                *earlier_after = after.clone();
-                earlier_why.push_str("; ");
-                earlier_why.push_str(why);
-                return;
-            }
-        }
-        self.changes.push(change);
-    }
-
     /// Whether /etc/default/grub or one of its grub.d drop-ins is written.
     fn writes_grub_defaults(&self) -> bool {
         !self.grub_defaults_written().is_empty()
@@ -1307,7 +1258,7 @@ pub fn check_root_resolves(
         ));
     };
     let mut wrong = Vec::new();
-    for (place, args) in super::engine::command_lines(root, facts)? {
+    for (place, args) in super::facts::command_lines(root, facts)? {
         for value in KernelCmdline::parse(&args)
             .values("root")
             .into_iter()

@@ -9,20 +9,17 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::actions::{self, ActionContext, Planned};
-use super::facts::Facts;
+use super::actions;
+use super::facts::{command_lines, effective_sysctl, Facts};
 use super::leaks::{self, RescueNames};
-use super::plan::{Plan, PlannedChange, Workspace};
+use super::plan::{ActionContext, Plan, Planned, PlannedChange, Workspace};
 use super::spec::{
     param_refs, substitute, substitute_optional, ParamDefault, ParamSpec, StepSpec, VerifySpec,
 };
 use super::Recipe;
 use crate::cmd::Cmd;
 use crate::error::Failure;
-use crate::inspect::bls::{expand_grub_vars, BlsEntry};
 use crate::inspect::cmdline::KernelCmdline;
-use crate::inspect::grub_cfg::GrubCfg;
-use crate::inspect::grubenv::Grubenv;
 use crate::journal::Journal;
 use crate::rootfs::RootDir;
 use crate::target::{Layout, Target};
@@ -225,93 +222,12 @@ pub fn plan(
         .into());
     }
     let ctx = ActionContext { facts, layout };
+    // One workspace for all steps: each step sees the files as the earlier
+    // steps left them, as it will when the plan is applied in order.
     let mut ws = Workspace::new(root);
     let mut planned = Planned::default();
     for step in &recipe.spec.steps {
-        let s = |text: &str| substitute(text, params);
-        match step {
-            StepSpec::AddKernelArg { arg } => {
-                actions::edit_kernel_arg(&mut ws, &ctx, &mut planned, &s(arg)?, true)?
-            }
-            StepSpec::RemoveKernelArg { arg } => {
-                actions::edit_kernel_arg(&mut ws, &ctx, &mut planned, &s(arg)?, false)?
-            }
-            StepSpec::RegenerateGrubConfig { always } => {
-                let asked = params
-                    .get(REGENERATE_PARAM)
-                    .is_some_and(|v| v == "true" || v == "1");
-                actions::regenerate_grub_config(&mut ws, &ctx, &mut planned, *always || asked)?
-            }
-            StepSpec::SetSysctl { key, value } => {
-                actions::set_sysctl(&mut ws, &mut planned, &s(key)?, &s(value)?)?
-            }
-            StepSpec::BlacklistModule { module } => {
-                actions::blacklist_module(&mut ws, &ctx, &mut planned, &s(module)?)?
-            }
-            StepSpec::FstabNofail {} => actions::fstab_nofail(&mut ws, &ctx, &mut planned)?,
-            StepSpec::RebuildInitramfs {
-                kernel,
-                ensure_platform_drivers,
-                always,
-            } => {
-                let versions = kernel_versions(&s(kernel)?, root, facts)?;
-                actions::rebuild_initramfs(
-                    &mut ws,
-                    &ctx,
-                    &mut planned,
-                    &versions,
-                    *ensure_platform_drivers,
-                    *always,
-                )?
-            }
-            StepSpec::SetDefaultKernel { kernel, once } => {
-                let once = once
-                    .as_deref()
-                    .map(s)
-                    .transpose()?
-                    .is_some_and(|v| v == "true" || v == "1");
-                actions::set_default_kernel(&mut ws, &ctx, &mut planned, &s(kernel)?, once)?
-            }
-            StepSpec::FixRootReferences {} => {
-                actions::fix_root_references(&mut ws, &ctx, &mut planned)?
-            }
-            StepSpec::AuditSysctl {
-                key,
-                explain,
-                value,
-            } => {
-                let value = value
-                    .as_deref()
-                    .map(|v| substitute_optional(v, params))
-                    .transpose()?
-                    .flatten();
-                actions::audit_sysctl(
-                    &mut ws,
-                    &mut planned,
-                    &s(key)?,
-                    &s(explain)?,
-                    value.as_deref(),
-                )?
-            }
-            StepSpec::RequireKdump { kdump_conf } => {
-                super::kdump::require_kdump(&ws, &ctx, &mut planned, *kdump_conf)?
-            }
-            StepSpec::SetKdumpOption {
-                directive,
-                value,
-                list,
-            } => super::kdump::set_kdump_option(
-                &mut ws,
-                &ctx,
-                &mut planned,
-                &s(directive)?,
-                &s(value)?,
-                *list,
-            )?,
-            StepSpec::EnableKdumpService {} => {
-                super::kdump::enable_kdump_service(&mut ws, &ctx, &mut planned)?
-            }
-        }
+        plan_step(step, params, &mut ws, &ctx, &mut planned)?;
     }
     let audit_only = !planned.audit.is_empty() && planned.audit.iter().all(|a| a.new.is_none());
     let noop_reason = audit_only.then(|| {
@@ -326,6 +242,79 @@ pub fn plan(
         noop_reason,
         after: recipe.spec.after.clone(),
     })
+}
+
+/// Plans one step, its `{param}` references replaced by the parameters.
+fn plan_step(
+    step: &StepSpec,
+    params: &BTreeMap<String, String>,
+    ws: &mut Workspace<'_>,
+    ctx: &ActionContext<'_>,
+    planned: &mut Planned,
+) -> Result<()> {
+    let s = |text: &str| substitute(text, params);
+    let on = |value: &str| value == "true" || value == "1";
+    match step {
+        StepSpec::AddKernelArg { arg } => {
+            actions::edit_kernel_arg(ws, ctx, planned, &s(arg)?, true)
+        }
+        StepSpec::RemoveKernelArg { arg } => {
+            actions::edit_kernel_arg(ws, ctx, planned, &s(arg)?, false)
+        }
+        StepSpec::RegenerateGrubConfig { always } => {
+            let asked = params.get(REGENERATE_PARAM).is_some_and(|v| on(v));
+            actions::regenerate_grub_config(ws, ctx, planned, *always || asked)
+        }
+        StepSpec::SetSysctl { key, value } => {
+            actions::set_sysctl(ws, planned, &s(key)?, &s(value)?)
+        }
+        StepSpec::BlacklistModule { module } => {
+            actions::blacklist_module(ws, ctx, planned, &s(module)?)
+        }
+        StepSpec::FstabNofail {} => actions::fstab_nofail(ws, ctx, planned),
+        StepSpec::RebuildInitramfs {
+            kernel,
+            ensure_platform_drivers,
+            always,
+        } => {
+            let versions = kernel_versions(&s(kernel)?, ws.root(), ctx.facts)?;
+            actions::rebuild_initramfs(
+                ws,
+                ctx,
+                planned,
+                &versions,
+                *ensure_platform_drivers,
+                *always,
+            )
+        }
+        StepSpec::SetDefaultKernel { kernel, once } => {
+            let once = once.as_deref().map(s).transpose()?.is_some_and(|v| on(&v));
+            actions::set_default_kernel(ws, ctx, planned, &s(kernel)?, once)
+        }
+        StepSpec::FixRootReferences {} => actions::fix_root_references(ws, ctx, planned),
+        StepSpec::AuditSysctl {
+            key,
+            explain,
+            value,
+        } => {
+            // An optional parameter left unset means "report, change nothing".
+            let value = value
+                .as_deref()
+                .map(|v| substitute_optional(v, params))
+                .transpose()?
+                .flatten();
+            actions::audit_sysctl(ws, planned, &s(key)?, &s(explain)?, value.as_deref())
+        }
+        StepSpec::RequireKdump { kdump_conf } => {
+            super::kdump::require_kdump(ws, ctx, planned, *kdump_conf)
+        }
+        StepSpec::SetKdumpOption {
+            directive,
+            value,
+            list,
+        } => super::kdump::set_kdump_option(ws, ctx, planned, &s(directive)?, &s(value)?, *list),
+        StepSpec::EnableKdumpService {} => super::kdump::enable_kdump_service(ws, ctx, planned),
+    }
 }
 
 /// What an applied plan changed.
@@ -490,6 +479,8 @@ pub fn verify(
     root: &RootDir,
     layout: Option<&Layout>,
 ) -> Result<Vec<CheckResult>> {
+    // Gathered again rather than reused from planning: the checks must see
+    // the target as the apply (and its chroot commands) left it.
     let facts = Facts::gather(root)?;
     let mut results = Vec::new();
     for check in &recipe.spec.verify {
@@ -502,143 +493,9 @@ pub fn verify(
         if unset {
             continue;
         }
-        let s = |text: &str| substitute(text, params);
-        let (name, ok, detail) = match check {
-            VerifySpec::KernelArgPresent { arg } => {
-                let arg = s(arg)?;
-                let missing = command_lines(root, &facts)?
-                    .into_iter()
-                    .filter(|(_, args)| !KernelCmdline::parse(args).holds(&arg))
-                    .map(|(w, _)| w)
-                    .collect::<Vec<_>>();
-                (
-                    "kernel-arg-present",
-                    missing.is_empty(),
-                    if missing.is_empty() {
-                        format!("{arg} is on every boot entry's command line")
-                    } else {
-                        format!("{arg} missing in {}", missing.join(", "))
-                    },
-                )
-            }
-            VerifySpec::KernelArgAbsent { arg } => {
-                let arg = s(arg)?;
-                let present = command_lines(root, &facts)?
-                    .into_iter()
-                    .filter(|(_, args)| KernelCmdline::parse(args).holds(&arg))
-                    .map(|(w, _)| w)
-                    .collect::<Vec<_>>();
-                (
-                    "kernel-arg-absent",
-                    present.is_empty(),
-                    if present.is_empty() {
-                        format!("{arg} is on no command line")
-                    } else {
-                        format!("{arg} still in {}", present.join(", "))
-                    },
-                )
-            }
-            VerifySpec::InitramfsComplete { kernel } => {
-                let versions = kernel_versions(&s(kernel)?, root, &facts)?;
-                let mut problems = Vec::new();
-                for version in &versions {
-                    match facts.kernels.iter().find(|k| &k.version == version) {
-                        Some(k) if k.initramfs_present => {
-                            let newer = match (
-                                root.metadata(&k.initramfs),
-                                root.metadata(format!("/lib/modules/{version}/modules.dep")),
-                            ) {
-                                (Ok(i), Ok(m)) => i.st_mtime >= m.st_mtime,
-                                _ => true,
-                            };
-                            if !newer {
-                                problems.push(format!(
-                                    "{} is older than the modules of {version}",
-                                    k.initramfs.display()
-                                ));
-                            }
-                        }
-                        Some(k) => {
-                            problems.push(format!("{} is missing or empty", k.initramfs.display()))
-                        }
-                        None => problems.push(format!("kernel {version} is not installed")),
-                    }
-                }
-                (
-                    "initramfs-complete",
-                    problems.is_empty(),
-                    if problems.is_empty() {
-                        format!("initramfs present and current for {}", versions.join(", "))
-                    } else {
-                        problems.join("; ")
-                    },
-                )
-            }
-            VerifySpec::ModuleNotLoadable { module } => {
-                let module = s(module)?.replace('-', "_");
-                let ws = Workspace::new(root);
-                let left = actions::module_files(&ws, &module)?;
-                let conf = root
-                    .read_string_optional(format!(
-                        "/etc/modprobe.d/vmrescue-blacklist-{module}.conf"
-                    ))?
-                    .unwrap_or_default();
-                let blocked = conf
-                    .lines()
-                    .any(|l| l.trim() == format!("install {module} /bin/false"));
-                let ok = left.is_empty() && blocked;
-                (
-                    "module-not-loadable",
-                    ok,
-                    if ok {
-                        format!("{module} is blacklisted and no .ko is left in the modules tree")
-                    } else {
-                        format!(
-                            "{module}: {} .ko file(s) left, install-false rule {}",
-                            left.len(),
-                            if blocked { "present" } else { "missing" }
-                        )
-                    },
-                )
-            }
-            VerifySpec::SysctlIs { key, value } => {
-                let (key, value) = (s(key)?, s(value)?);
-                let effective = effective_sysctl(root, &key)?;
-                (
-                    "sysctl-is",
-                    effective.as_deref() == Some(value.as_str()),
-                    format!("{key} = {}", effective.unwrap_or_else(|| "(unset)".into())),
-                )
-            }
-            VerifySpec::DefaultKernelIs { kernel } => {
-                let kernel = s(kernel)?;
-                let now = default_kernel(root, &facts)?;
-                (
-                    "default-kernel-is",
-                    now.as_deref() == Some(kernel.as_str()),
-                    format!(
-                        "default kernel: {}",
-                        now.unwrap_or_else(|| "unknown".into())
-                    ),
-                )
-            }
-            VerifySpec::RootResolves {} => actions::check_root_resolves(root, &facts, layout)?,
-            VerifySpec::KdumpOptionIs {
-                directive,
-                value,
-                list,
-            } => {
-                let (ok, detail) =
-                    super::kdump::check_option(root, &facts, &s(directive)?, &s(value)?, *list)?;
-                (check.check_name(), ok, detail)
-            }
-            VerifySpec::KdumpServiceEnabled {} => {
-                let (ok, detail) = super::kdump::check_service(root, &facts)?;
-                (check.check_name(), ok, detail)
-            }
-        };
+        let (ok, detail) = run_check(check, params, root, &facts, layout)?;
         results.push(CheckResult {
-            check: name.to_string(),
+            check: check.check_name().to_string(),
             ok,
             detail,
         });
@@ -646,56 +503,142 @@ pub fn verify(
     Ok(results)
 }
 
-/// (where, arguments) of every kernel command line the boot configuration holds.
-pub fn command_lines(root: &RootDir, facts: &Facts) -> Result<Vec<(String, String)>> {
-    let mut lines = Vec::new();
-    let grubenv = match &facts.grubenv {
-        Some(path) => root
-            .read_string_optional(path)?
-            .and_then(|text| Grubenv::parse(text.as_bytes()).ok()),
-        None => None,
-    };
-    // blscfg expands an entry's `$kernelopts` (and any other variable) from grubenv.
-    let env = |name: &str| {
-        grubenv
-            .as_ref()
-            .and_then(|e| e.get(name))
-            .map(str::to_string)
-    };
-    if facts.uses_bls {
-        for entry in root.list_dir("/boot/loader/entries")? {
-            let path = Path::new("/boot/loader/entries").join(&entry.name);
-            let text = root.read_string_optional(&path)?.unwrap_or_default();
-            let parsed = BlsEntry::parse(&entry.name.to_string_lossy(), &text);
-            for options in parsed.get_all("options") {
-                lines.push((path.display().to_string(), expand_grub_vars(options, &env)));
+/// One check: whether it holds, and what was found, in words.
+fn run_check(
+    check: &VerifySpec,
+    params: &BTreeMap<String, String>,
+    root: &RootDir,
+    facts: &Facts,
+    layout: Option<&Layout>,
+) -> Result<(bool, String)> {
+    let s = |text: &str| substitute(text, params);
+    Ok(match check {
+        VerifySpec::KernelArgPresent { arg } => {
+            let arg = s(arg)?;
+            let missing = command_lines_where(root, facts, |args| !args.holds(&arg))?;
+            if missing.is_empty() {
+                (true, format!("{arg} is on every boot entry's command line"))
+            } else {
+                (false, format!("{arg} missing in {}", missing.join(", ")))
             }
         }
-    }
-    for cfg in &facts.grub_cfgs {
-        let text = root.read_string_optional(cfg)?.unwrap_or_default();
-        let parsed = GrubCfg::parse(&text);
-        let linux_lines = parsed
-            .linux_commands()
-            .into_iter()
-            .filter(|l| matches!(l.command.as_str(), "linux" | "linuxefi" | "linux16"));
-        for (index, linux) in linux_lines.enumerate() {
-            let args = &linux.args;
-            if args.contains("$kernelopts") || parsed.uses_blscfg() && args.trim().is_empty() {
-                continue;
+        VerifySpec::KernelArgAbsent { arg } => {
+            let arg = s(arg)?;
+            let present = command_lines_where(root, facts, |args| args.holds(&arg))?;
+            if present.is_empty() {
+                (true, format!("{arg} is on no command line"))
+            } else {
+                (false, format!("{arg} still in {}", present.join(", ")))
             }
-            lines.push((
-                format!("{} entry {}", cfg.display(), index + 1),
-                args.trim().to_string(),
-            ));
         }
-    }
-    Ok(lines)
+        VerifySpec::InitramfsComplete { kernel } => {
+            let versions = kernel_versions(&s(kernel)?, root, facts)?;
+            initramfs_complete(root, facts, &versions)
+        }
+        VerifySpec::ModuleNotLoadable { module } => {
+            module_not_loadable(root, &s(module)?.replace('-', "_"))?
+        }
+        VerifySpec::SysctlIs { key, value } => {
+            let (key, value) = (s(key)?, s(value)?);
+            let effective = effective_sysctl(root, &key)?;
+            (
+                effective.as_deref() == Some(value.as_str()),
+                format!("{key} = {}", effective.unwrap_or_else(|| "(unset)".into())),
+            )
+        }
+        VerifySpec::DefaultKernelIs { kernel } => {
+            let kernel = s(kernel)?;
+            let now = default_kernel(root, facts)?;
+            (
+                now.as_deref() == Some(kernel.as_str()),
+                format!(
+                    "default kernel: {}",
+                    now.unwrap_or_else(|| "unknown".into())
+                ),
+            )
+        }
+        VerifySpec::RootResolves {} => {
+            let (_, ok, detail) = actions::check_root_resolves(root, facts, layout)?;
+            (ok, detail)
+        }
+        VerifySpec::KdumpOptionIs {
+            directive,
+            value,
+            list,
+        } => super::kdump::check_option(root, facts, &s(directive)?, &s(value)?, *list)?,
+        VerifySpec::KdumpServiceEnabled {} => super::kdump::check_service(root, facts)?,
+    })
 }
 
-fn effective_sysctl(root: &RootDir, key: &str) -> Result<Option<String>> {
-    let key = crate::inspect::sysctl::normalize_key(key);
-    Ok(crate::inspect::sysctl::effective(root)?
-        .remove(&key)
-        .map(|setting| setting.value))
+/// Where (see [`command_lines`]) the kernel command lines that `select` picks are.
+fn command_lines_where(
+    root: &RootDir,
+    facts: &Facts,
+    select: impl Fn(&KernelCmdline) -> bool,
+) -> Result<Vec<String>> {
+    Ok(command_lines(root, facts)?
+        .into_iter()
+        .filter(|(_, args)| select(&KernelCmdline::parse(args)))
+        .map(|(place, _)| place)
+        .collect())
+}
+
+/// Each kernel's initramfs exists and is not older than its modules.dep: an
+/// initramfs built before the last depmod may lack or mismatch modules.
+fn initramfs_complete(root: &RootDir, facts: &Facts, versions: &[String]) -> (bool, String) {
+    let mut problems = Vec::new();
+    for version in versions {
+        match facts.kernels.iter().find(|k| &k.version == version) {
+            Some(k) if k.initramfs_present => {
+                // Without both times nothing says it is stale.
+                let newer = match (
+                    root.metadata(&k.initramfs),
+                    root.metadata(format!("/lib/modules/{version}/modules.dep")),
+                ) {
+                    (Ok(i), Ok(m)) => i.st_mtime >= m.st_mtime,
+                    _ => true,
+                };
+                if !newer {
+                    problems.push(format!(
+                        "{} is older than the modules of {version}",
+                        k.initramfs.display()
+                    ));
+                }
+            }
+            Some(k) => problems.push(format!("{} is missing or empty", k.initramfs.display())),
+            None => problems.push(format!("kernel {version} is not installed")),
+        }
+    }
+    if problems.is_empty() {
+        (
+            true,
+            format!("initramfs present and current for {}", versions.join(", ")),
+        )
+    } else {
+        (false, problems.join("; "))
+    }
+}
+
+/// Both halves of the blacklist: the install-false rule (which also stops
+/// explicit modprobe, unlike `blacklist`) and no .ko left to load.
+fn module_not_loadable(root: &RootDir, module: &str) -> Result<(bool, String)> {
+    let ws = Workspace::new(root);
+    let left = actions::module_files(&ws, module)?;
+    let conf = root
+        .read_string_optional(format!("/etc/modprobe.d/vmrescue-blacklist-{module}.conf"))?
+        .unwrap_or_default();
+    let blocked = conf
+        .lines()
+        .any(|l| l.trim() == format!("install {module} /bin/false"));
+    let ok = left.is_empty() && blocked;
+    let detail = if ok {
+        format!("{module} is blacklisted and no .ko is left in the modules tree")
+    } else {
+        format!(
+            "{module}: {} .ko file(s) left, install-false rule {}",
+            left.len(),
+            if blocked { "present" } else { "missing" }
+        )
+    };
+    Ok((ok, detail))
 }

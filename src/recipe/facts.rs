@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::inspect::bls::{expand_grub_vars, BlsEntry};
+use crate::inspect::grub_cfg::GrubCfg;
+use crate::inspect::grubenv::Grubenv;
 use crate::rootfs::RootDir;
 
 pub use crate::inspect::os::Family;
@@ -162,6 +165,62 @@ pub fn default_kernel(root: &RootDir, _facts: &Facts) -> Result<Option<String>> 
 }
 
 pub use crate::inspect::version::compare_versions;
+
+/// (where, arguments) of every kernel command line the boot configuration holds.
+pub fn command_lines(root: &RootDir, facts: &Facts) -> Result<Vec<(String, String)>> {
+    let mut lines = Vec::new();
+    let grubenv = match &facts.grubenv {
+        Some(path) => root
+            .read_string_optional(path)?
+            .and_then(|text| Grubenv::parse(text.as_bytes()).ok()),
+        None => None,
+    };
+    // blscfg expands an entry's `$kernelopts` (and any other variable) from grubenv.
+    let env = |name: &str| {
+        grubenv
+            .as_ref()
+            .and_then(|e| e.get(name))
+            .map(str::to_string)
+    };
+    if facts.uses_bls {
+        for entry in root.list_dir("/boot/loader/entries")? {
+            let path = Path::new("/boot/loader/entries").join(&entry.name);
+            let text = root.read_string_optional(&path)?.unwrap_or_default();
+            let parsed = BlsEntry::parse(&entry.name.to_string_lossy(), &text);
+            for options in parsed.get_all("options") {
+                lines.push((path.display().to_string(), expand_grub_vars(options, &env)));
+            }
+        }
+    }
+    for cfg in &facts.grub_cfgs {
+        let text = root.read_string_optional(cfg)?.unwrap_or_default();
+        let parsed = GrubCfg::parse(&text);
+        let linux_lines = parsed
+            .linux_commands()
+            .into_iter()
+            .filter(|l| matches!(l.command.as_str(), "linux" | "linuxefi" | "linux16"));
+        for (index, linux) in linux_lines.enumerate() {
+            let args = &linux.args;
+            if args.contains("$kernelopts") || parsed.uses_blscfg() && args.trim().is_empty() {
+                continue;
+            }
+            lines.push((
+                format!("{} entry {}", cfg.display(), index + 1),
+                args.trim().to_string(),
+            ));
+        }
+    }
+    Ok(lines)
+}
+
+/// The value the target's sysctl.d files give `key` (last file and line win,
+/// as systemd-sysctl applies them); `None` when none sets it.
+pub fn effective_sysctl(root: &RootDir, key: &str) -> Result<Option<String>> {
+    let key = crate::inspect::sysctl::normalize_key(key);
+    Ok(crate::inspect::sysctl::effective(root)?
+        .remove(&key)
+        .map(|setting| setting.value))
+}
 
 #[cfg(test)]
 mod tests {

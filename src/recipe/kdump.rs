@@ -4,9 +4,8 @@
 
 use anyhow::{Context, Result};
 
-use super::actions::{ActionContext, Planned};
 use super::facts::{Facts, Family};
-use super::plan::{PlannedChange, Workspace};
+use super::plan::{ActionContext, Planned, PlannedChange, Workspace};
 use crate::error::Failure;
 use crate::inspect::cmdline::{CmdlineEdit, KernelCmdline};
 use crate::inspect::default_grub::{self, DefaultGrub, GrubSettings};
@@ -32,7 +31,7 @@ pub fn family_crashkernel(facts: &Facts) -> &'static str {
 /// The `crashkernel=` value already on one of the target's command lines
 /// (so a value the operator chose earlier is kept), else the family's.
 pub fn default_crashkernel(root: &RootDir, facts: &Facts) -> Result<String> {
-    let mut lines: Vec<String> = super::engine::command_lines(root, facts)?
+    let mut lines: Vec<String> = super::facts::command_lines(root, facts)?
         .into_iter()
         .map(|(_, args)| args)
         .collect();

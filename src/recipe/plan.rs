@@ -7,7 +7,62 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
+use super::facts::Facts;
 use crate::rootfs::RootDir;
+use crate::target::Layout;
+
+/// What the actions read besides the files.
+pub struct ActionContext<'a> {
+    pub facts: &'a Facts,
+    pub layout: Option<&'a Layout>,
+}
+
+/// Collects changes and notes while a recipe is planned.
+#[derive(Debug, Default)]
+pub struct Planned {
+    pub changes: Vec<PlannedChange>,
+    pub notes: Vec<String>,
+    pub audit: Vec<SysctlAudit>,
+    /// GRUB defaults files (/etc/default/grub, grub.d drop-ins) as they were
+    /// when a kernel-argument step last brought every grub.cfg in line with
+    /// them by editing it in place: while they stay so, no regeneration.
+    pub grub_cfg_in_line_with: Vec<(PathBuf, Option<String>)>,
+}
+
+impl Planned {
+    /// Adds a change; a later write of a file already written (with no
+    /// command in between) folds into the earlier one, so each file shows
+    /// one diff from its original.
+    pub(crate) fn push(&mut self, change: Option<PlannedChange>) {
+        let Some(change) = change else { return };
+        if let PlannedChange::Write {
+            path, after, why, ..
+        } = &change
+        {
+            let earlier = self
+                .changes
+                .iter()
+                .rposition(|c| c.touched_paths().contains(path))
+                .filter(|&index| {
+                    !self.changes[index + 1..]
+                        .iter()
+                        .any(|c| matches!(c, PlannedChange::Command { .. }))
+                });
+            if let Some(PlannedChange::Write {
+                after: earlier_after,
+                why: earlier_why,
+                ..
+            }) = earlier.map(|index| &mut self.changes[index])
+            {
+                *earlier_after = after.clone();
+                earlier_why.push_str("; ");
+                earlier_why.push_str(why);
+                return;
+            }
+        }
+        self.changes.push(change);
+    }
+}
 
 /// Files as the plan would leave them: the target's contents with the
 /// planned edits of earlier steps applied, so later steps build on them.

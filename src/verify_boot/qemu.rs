@@ -417,7 +417,7 @@ pub fn boot_and_watch(
 ) -> Result<Watched> {
     std::fs::File::create(console_log)
         .with_context(|| format!("creating the console log {}", console_log.display()))?;
-    let mut console = std::fs::File::open(console_log)
+    let console = std::fs::File::open(console_log)
         .with_context(|| format!("opening the console log {}", console_log.display()))?;
     let stdout = std::fs::File::create(stderr_log)
         .with_context(|| format!("creating {}", stderr_log.display()))?;
@@ -427,78 +427,37 @@ pub fn boot_and_watch(
     let started = Instant::now();
     let mut vm = Cmd::new(qemu).args(args).spawn_to_files(stdout, stderr)?;
     tracing::info!("booting: {}", vm.argv());
-    let boot = crate::progress::start("boot");
 
-    let mut tracker = StageTracker::new();
-    let mut pending: Vec<u8> = Vec::new();
-    let mut pending_since = Instant::now();
-    let mut stage_at = started;
-    let mut failure_at = started;
-    let mut chunk = vec![0u8; 64 * 1024];
+    let mut progress = Progress {
+        tracker: StageTracker::new(),
+        span: crate::progress::start("boot"),
+        started,
+        stage_at: started,
+        failure_at: started,
+    };
+    let mut lines = ConsoleLines {
+        file: console,
+        pending: Vec::new(),
+        pending_since: Instant::now(),
+        chunk: vec![0u8; 64 * 1024],
+    };
     let mut exit_status = None;
     let outcome = loop {
-        let exited = match exit_status {
-            Some(_) => true,
-            None => {
-                exit_status = vm.try_wait()?;
-                exit_status.is_some()
-            }
-        };
-        // Read everything written so far (after QEMU ended: to the end).
-        loop {
-            let n = console
-                .read(&mut chunk)
-                .with_context(|| format!("reading {}", console_log.display()))?;
-            if n == 0 {
-                break;
-            }
-            pending.extend_from_slice(&chunk[..n]);
-            pending_since = Instant::now();
+        if exit_status.is_none() {
+            exit_status = vm.try_wait()?;
         }
-        let mut feed = |line: &[u8], tracker: &mut StageTracker| match tracker
-            .feed(&String::from_utf8_lossy(line))
-        {
-            Change::Stage(stage) => {
-                stage_at = Instant::now();
-                boot.reached(stage.label());
-                tracing::info!(
-                    "boot stage: {} ({:.0} s)",
-                    stage.label(),
-                    started.elapsed().as_secs_f64()
-                );
-            }
-            Change::Failure(kind) => {
-                failure_at = Instant::now();
-                boot.reached(&format!("FAILED ({})", kind.label()));
-                tracing::info!(
-                    "boot failure: {} ({:.0} s)",
-                    kind.label(),
-                    started.elapsed().as_secs_f64()
-                );
-            }
-            Change::None => {}
-        };
-        while let Some(newline) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=newline).collect();
-            feed(&line, &mut tracker);
-        }
-        // Prompts ("login: ", "grub rescue> ") end without a newline.
-        if !pending.is_empty() && (exited || pending_since.elapsed() >= Duration::from_secs(1)) {
-            let line = std::mem::take(&mut pending);
-            feed(&line, &mut tracker);
-        }
-        let now = Instant::now();
-        let clock = Clock {
-            elapsed: now - started,
-            since_stage: now - stage_at,
-            since_failure: now - failure_at,
-            vm_exited: exited,
-        };
-        if let Decision::Stop(outcome) = decide(&tracker, clock, limits) {
+        let exited = exit_status.is_some();
+        lines
+            .read(exited, |line| progress.feed(line))
+            .with_context(|| format!("reading {}", console_log.display()))?;
+        if let Decision::Stop(outcome) = decide(&progress.tracker, progress.clock(exited), limits) {
             break outcome;
         }
+        // Polling, not blocking reads: the log is a plain file QEMU appends
+        // to, and the clock must advance even when the guest prints nothing.
         std::thread::sleep(Duration::from_millis(200));
     };
+    let tracker = progress.tracker;
     let elapsed = started.elapsed();
     let stopped = vm.stop(Duration::from_secs(3))?;
     tracing::debug!("QEMU stopped: {stopped}");
@@ -514,9 +473,123 @@ pub fn boot_and_watch(
     })
 }
 
+/// The console log as QEMU writes it, handed on in lines.
+struct ConsoleLines {
+    file: std::fs::File,
+    /// Bytes read but not yet handed on: the start of an unfinished line.
+    pending: Vec<u8>,
+    pending_since: Instant,
+    chunk: Vec<u8>,
+}
+
+impl ConsoleLines {
+    /// Reads everything written so far and hands on each complete line. An
+    /// unfinished one is handed on too once QEMU has exited or the log has
+    /// not grown for a second: prompts ("login: ", "grub rescue> ") end
+    /// without a newline.
+    fn read(&mut self, exited: bool, mut line: impl FnMut(&[u8])) -> std::io::Result<()> {
+        loop {
+            let n = self.file.read(&mut self.chunk)?;
+            if n == 0 {
+                break;
+            }
+            self.pending.extend_from_slice(&self.chunk[..n]);
+            self.pending_since = Instant::now();
+        }
+        while let Some(newline) = self.pending.iter().position(|&b| b == b'\n') {
+            let complete: Vec<u8> = self.pending.drain(..=newline).collect();
+            line(&complete);
+        }
+        if !self.pending.is_empty()
+            && (exited || self.pending_since.elapsed() >= Duration::from_secs(1))
+        {
+            let partial = std::mem::take(&mut self.pending);
+            line(&partial);
+        }
+        Ok(())
+    }
+}
+
+/// The boot's stages as the console shows them, with when the last stage
+/// and the last failure were seen: [`decide`] waits a grace period after
+/// each (a failure report to finish printing, userspace to stay out of
+/// emergency mode) before it calls the outcome.
+struct Progress {
+    tracker: StageTracker,
+    /// Shows the stages as they come (`crate::progress`).
+    span: crate::progress::Span,
+    started: Instant,
+    stage_at: Instant,
+    failure_at: Instant,
+}
+
+impl Progress {
+    fn feed(&mut self, line: &[u8]) {
+        let seconds = self.started.elapsed().as_secs_f64();
+        match self.tracker.feed(&String::from_utf8_lossy(line)) {
+            Change::Stage(stage) => {
+                self.stage_at = Instant::now();
+                self.span.reached(stage.label());
+                tracing::info!("boot stage: {} ({seconds:.0} s)", stage.label());
+            }
+            Change::Failure(kind) => {
+                self.failure_at = Instant::now();
+                self.span.reached(&format!("FAILED ({})", kind.label()));
+                tracing::info!("boot failure: {} ({seconds:.0} s)", kind.label());
+            }
+            Change::None => {}
+        }
+    }
+
+    fn clock(&self, vm_exited: bool) -> Clock {
+        let now = Instant::now();
+        Clock {
+            elapsed: now - self.started,
+            since_stage: now - self.stage_at,
+            since_failure: now - self.failure_at,
+            vm_exited,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `cp` stands in for QEMU: it writes a recorded console log into the
+    /// log being watched and exits, as a VM that powered off would.
+    fn watch_recorded(fixture: &str) -> Watched {
+        let recorded = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/boot-logs")
+            .join(fixture);
+        let dir = tempfile::tempdir().unwrap();
+        let console = dir.path().join("console.log");
+        let args = [recorded.into_os_string(), console.clone().into_os_string()];
+        boot_and_watch(
+            Path::new("cp"),
+            &args,
+            &console,
+            &dir.path().join("qemu.stderr"),
+            Limits::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_recorded_healthy_boot_is_watched_to_success() {
+        let watched = watch_recorded("debian12-bios-ext4-ok.log");
+        assert!(matches!(watched.outcome, Outcome::Success), "{watched:?}");
+    }
+
+    #[test]
+    fn a_recorded_panicking_boot_is_watched_to_its_failure() {
+        let watched = watch_recorded("debian12-missing-initrd-panic.log");
+        assert!(
+            matches!(watched.outcome, Outcome::Failure(_)),
+            "{watched:?}"
+        );
+        assert!(watched.tracker.failure().is_some());
+    }
 
     fn spec(controller: Controller, boot: Boot) -> VmSpec {
         VmSpec {
