@@ -919,3 +919,40 @@ fn nokmem_on_rhel8_edits_grubenv_kernelopts_keeping_its_escapes() {
         "escapes are kept: {env}"
     );
 }
+
+/// With nothing diagnosed, remove-faulty-modules refuses and names the
+/// modules installed outside the kernel's own tree.
+#[test]
+fn no_diagnosed_module_refusal_lists_the_third_party_modules() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/trees/debian12"
+        ))
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let modules = std::fs::read_dir(root.join("lib/modules"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    write(&modules, "extra/tampercore.ko", "");
+    write(&modules, "updates/dkms/eudp-net.ko.xz", "");
+    let out = vmrescue()
+        .args(["plan", "remove-faulty-modules", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tampercore") && stderr.contains("eudp_net"),
+        "{stderr}"
+    );
+}

@@ -166,9 +166,9 @@ pub fn param_default(
                     // Already booting an older kernel than the newest complete
                     // one (a previous run did it): keep it, so a second run
                     // changes nothing instead of going back one more kernel.
-                    if newest_complete_kernel(facts)
-                        .is_some_and(|newest| super::facts::compare_versions(&default, newest).is_lt())
-                    {
+                    if newest_complete_kernel(facts).is_some_and(|newest| {
+                        super::facts::compare_versions(&default, newest).is_lt()
+                    }) {
                         return Ok(Some(default));
                     }
                     default
@@ -183,12 +183,25 @@ pub fn param_default(
                 ))
             })?
         }
-        ParamDefault::DiagnosedModule => hints.diagnosed_module.clone().ok_or_else(|| {
-            Failure::Refused(format!(
-                "no faulty module was diagnosed: give it with --param {name}=MODULE (or run with --log SERIAL-LOG)"
-            ))
-        })?,
+        ParamDefault::DiagnosedModule => match hints.diagnosed_module.clone() {
+            Some(module) => module,
+            None => return Err(no_module_diagnosed(name, root, facts)),
+        },
     }))
+}
+
+/// The refusal when no module was diagnosed names the modules installed
+/// outside the kernel's own tree: the ones worth suspecting.
+fn no_module_diagnosed(name: &str, root: &RootDir, facts: &Facts) -> anyhow::Error {
+    let suspects = match super::facts::third_party_modules(root, facts) {
+        Ok(found) if found.is_empty() => "none outside the kernel's own tree".to_string(),
+        Ok(found) => format!("outside the kernel's own tree: {}", found.join(", ")),
+        Err(err) => format!("could not list them: {err:#}"),
+    };
+    Failure::Refused(format!(
+        "no faulty module was diagnosed: give it with --param {name}=MODULE (modules installed {suspects}), or run with --console-log SERIAL-LOG"
+    ))
+    .into()
 }
 
 fn kernel_versions(which: &str, root: &RootDir, facts: &Facts) -> Result<Vec<String>> {

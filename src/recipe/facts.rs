@@ -222,6 +222,39 @@ pub fn effective_sysctl(root: &RootDir, key: &str) -> Result<Option<String>> {
         .map(|setting| setting.value))
 }
 
+/// Subdirectories of `/lib/modules/VERSION` where modules that did not come
+/// with the kernel are installed (DKMS, vendor drivers, kABI weak links).
+const THIRD_PARTY_DIRS: &[&str] = &["extra", "updates", "weak-updates"];
+
+/// The modules installed outside the kernel's own tree, by name, for every
+/// installed kernel: the usual suspects when no module was diagnosed.
+pub fn third_party_modules(root: &RootDir, facts: &Facts) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for kernel in &facts.kernels {
+        for dir in THIRD_PARTY_DIRS {
+            let mut stack = vec![PathBuf::from(format!(
+                "/lib/modules/{}/{dir}",
+                kernel.version
+            ))];
+            while let Some(dir) = stack.pop() {
+                for entry in root.list_dir(&dir)? {
+                    let name = entry.name.to_string_lossy();
+                    match entry.kind {
+                        crate::rootfs::EntryKind::Dir => stack.push(dir.join(&entry.name)),
+                        _ if name.contains(".ko") => {
+                            names.push(name.split(".ko").next().unwrap_or("").replace('-', "_"))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
