@@ -310,7 +310,7 @@ pub fn default_path(run_id: &str) -> PathBuf {
 /// Collects a support bundle for a mounted target (or for the rescue VM
 /// alone when no target could be mounted) and writes it to `out`.
 pub fn write_bundle(
-    target: Result<&crate::target::Target, &anyhow::Error>,
+    target: Result<&crate::attach::Target, &anyhow::Error>,
     console_logs: &[PathBuf],
     out: &Path,
 ) -> Result<BundleReport> {
@@ -347,7 +347,7 @@ pub fn write_bundle(
 /// things are broken.
 fn add_target_reports(
     bundle: &mut Bundle,
-    target: &crate::target::Target,
+    target: &crate::attach::Target,
     console_logs: &[PathBuf],
 ) -> Result<()> {
     let root = target.rootdir()?;

@@ -245,9 +245,9 @@ pub(crate) fn accel_from_env() -> vmrescue::verify_boot::qemu::AccelChoice {
 }
 
 impl TargetArgs {
-    /// The flags as the library's plain [`TargetSpec`](vmrescue::target::TargetSpec).
-    pub(crate) fn spec(&self) -> vmrescue::target::TargetSpec {
-        use vmrescue::target::TargetSpec;
+    /// The flags as the library's plain [`TargetSpec`](vmrescue::attach::TargetSpec).
+    pub(crate) fn spec(&self) -> vmrescue::attach::TargetSpec {
+        use vmrescue::attach::TargetSpec;
         if let Some(disk) = &self.disk {
             TargetSpec::Disk(disk.clone())
         } else if let Some(image) = &self.image {
@@ -266,7 +266,7 @@ impl Default for TargetArgs {
             disk: None,
             image: None,
             root: None,
-            mount_base: PathBuf::from(vmrescue::target::DEFAULT_MOUNT_BASE),
+            mount_base: PathBuf::from(vmrescue::attach::DEFAULT_MOUNT_BASE),
         }
     }
 }

@@ -4,9 +4,10 @@
 //! turns flags into plain arguments and renders what the library returns.
 //!
 //! The pipeline runs one way (see ARCHITECTURE.md):
-//! `disk` → `target` → `inspect` → `diagnose` → `recipe` (+ `journal`) → report;
+//! `disk` → `attach` → `inspect` → `diagnose` → `recipe` (+ `journal`) → report;
 //! `verify_boot` boots the target copy-on-write in QEMU to prove the result.
 
+pub mod attach;
 pub mod bundle;
 pub mod cmd;
 pub mod diagnose;
@@ -23,7 +24,6 @@ pub mod rootfs;
 pub mod runlog;
 pub mod sandbox;
 pub mod signals;
-pub mod target;
 pub mod verify_boot;
 
 pub use error::{exit_code_for, ExitCode, Failure};

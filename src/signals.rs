@@ -80,7 +80,7 @@ pub fn install(exit: fn(i32) -> !) -> anyhow::Result<()> {
                 continue;
             }
             eprintln!("vmrescue: {signal:?} received: cleaning up");
-            if let Err(err) = crate::target::teardown_own() {
+            if let Err(err) = crate::attach::teardown_own() {
                 eprintln!("vmrescue: cleanup incomplete: {err:#} (run `vmrescue umount`)");
             }
             // Background programs (a QEMU VM) die with us (PR_SET_PDEATHSIG).

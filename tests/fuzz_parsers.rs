@@ -106,14 +106,14 @@ proptest! {
 
     #[test]
     fn fstab_plans_never_panic(text in config_text()) {
-        let _ = vmrescue::target::fstab_mounts::plan(&text, &[], &[]);
+        let _ = vmrescue::attach::fstab_mounts::plan(&text, &[], &[]);
     }
 
     #[test]
     fn lsblk_and_lvm_json_never_panic(text in json_text()) {
         let _ = vmrescue::disk::lsblk::parse(&text);
-        let _ = vmrescue::target::lvm::parse_pvs(&text);
-        let _ = vmrescue::target::lvm::parse_lvs(&text);
+        let _ = vmrescue::attach::lvm::parse_pvs(&text);
+        let _ = vmrescue::attach::lvm::parse_lvs(&text);
     }
 
     #[test]

@@ -788,7 +788,7 @@ mod tests {
             std::fs::copy(busybox, &copy).unwrap();
         }
         std::os::unix::fs::symlink("busybox", dir.path().join("bin/sh")).unwrap();
-        let spec = crate::target::chroot_spec(dir.path(), &[]).unwrap();
+        let spec = crate::attach::chroot_spec(dir.path(), &[]).unwrap();
         Some((dir, spec))
     }
 

@@ -2,8 +2,8 @@
 //! nothing of it is mounted.
 
 use anyhow::Result;
-use vmrescue::target::fsck::{FsckResult, FsckVerdict};
-use vmrescue::target::{self, state::StateFile};
+use vmrescue::attach::fsck::{FsckResult, FsckVerdict};
+use vmrescue::attach::{self, state::StateFile};
 use vmrescue::{ExitCode, Failure};
 
 use super::Session;
@@ -26,8 +26,8 @@ pub(crate) fn run(session: &Session, args: &FsckArgs) -> Result<ExitCode> {
     if args.repair && !args.yes && !crate::ui::confirm("Repair the target's filesystems now?")? {
         return Err(Failure::Refused("repair not confirmed".into()).into());
     }
-    let assembly = target::assemble(&args.target.spec(), &args.target.mount_base)?;
-    let results = target::fsck::check_all(&assembly.nodes(), args.repair);
+    let assembly = attach::assemble(&args.target.spec(), &args.target.mount_base)?;
+    let results = attach::fsck::check_all(&assembly.nodes(), args.repair);
     assembly.teardown()?;
     let filesystems = results?;
     let mut text = String::new();

@@ -1,8 +1,8 @@
 //! `vmrescue inspect`: how the target boots, read from its files.
 
 use anyhow::Result;
+use vmrescue::attach::Layout;
 use vmrescue::inspect::snapshot::Snapshot;
-use vmrescue::target::Layout;
 use vmrescue::ExitCode;
 
 use super::{open_target, Session};

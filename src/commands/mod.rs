@@ -24,8 +24,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
+use vmrescue::attach::{self, Target};
 use vmrescue::error::{exit_code_for, ExitCode};
-use vmrescue::target::{self, Target};
 
 use crate::cli::{Cli, Command, GlobalArgs, OutputFormat, TargetArgs};
 use crate::output::{self, Sink};
@@ -226,9 +226,9 @@ fn run(global: &GlobalArgs, sink: Sink, command: Command) -> Result<ExitCode> {
 }
 
 /// The target the flags name, by the one target rule
-/// ([`target::choose`]).
+/// ([`attach::choose`]).
 pub(crate) fn open_target(args: &TargetArgs) -> Result<Target> {
-    target::open_chosen(&args.spec(), &args.mount_base)
+    attach::open_chosen(&args.spec(), &args.mount_base)
 }
 
 /// `--param NAME=VALUE` flags as a map.

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use vmrescue::target;
+use vmrescue::attach;
 use vmrescue::ExitCode;
 
 use super::{open_target, Session};
@@ -57,10 +57,10 @@ pub(crate) fn umount(
 ) -> Result<ExitCode> {
     let key = match (key, disk.or(image)) {
         (Some(key), _) => Some(key),
-        (None, Some(source)) => Some(target::key_for_source(&source)?),
+        (None, Some(source)) => Some(attach::key_for_source(&source)?),
         (None, None) => None,
     };
-    let unmounted = target::umount(key.as_deref())?;
+    let unmounted = attach::umount(key.as_deref())?;
     let text = if unmounted.is_empty() {
         "nothing mounted by vmrescue\n".to_string()
     } else {

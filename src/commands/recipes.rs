@@ -2,10 +2,10 @@
 //! audits on a target.
 
 use anyhow::Result;
+use vmrescue::attach::Target;
 use vmrescue::recipe::plan::SysctlAudit;
 use vmrescue::recipe::spec::RecipeSpec;
 use vmrescue::recipe::{Catalog, Recipe};
-use vmrescue::target::Target;
 use vmrescue::ExitCode;
 
 use super::{open_target, Session};

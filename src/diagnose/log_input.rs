@@ -35,7 +35,7 @@ pub fn open(path: &Path) -> Result<(Box<dyn BufRead>, String)> {
     if !meta.is_file() {
         return Err(Failure::NoTarget(format!(
             "--log {name} is a {}: logs are regular files, or `-` for stdin",
-            crate::target::refuse::describe_type(&meta)
+            crate::attach::refuse::describe_type(&meta)
         ))
         .into());
     }

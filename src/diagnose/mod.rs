@@ -221,7 +221,7 @@ pub fn classify_str(log: &str, source: &str) -> Result<Diagnosis> {
 /// own logs, and the offline checks of the mounted OS.
 pub fn diagnose_target(
     logs: &[std::path::PathBuf],
-    target: &crate::target::Target,
+    target: &crate::attach::Target,
 ) -> Result<Diagnosis> {
     let mut classifier = Classifier::new()?;
     let root = target.rootdir()?;

@@ -7,10 +7,10 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::{EvidenceLine, Finding, RecipeSuggestion, Severity};
+use crate::attach::Layout;
 use crate::inspect::kernels::InitramfsState;
 use crate::inspect::snapshot::Snapshot;
 use crate::rootfs::{EntryKind, RootDir};
-use crate::target::Layout;
 
 /// Drivers a cloud VM needs to find its disk; blacklisting one stops the boot.
 const ESSENTIAL_DRIVERS: &[&str] = &[

@@ -36,7 +36,7 @@ pub(crate) fn all() -> Vec<(&'static str, Schema)> {
     vec![
         ("wizard", envelope::<()>("wizard")),
         ("scan", envelope::<d::ScanData<'static>>("scan")),
-        ("mount", envelope::<vmrescue::target::Layout>("mount")),
+        ("mount", envelope::<vmrescue::attach::Layout>("mount")),
         ("umount", envelope::<d::Unmounted>("umount")),
         ("chroot", envelope::<()>("chroot")),
         ("fsck", envelope::<d::FsckReport>("fsck")),

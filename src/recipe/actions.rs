@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 
 use super::facts::{Facts, Family, InitramfsGenerator};
 use super::plan::{ActionContext, Planned, PlannedChange, SysctlAudit, Workspace};
+use crate::attach::Layout;
 use crate::error::Failure;
 use crate::inspect::bls::BlsEntry;
 use crate::inspect::cmdline::{self, CmdlineEdit, KernelCmdline};
@@ -17,7 +18,6 @@ use crate::inspect::grub_cfg::GrubCfg;
 use crate::inspect::grubenv::Grubenv;
 use crate::inspect::initramfs_modules::InitramfsModules;
 use crate::rootfs::EntryKind;
-use crate::target::Layout;
 
 // The plan-building half of `Planned` lives in plan.rs; these helpers only
 // matter to the GRUB actions below, so they stay beside them.

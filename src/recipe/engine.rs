@@ -17,12 +17,12 @@ use super::spec::{
     param_refs, substitute, substitute_optional, ParamDefault, ParamSpec, StepSpec, VerifySpec,
 };
 use super::Recipe;
+use crate::attach::{Layout, Target};
 use crate::cmd::Cmd;
 use crate::error::Failure;
 use crate::inspect::cmdline::KernelCmdline;
 use crate::journal::Journal;
 use crate::rootfs::RootDir;
-use crate::target::{Layout, Target};
 
 /// Longest a generator (dracut, grub2-mkconfig) may run in the chroot.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30 * 60);

@@ -22,10 +22,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::engine::CheckResult;
+use crate::attach::Layout;
 use crate::inspect::cmdline::KernelCmdline;
 use crate::inspect::grubenv::Grubenv;
 use crate::rootfs::RootDir;
-use crate::target::Layout;
 
 /// The rescue-only names of one mounted target.
 #[derive(Debug, Clone, Default)]

@@ -8,8 +8,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::facts::Facts;
+use crate::attach::Layout;
 use crate::rootfs::RootDir;
-use crate::target::Layout;
 
 /// What the actions read besides the files.
 pub struct ActionContext<'a> {

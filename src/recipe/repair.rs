@@ -12,9 +12,9 @@ use super::facts::Facts;
 use super::leaks::{self, RescueNames};
 use super::plan::{Plan, PlannedChange};
 use super::{Catalog, Recipe};
+use crate::attach::Target;
 use crate::diagnose::{Diagnosis, Finding};
 use crate::error::{ExitCode, Failure};
-use crate::target::Target;
 
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
 
@@ -252,7 +252,7 @@ pub fn run_with_progress(
 /// A run that failed half-way (a generator that failed or was stopped by
 /// its sandbox, a write error) is undone at once, so the target is left as
 /// it was found; `vmrescue undo` stays the way out if that fails too.
-fn roll_back(target: &crate::target::Target, run_id: &str, err: anyhow::Error) -> anyhow::Error {
+fn roll_back(target: &crate::attach::Target, run_id: &str, err: anyhow::Error) -> anyhow::Error {
     match crate::journal::undo(target.root(), Some(run_id)) {
         Ok(report) => err.context(format!(
             "run {run_id} failed and was undone ({} files restored, {} removed)",

@@ -14,6 +14,7 @@ use crate::ui::progress::{ProgressMode, StepProgress};
 
 use super::prompt::Prompter;
 use super::Style;
+use vmrescue::attach::{self, Target, TargetSpec};
 use vmrescue::diagnose::Diagnosis;
 use vmrescue::disk::{human_size, ScannedDisk};
 use vmrescue::error::{ExitCode, Failure};
@@ -21,7 +22,6 @@ use vmrescue::recipe::facts::Facts;
 use vmrescue::recipe::repair::{Progress, RecipeStatus, RepairRequest};
 use vmrescue::recipe::spec::ParamDefault;
 use vmrescue::recipe::{engine, repair, Catalog, Recipe};
-use vmrescue::target::{self, Target, TargetSpec};
 
 pub(crate) struct Wizard<'a> {
     pub(crate) prompter: &'a mut dyn Prompter,
@@ -154,7 +154,7 @@ impl Wizard<'_> {
 
     fn open_target(&mut self, spec: TargetSpec) -> Result<Option<Target>> {
         let spec = match spec {
-            TargetSpec::Auto => match target::kept()? {
+            TargetSpec::Auto => match attach::kept()? {
                 Some(mounted) => {
                     eprintln!(
                         "using the target `vmrescue mount` left mounted at {}",
@@ -176,7 +176,7 @@ impl Wizard<'_> {
             TargetSpec::Auto => "the candidate disk".into(),
         };
         let spinner = self.spinner(&format!("mounting {what} read-only…"));
-        let opened = target::open(&spec, &self.mount_base);
+        let opened = attach::open(&spec, &self.mount_base);
         spinner.finish_and_clear();
         let target = opened?;
         for mount in &target.layout().mounts {
@@ -648,7 +648,7 @@ fn set_aside_addressed(diagnosis: &mut Diagnosis, addressed: &[(String, String)]
 }
 
 /// The disk or image a boot test can use (not an already mounted `--root`).
-fn bootable_target(layout: &vmrescue::target::Layout) -> Option<crate::cli::TargetArgs> {
+fn bootable_target(layout: &vmrescue::attach::Layout) -> Option<crate::cli::TargetArgs> {
     let mut args = crate::cli::TargetArgs::default();
     if let Some(image) = &layout.image {
         args.image = Some(image.clone());

@@ -293,7 +293,7 @@ fn probe_kernel(target_kernel: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// Boots the target and reports. A failed boot is a report (exit 6), not an error.
-pub fn verify_boot(spec: &crate::target::TargetSpec, opts: &VerifyOptions) -> Result<VerifyReport> {
+pub fn verify_boot(spec: &crate::attach::TargetSpec, opts: &VerifyOptions) -> Result<VerifyReport> {
     let qemu = qemu::find_qemu()?;
     let disk = target_disk::resolve(spec)?;
     target_disk::refuse_if_mounted_rw(&disk)?;
@@ -375,9 +375,9 @@ fn read_setup(
     work: &Path,
 ) -> Result<BootSetup> {
     let target = match &disk.kept_key {
-        Some(key) => crate::target::from_state(Some(key))?
+        Some(key) => crate::attach::from_state(Some(key))?
             .with_context(|| format!("the vmrescue mount {key} has no layout yet"))?,
-        None => crate::target::open(&disk.spec, &opts.mount_base).with_context(|| {
+        None => crate::attach::open(&disk.spec, &opts.mount_base).with_context(|| {
             format!(
                 "mounting {} read-only to read its boot configuration",
                 disk.path.display()

@@ -169,7 +169,7 @@ pub fn choose_accel(
         return Ok(Accel::tcg("no usable /dev/kvm"));
     }
     // Not `.json`: those are the target state files.
-    let cache_path = crate::target::state::state_dir().join("accel-probe.cache");
+    let cache_path = crate::attach::state::state_dir().join("accel-probe.cache");
     let id = boot_id();
     if let Ok(text) = std::fs::read_to_string(&cache_path) {
         if let Ok(cache) = serde_json::from_str::<AccelCache>(&text) {
@@ -188,7 +188,7 @@ pub fn choose_accel(
         boot_id: id,
         accel: accel.clone(),
     };
-    if let Err(err) = std::fs::create_dir_all(crate::target::state::state_dir())
+    if let Err(err) = std::fs::create_dir_all(crate::attach::state::state_dir())
         .and_then(|()| std::fs::write(&cache_path, serde_json::to_vec(&cache).unwrap_or_default()))
     {
         tracing::debug!(

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::attach::mountinfo;
+use crate::attach::state::StateFile;
+use crate::attach::{Chosen, TargetSpec};
 use crate::cmd::Cmd;
 use crate::error::Failure;
-use crate::target::mountinfo;
-use crate::target::state::StateFile;
-use crate::target::{Chosen, TargetSpec};
 
 /// The disk to boot and how to mount it to read its boot configuration.
 #[derive(Debug, Clone)]
@@ -24,9 +24,9 @@ pub struct BootDisk {
 }
 
 /// The disk to boot for `spec`, by the one target rule
-/// ([`crate::target::choose`]): a mounted directory cannot be booted.
+/// ([`crate::attach::choose`]): a mounted directory cannot be booted.
 pub fn resolve(spec: &TargetSpec) -> Result<BootDisk> {
-    let (path, spec) = match crate::target::choose(spec)? {
+    let (path, spec) = match crate::attach::choose(spec)? {
         Chosen::Named(TargetSpec::Root(root)) => {
             return Err(Failure::Usage(format!(
             "--root {} is a mounted directory: verify boots a disk, name it with --disk or --image",
@@ -47,7 +47,7 @@ pub fn resolve(spec: &TargetSpec) -> Result<BootDisk> {
             (path.clone(), TargetSpec::Image(path))
         }
         Chosen::Named(TargetSpec::Disk(disk)) => {
-            let whole = crate::target::host_safe_disk(&crate::disk::scan()?, &disk)?;
+            let whole = crate::attach::host_safe_disk(&crate::disk::scan()?, &disk)?;
             (
                 PathBuf::from(&whole),
                 TargetSpec::Disk(PathBuf::from(whole)),
@@ -67,7 +67,7 @@ pub fn resolve(spec: &TargetSpec) -> Result<BootDisk> {
 }
 
 /// The disk or image a `vmrescue mount` was made from.
-fn kept_source(target: &crate::target::Target) -> Result<(PathBuf, TargetSpec)> {
+fn kept_source(target: &crate::attach::Target) -> Result<(PathBuf, TargetSpec)> {
     let layout = target.layout();
     if let Some(image) = &layout.image {
         return Ok((image.clone(), TargetSpec::Image(image.clone())));
@@ -93,7 +93,7 @@ fn vmrescue_state_for(disk: &Path) -> Result<Option<(String, StateFile)>> {
             }
             // Still being set up: only the loop step names the image.
             None => file.state.steps.iter().any(|step| {
-                matches!(step, crate::target::state::Step::LoopAttached { image, .. } if image == disk)
+                matches!(step, crate::attach::state::Step::LoopAttached { image, .. } if image == disk)
             }),
         };
         if names_it {
