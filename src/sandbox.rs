@@ -22,8 +22,6 @@ use seccompiler::{
     SeccompRule,
 };
 
-use crate::cmd::check;
-
 /// What a target program may keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sandbox {
@@ -806,6 +804,16 @@ pub(crate) fn populate(entries: &[CDevEntry]) -> io::Result<()> {
         libc::umask(old);
     }
     Ok(())
+}
+
+/// A libc call's 0/-1 result as an io::Result (for `pre_exec` code, which
+/// may not allocate an anyhow error).
+pub(crate) fn check(ret: libc::c_int) -> std::io::Result<()> {
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 #[cfg(test)]

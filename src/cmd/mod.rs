@@ -20,7 +20,6 @@ pub const STDERR_TAIL_BYTES: usize = 4096;
 
 mod namespace;
 
-pub(crate) use namespace::check;
 use namespace::PreparedNamespace;
 
 static TOOL_NANOS: AtomicU64 = AtomicU64::new(0);

@@ -7,6 +7,7 @@
 //! held the allocator's lock at the fork). [`PreparedNamespace::enter`] then
 //! makes raw syscalls on that prepared data only.
 
+use crate::sandbox::check;
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -343,15 +344,6 @@ unsafe fn mount(op: &MountOp) -> io::Result<()> {
             libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC,
             std::ptr::null(),
         )),
-    }
-}
-
-/// A libc call's 0/-1 result as an io::Result.
-pub(crate) fn check(ret: libc::c_int) -> io::Result<()> {
-    if ret == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 

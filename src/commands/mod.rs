@@ -16,6 +16,8 @@ mod recipes;
 mod repair;
 mod report;
 mod scan;
+#[cfg(test)]
+mod schema;
 mod shell;
 mod undo;
 mod verify;
@@ -34,9 +36,10 @@ use crate::ui::{logging, Style};
 pub(crate) use az_payload::payload_download;
 
 /// The types of each verb's JSON `data`, named for the schemas
-/// (`crate::output::schema`).
+/// (`schema.rs`).
 #[cfg(test)]
 pub(crate) mod data {
+    pub(crate) use super::az_fleet::FleetData;
     pub(crate) use super::az_payload::Payload;
     pub(crate) use super::fsck::FsckReport;
     pub(crate) use super::history::History;

@@ -9,7 +9,7 @@ use super::known_bugs::{self, CompiledBug};
 use super::line::{self, MAX_LINE_CHARS};
 use super::parse;
 use super::signatures::{Engine, Kind};
-use super::{BootSummary, EvidenceLine, Finding, Frame, LinkedModule};
+use super::{EvidenceLine, Frame, LinkedModule};
 
 mod handle;
 
@@ -293,14 +293,17 @@ impl LogState {
         }
     }
 
-    pub fn finish(self) -> Result<(Vec<BootSummary>, u64, Vec<Finding>)> {
-        let mut summaries = Vec::new();
-        let mut findings = Vec::new();
-        for boot in self.boots.iter().rev().filter(|boot| !boot.is_empty()) {
-            findings.extend(super::findings::boot_findings(boot, self.known_bugs));
-            summaries.push(super::findings::summarize(boot));
-        }
-        Ok((summaries, self.boots_dropped, findings))
+    /// The boots read, newest first (empty ones left out), how many were
+    /// dropped, and the known bugs to match them against; the caller turns
+    /// them into findings (`findings.rs` reads boots, never the other way).
+    pub fn into_boots(self) -> (Vec<Boot>, u64, &'static [CompiledBug]) {
+        let boots = self
+            .boots
+            .into_iter()
+            .rev()
+            .filter(|boot| !boot.is_empty())
+            .collect();
+        (boots, self.boots_dropped, self.known_bugs)
     }
 }
 

@@ -183,7 +183,12 @@ impl Classifier {
     }
 
     pub fn finish(self) -> Result<Diagnosis> {
-        let (boots, boots_dropped, findings) = self.state.finish()?;
+        let (read, boots_dropped, known_bugs) = self.state.into_boots();
+        let findings = read
+            .iter()
+            .flat_map(|boot| findings::boot_findings(boot, known_bugs))
+            .collect();
+        let boots = read.iter().map(findings::summarize).collect();
         Ok(Diagnosis {
             version: SCHEMA_VERSION,
             sources: self.sources,

@@ -1,6 +1,6 @@
 //! The JSON envelope every command writes under `--json`:
 //! `{"version", "command", "ok", "exit_code", "data" | "error"}`.
-//! Its schema, one per command, is in `docs/schema/` (see `schema.rs`).
+//! Its schema, one per command, is in `docs/schema/` (see `commands/schema.rs`).
 
 use serde::Serialize;
 use vmrescue::ExitCode;

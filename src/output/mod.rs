@@ -6,8 +6,6 @@
 
 pub(crate) mod json;
 pub(crate) mod runcommand;
-#[cfg(test)]
-pub(crate) mod schema;
 
 use std::io::Write;
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::actions;
 use super::facts::{command_lines, effective_sysctl, Facts};
 use super::leaks::{self, RescueNames};
-use super::plan::{ActionContext, Plan, Planned, PlannedChange, Workspace};
+use super::plan::{ActionContext, CheckResult, Plan, Planned, PlannedChange, Workspace};
 use super::spec::{
     param_refs, substitute, substitute_optional, ParamDefault, ParamSpec, StepSpec, VerifySpec,
 };
@@ -475,14 +475,6 @@ fn run_command(
         }
     }
     Ok(())
-}
-
-/// One verification check and what it found.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct CheckResult {
-    pub check: String,
-    pub ok: bool,
-    pub detail: String,
 }
 
 /// Checks the recipe's promises by inspecting the target again.

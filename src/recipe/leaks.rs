@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::engine::CheckResult;
+use super::plan::CheckResult;
 use crate::attach::Layout;
 use crate::inspect::cmdline::KernelCmdline;
 use crate::inspect::grubenv::Grubenv;

@@ -357,3 +357,11 @@ mod tests {
         assert!(!dir.path().join("etc/new.conf").exists());
     }
 }
+
+/// One verification check and what it found.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct CheckResult {
+    pub check: String,
+    pub ok: bool,
+    pub detail: String,
+}

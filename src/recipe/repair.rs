@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::engine::{self, Applied, CheckResult, ParamHints};
+use super::engine::{self, Applied, ParamHints};
 use super::facts::Facts;
 use super::leaks::{self, RescueNames};
+use super::plan::CheckResult;
 use super::plan::{Plan, PlannedChange};
 use super::{Catalog, Recipe};
 use crate::attach::Target;

@@ -9,8 +9,8 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema};
 use serde::Serialize;
 
-use super::json::{Envelope, VERSION};
-use crate::commands::data as d;
+use super::data as d;
+use crate::output::json::{Envelope, VERSION};
 
 fn envelope<T: Serialize + JsonSchema + 'static>(verb: &str) -> Schema {
     // What the commands write, so the serialize side of serde's attributes
@@ -57,7 +57,7 @@ pub(crate) fn all() -> Vec<(&'static str, Schema)> {
         ("az-payload", envelope::<d::Payload>("az-payload")),
         (
             "az-fleet",
-            envelope::<crate::ui::fleet::FleetData>("az-fleet"),
+            envelope::<d::FleetData>("az-fleet"),
         ),
         ("report", envelope::<d::Bundle>("report")),
         ("completions", envelope::<d::DocsData>("completions")),
