@@ -231,4 +231,3 @@ impl Report for FleetData {
         }
     }
 }
-

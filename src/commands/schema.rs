@@ -55,10 +55,7 @@ pub(crate) fn all() -> Vec<(&'static str, Schema)> {
         ("history", envelope::<d::History>("history")),
         ("recipes", envelope::<d::RecipesData<'static>>("recipes")),
         ("az-payload", envelope::<d::Payload>("az-payload")),
-        (
-            "az-fleet",
-            envelope::<d::FleetData>("az-fleet"),
-        ),
+        ("az-fleet", envelope::<d::FleetData>("az-fleet")),
         ("report", envelope::<d::Bundle>("report")),
         ("completions", envelope::<d::DocsData>("completions")),
         ("man", envelope::<d::DocsData>("man")),
