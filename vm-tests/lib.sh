@@ -294,15 +294,23 @@ stop_qemu() {
 # with snapshot=on (or be a throwaway copy). Sets BOOT_RESULT (expected,
 # failure, exited, timeout), BOOT_LINE (the matching line) and BOOT_SECONDS,
 # prints one line, and returns 0 only for "expected".
+# VMT_QEMU_SYSTEM picks the emulator (qemu-system-aarch64 for the arm64
+# image; the caller then passes -M/-cpu and firmware).
 BOOT_RESULT="" BOOT_LINE="" BOOT_SECONDS=0
+VMT_QEMU_SYSTEM=${VMT_QEMU_SYSTEM:-qemu-system-x86_64}
 boot_until() {
   local serial_log=$1 limit=$2 expect=$3
   shift 3
   local accel start pid line pattern
-  read -r -a accel <<<"$(accel_args)"
+  if [ "$VMT_QEMU_SYSTEM" = qemu-system-x86_64 ]; then
+    read -r -a accel <<<"$(accel_args)"
+  else
+    # Another architecture's guest: KVM cannot run it, TCG it is.
+    accel=(-accel tcg)
+  fi
   : >"$serial_log"
   start=$SECONDS
-  qemu-system-x86_64 "${accel[@]}" -m 1024 -smp 2 -nographic -monitor none \
+  "$VMT_QEMU_SYSTEM" "${accel[@]}" -m 1024 -smp 2 -nographic -monitor none \
     -serial "file:$serial_log" -no-reboot -nic none "$@" \
     >"$serial_log.qemu" 2>&1 </dev/null &
   pid=$!
@@ -368,4 +376,25 @@ disk_boot_args() {
       ;;
     *) die "unknown firmware $firmware" ;;
   esac
+}
+
+# --- arm64 (qemu-system-aarch64 under TCG) -------------------------------------------
+
+# The machine Azure's Arm64 VMs resemble (Ampere Altra = Neoverse N1); no
+# pointer authentication, which is slow under TCG.
+VMT_ARM64_MACHINE=(-M virt -cpu neoverse-n1)
+# TCG emulating arm64 on x86 boots more slowly than the x86 images.
+VMT_ARM64_BOOT_TIMEOUT=${VMRESCUE_ARM64_BOOT_TIMEOUT:-420}
+
+# Sets DISK_BOOT_ARGS to boot the raw arm64 DISK through the AAVMF firmware
+# (qemu-efi-aarch64) without modifying it (snapshot=on), with a fresh copy of
+# the variable store at VARS_COPY. Boot with VMT_QEMU_SYSTEM=qemu-system-aarch64.
+arm64_disk_boot_args() {
+  local disk=$1 vars_copy=$2
+  [ -r /usr/share/AAVMF/AAVMF_CODE.fd ] || die "AAVMF is not installed (scripts/install-deps --vm)"
+  cp /usr/share/AAVMF/AAVMF_VARS.fd "$vars_copy"
+  DISK_BOOT_ARGS=("${VMT_ARM64_MACHINE[@]}"
+    -drive "if=pflash,format=raw,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd"
+    -drive "if=pflash,format=raw,file=$vars_copy"
+    -drive "file=$disk,format=raw,if=virtio,snapshot=on")
 }
