@@ -180,17 +180,7 @@ fn every_command_speaks_the_versioned_envelope() {
     // `umount` takes down every vmrescue target: none of another test's.
     let _serial = crate::common::serial();
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    let copied = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/trees/debian12"
-        ))
-        .arg(&root)
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    let root = crate::common::tree::copy_fixture_tree("debian12", dir.path());
     let log = dir.path().join("serial.log");
     std::fs::write(
         &log,

@@ -925,17 +925,7 @@ fn nokmem_on_rhel8_edits_grubenv_kernelopts_keeping_its_escapes() {
 #[test]
 fn no_diagnosed_module_refusal_lists_the_third_party_modules() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/trees/debian12"
-        ))
-        .arg(&root)
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    let root = crate::common::tree::copy_fixture_tree("debian12", dir.path());
     let modules = std::fs::read_dir(root.join("lib/modules"))
         .unwrap()
         .next()

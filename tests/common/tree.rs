@@ -13,6 +13,23 @@ pub fn write(root: &Path, path: &str, content: &str) {
     std::fs::write(path, content).unwrap();
 }
 
+/// A writable copy of `tests/fixtures/trees/NAME` at `DIR/root`.
+pub fn copy_fixture_tree(name: &str, dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/trees")
+                .join(name),
+        )
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(copied.success(), "copying fixture tree {name}");
+    root
+}
+
 /// A file of tests/fixtures.
 pub fn fixture(path: &str) -> String {
     std::fs::read_to_string(
