@@ -13,8 +13,14 @@ fn exit_interrupted(code: i32) -> ! {
     std::process::exit(code)
 }
 
+/// What the signal handler does goes to stderr even under `-q`: the run
+/// ends early and the operator must know why.
+fn say_on_signal(message: &str) {
+    eprintln!("vmrescue: {message}");
+}
+
 fn main() -> ExitCode {
-    if let Err(err) = vmrescue::signals::install(exit_interrupted) {
+    if let Err(err) = vmrescue::signals::install(say_on_signal, exit_interrupted) {
         eprintln!("vmrescue: warning: cannot handle signals: {err:#}");
     }
     ExitCode::from(commands::main())

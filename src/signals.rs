@@ -64,9 +64,10 @@ impl Drop for InteractiveGuard {
 
 /// Blocks SIGINT, SIGTERM and SIGHUP in this (main) thread and every thread spawned
 /// after it, and handles them on a dedicated thread: clean up what this
-/// process mounted, then call `exit` (which must not return). Child
+/// process mounted, then call `exit` (which must not return). What it does
+/// is said through `say` (the library prints nothing itself). Child
 /// processes get the default signal mask back from `std::process::Command`.
-pub fn install(exit: fn(i32) -> !) -> anyhow::Result<()> {
+pub fn install(say: fn(&str), exit: fn(i32) -> !) -> anyhow::Result<()> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
@@ -79,9 +80,11 @@ pub fn install(exit: fn(i32) -> !) -> anyhow::Result<()> {
             if signal == Signal::SIGINT && INTERACTIVE_CHILD.load(Ordering::SeqCst) {
                 continue;
             }
-            eprintln!("vmrescue: {signal:?} received: cleaning up");
+            say(&format!("{signal:?} received: cleaning up"));
             if let Err(err) = crate::attach::teardown_own() {
-                eprintln!("vmrescue: cleanup incomplete: {err:#} (run `vmrescue umount`)");
+                say(&format!(
+                    "cleanup incomplete: {err:#} (run `vmrescue umount`)"
+                ));
             }
             // Background programs (a QEMU VM) die with us (PR_SET_PDEATHSIG).
             remove_cleanup_dirs();
