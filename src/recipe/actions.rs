@@ -376,12 +376,17 @@ pub fn regenerate_grub_config(
         return Ok(());
     }
     if ctx.facts.uses_bls && !always {
-        let blscfg = ctx
-            .facts
-            .grub_cfgs
-            .iter()
-            .filter_map(|cfg| ws.read(cfg).ok().flatten())
-            .any(|text| GrubCfg::parse(&text).uses_blscfg());
+        let mut blscfg = false;
+        for cfg in &ctx.facts.grub_cfgs {
+            let text = match ws.read(cfg) {
+                Ok(text) => text,
+                // A disk that fails reads must stop the repair, not pass for
+                // a grub.cfg without blscfg (docs/safety.md, read errors).
+                Err(err) if crate::rootfs::is_read_failure(&err) => return Err(err),
+                Err(_) => None,
+            };
+            blscfg |= text.is_some_and(|t| GrubCfg::parse(&t).uses_blscfg());
+        }
         if blscfg {
             planned.notes.push("grub.cfg reads the BLS entries (blscfg), which carry the command line: no regeneration needed".into());
             return Ok(());
