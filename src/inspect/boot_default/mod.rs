@@ -103,9 +103,7 @@ pub fn effective_default(root: &RootDir) -> Result<BootDefault> {
     for esp in ESP_DIRS.iter().copied().chain(["/boot"]) {
         let conf_path = format!("{esp}/loader/loader.conf");
         let entries_dir = format!("{esp}/loader/entries");
-        let conf_text = root
-            .read_string_optional(&conf_path)
-            .with_context(|| format!("reading {conf_path}"))?;
+        let conf_text = root.read_string_optional(&conf_path)?;
         if conf_text.is_none() || esp == "/boot" && !root.is_dir(&entries_dir) {
             continue;
         }
@@ -184,9 +182,7 @@ fn read_grubenv(
         if !root.exists(candidate) {
             continue;
         }
-        let bytes = root
-            .read(candidate)
-            .with_context(|| format!("reading {candidate}"))?;
+        let bytes = root.read(candidate)?;
         match Grubenv::parse(&bytes) {
             Ok(env) => found = (Some(candidate.to_string()), Some(env)),
             Err(err) => notes.push(format!("{candidate}: {err}; GRUB ignores it")),
@@ -226,9 +222,7 @@ pub fn find_grub_cfg(root: &RootDir, notes: &mut Vec<String>) -> Result<Option<(
     );
     let mut real: Vec<(String, GrubCfg)> = Vec::new();
     for path in candidates {
-        let bytes = root
-            .read(&path)
-            .with_context(|| format!("reading {path}"))?;
+        let bytes = root.read(&path)?;
         let text = match String::from_utf8(bytes) {
             Ok(t) => t,
             Err(e) => {
