@@ -402,12 +402,15 @@ impl Default for Limits {
     }
 }
 
-/// Where the watch stands: `since_change` is the time since the tracker's
-/// current stage or failure was reached.
+/// Where the watch stands.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
+    /// Since QEMU started.
     pub elapsed: Duration,
+    /// Since the tracker's current stage was reached (userspace must stay
+    /// out of emergency mode this long).
     pub since_stage: Duration,
+    /// Since the first failure line (a panic report gets time to finish).
     pub since_failure: Duration,
     pub vm_exited: bool,
 }
