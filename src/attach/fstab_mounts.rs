@@ -267,7 +267,7 @@ mod tests {
         let groups = vec![VolumeGroupUse {
             name: "rootvg".into(),
             temporary_name: Some("rootvg_vmrescue".into()),
-            pvid_changes: Vec::new(),
+            pvs: Vec::new(),
         }];
         let fstab = "\
 # /etc/fstab

@@ -3,10 +3,9 @@
 //! devices they are given, so the host's VGs are neither seen nor changed.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cmd::Cmd;
 
@@ -41,6 +40,45 @@ pub struct LogicalVolume {
     pub lv_path: String,
     #[serde(default)]
     pub lv_dm_path: String,
+    #[serde(default)]
+    pub lv_uuid: String,
+}
+
+/// One PV of a VG as the disk holds it at rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PvIdentity {
+    /// The PV's device on the rescue VM.
+    pub device: String,
+    /// Its UUID as `pvs` prints it (with dashes).
+    pub uuid: String,
+}
+
+impl PvIdentity {
+    /// The UUID as LVM's devices file writes it (`PVID=`, no dashes).
+    pub fn pvid(&self) -> String {
+        self.uuid.replace('-', "")
+    }
+}
+
+/// What names a VG on its own disk: the VG's name and UUID, its PVs' and
+/// LVs' UUIDs, and its metadata as `vgcfgbackup` wrote it. Recorded before a
+/// same-image clone gets new UUIDs, and put back at umount, so that nothing
+/// holding the old ones (the devices file, its copies in every initramfs,
+/// `/etc/lvm/backup`) goes stale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VgIdentity {
+    pub vg_name: String,
+    pub vg_uuid: String,
+    pub pvs: Vec<PvIdentity>,
+    pub lv_uuids: Vec<String>,
+    /// `vgcfgbackup`'s text of the VG before anything changed.
+    pub metadata: String,
+}
+
+impl VgIdentity {
+    pub fn devices(&self) -> Vec<String> {
+        self.pvs.iter().map(|p| p.device.clone()).collect()
+    }
 }
 
 fn parse_rows<T: for<'de> Deserialize<'de>>(json: &str) -> Result<Vec<T>> {
@@ -57,13 +95,16 @@ pub fn parse_lvs(json: &str) -> Result<Vec<LogicalVolume>> {
 }
 
 /// `--config` that limits LVM to `devices` and ignores any devices file.
+/// Automatic metadata backups are off: they would go to the host's
+/// `/etc/lvm/backup/<vg>`, which in a same-image rescue is the file of the
+/// host's own VG of the same name.
 fn only_devices_config(devices: &[String]) -> String {
     let accept: Vec<String> = devices
         .iter()
         .map(|d| format!("\"a|^{}$|\"", regex::escape(d)))
         .collect();
     format!(
-        "devices {{ use_devicesfile=0 filter=[{}, \"r|.*|\"] global_filter=[{}, \"r|.*|\"] }}",
+        "devices {{ use_devicesfile=0 filter=[{}, \"r|.*|\"] global_filter=[{}, \"r|.*|\"] }} backup {{ backup=0 archive=0 }}",
         accept.join(", "),
         accept.join(", ")
     )
@@ -100,7 +141,7 @@ pub fn target_lvs(devices: &[String], vg: &str) -> Result<Vec<LogicalVolume>> {
             "--reportformat",
             "json",
             "-o",
-            "lv_name,vg_name,lv_path,lv_dm_path",
+            "lv_name,vg_name,lv_path,lv_dm_path,lv_uuid",
             vg,
         ])
         .read()
@@ -180,15 +221,116 @@ pub fn import_clone(pvs: &[String], temporary: &str) -> Result<()> {
     Ok(())
 }
 
-/// Renames a deactivated target VG. Runs with a private `/dev` holding only
-/// the VG's PVs: vgrename refuses a name whose `/dev/<name>` exists, and in
-/// the same-image case the host's own VG of that name is active.
-pub fn rename(devices: &[String], from: &str, to: &str) -> Result<()> {
-    target_lvm("vgrename", devices)
-        .with_private_dev(devices.iter().map(PathBuf::from).collect())
-        .args([from, to])
+/// The identity of target VG `vg` on `devices`, its metadata included.
+pub fn read_identity(devices: &[String], vg: &str) -> Result<VgIdentity> {
+    let pvs: Vec<PhysicalVolume> = target_pvs(devices)?
+        .into_iter()
+        .filter(|p| p.vg_name == vg)
+        .collect();
+    let vg_uuid = pvs
+        .first()
+        .map(|p| p.vg_uuid.clone())
+        .with_context(|| format!("volume group {vg} has no physical volume on the target"))?;
+    let backup = tempfile::NamedTempFile::new().context("creating a file for vgcfgbackup")?;
+    target_lvm("vgcfgbackup", devices)
+        .arg("-f")
+        .arg(backup.path())
+        .arg(vg)
         .run()
-        .with_context(|| format!("renaming volume group {from} back to {to}"))?;
+        .with_context(|| format!("saving the metadata of volume group {vg} (vgcfgbackup)"))?;
+    let metadata = std::fs::read_to_string(backup.path())
+        .with_context(|| format!("reading the vgcfgbackup of {vg}"))?;
+    Ok(VgIdentity {
+        vg_name: vg.to_string(),
+        vg_uuid,
+        pvs: pvs
+            .iter()
+            .map(|p| PvIdentity {
+                device: p.pv_name.clone(),
+                uuid: p.pv_uuid.clone(),
+            })
+            .collect(),
+        lv_uuids: lv_uuids(devices, vg)?,
+        metadata,
+    })
+}
+
+fn lv_uuids(devices: &[String], vg: &str) -> Result<Vec<String>> {
+    let mut uuids: Vec<String> = target_lvs(devices, vg)?
+        .into_iter()
+        .map(|lv| lv.lv_uuid)
+        .collect();
+    uuids.sort();
+    Ok(uuids)
+}
+
+/// What differs between the disk as it is now and `identity` (empty when
+/// the disk holds exactly that identity).
+pub fn identity_differences(identity: &VgIdentity) -> Result<Vec<String>> {
+    let devices = identity.devices();
+    let now = target_pvs(&devices)?;
+    let mut differences = Vec::new();
+    for pv in &identity.pvs {
+        match now.iter().find(|n| n.pv_name == pv.device) {
+            None => differences.push(format!("{} is not a physical volume", pv.device)),
+            Some(n) if n.pv_uuid != pv.uuid => differences.push(format!(
+                "{} has PV UUID {} (was {})",
+                pv.device, n.pv_uuid, pv.uuid
+            )),
+            Some(n) if n.vg_name != identity.vg_name || n.vg_uuid != identity.vg_uuid => {
+                differences.push(format!(
+                    "{} is in VG {} {} (was {} {})",
+                    pv.device, n.vg_name, n.vg_uuid, identity.vg_name, identity.vg_uuid
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    if differences.is_empty() && lv_uuids(&devices, &identity.vg_name)? != identity.lv_uuids {
+        differences.push(format!("the LV UUIDs of {} differ", identity.vg_name));
+    }
+    Ok(differences)
+}
+
+/// Puts `identity` back on its PVs, the LVM-documented way: each PV
+/// re-labelled with its old UUID from the saved metadata (`pvcreate --uuid
+/// --restorefile`), then the metadata itself (`vgcfgrestore`). The VG must
+/// not be active. Always restricted to the target's devices, so the host's
+/// clone with the same UUIDs is neither seen nor touched.
+pub fn restore_identity(identity: &VgIdentity) -> Result<()> {
+    let devices = identity.devices();
+    let vg = &identity.vg_name;
+    let _progress = crate::progress::start(format!(
+        "putting back the UUIDs and the name of volume group {vg}"
+    ));
+    let mut file = tempfile::NamedTempFile::new().context("creating a file for vgcfgrestore")?;
+    std::io::Write::write_all(&mut file, identity.metadata.as_bytes())
+        .context("writing the saved metadata for vgcfgrestore")?;
+    for pv in &identity.pvs {
+        target_lvm("pvcreate", &devices)
+            .args(["-ff", "-y", "--uuid", &pv.uuid, "--restorefile"])
+            .arg(file.path())
+            .arg(&pv.device)
+            .run()
+            .with_context(|| format!("giving {} its PV UUID {} back", pv.device, pv.uuid))?;
+    }
+    // In a same-image rescue vgcfgrestore counts the host's own active LVs
+    // (same UUIDs) as the VG's and asks; `-y` answers, since it only writes
+    // metadata to the target's PVs (the filter) and touches no active LV.
+    target_lvm("vgcfgrestore", &devices)
+        .arg("-y")
+        .arg("-f")
+        .arg(file.path())
+        .arg(vg)
+        .run()
+        .with_context(|| format!("restoring the metadata of volume group {vg} (vgcfgrestore)"))?;
+    let left = identity_differences(identity)?;
+    if !left.is_empty() {
+        anyhow::bail!(
+            "volume group {vg} was restored but still differs: {}",
+            left.join("; ")
+        );
+    }
     Ok(())
 }
 

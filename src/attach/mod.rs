@@ -86,9 +86,11 @@ pub struct VolumeGroupUse {
     pub name: String,
     /// Set when the host has a VG of the same name (same-image rescue).
     pub temporary_name: Option<String>,
-    /// PV UUIDs (without dashes) that vgimportclone replaced: old → new.
+    /// The VG's PVs with the UUIDs the disk holds at rest: before the mount
+    /// and again after umount, even while a same-image clone runs under new
+    /// ones.
     #[serde(default)]
-    pub pvid_changes: Vec<(String, String)>,
+    pub pvs: Vec<lvm::PvIdentity>,
 }
 
 /// A mounted target. Dropping it unmounts everything it mounted, unless
@@ -247,10 +249,7 @@ pub fn open(spec: &TargetSpec, mount_base: &Path) -> Result<Target> {
         return open_root_dir(dir);
     }
     let mut assembly = assemble(spec, mount_base)?;
-    match mount_assembly(&mut assembly).and_then(|layout| {
-        update_lvm_devices_file(&layout)?;
-        Ok(layout)
-    }) {
+    match mount_assembly(&mut assembly) {
         Ok(layout) => {
             let mut state = assembly.state;
             state.state.layout = Some(layout.clone());
@@ -268,58 +267,6 @@ pub fn open(spec: &TargetSpec, mount_base: &Path) -> Result<Target> {
             Err(err)
         }
     }
-}
-
-/// The target's LVM devices file (RHEL 9 `system.devices`) names its PVs by
-/// PV UUID; when vgimportclone had to give them new ones (same-image
-/// rescue), the file is updated through the journal so the target still
-/// finds its root VG at boot. The one write made before any confirmation,
-/// as part of the sanctioned VG rename (invariant 8).
-fn update_lvm_devices_file(layout: &Layout) -> Result<()> {
-    const DEVICES_FILE: &str = "/etc/lvm/devices/system.devices";
-    let changes: Vec<&(String, String)> = layout
-        .volume_groups
-        .iter()
-        .flat_map(|g| &g.pvid_changes)
-        .collect();
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let root = RootDir::open(&layout.root)?;
-    let Some(text) = root.read_string_optional(DEVICES_FILE)? else {
-        return Ok(());
-    };
-    let mut updated = text.clone();
-    for (old, new) in &changes {
-        updated = updated.replace(&format!("PVID={old}"), &format!("PVID={new}"));
-    }
-    if updated == text {
-        return Ok(());
-    }
-    let remount = |flags: nix::mount::MsFlags| {
-        nix::mount::mount(
-            None::<&str>,
-            &layout.root,
-            None::<&str>,
-            nix::mount::MsFlags::MS_REMOUNT | TARGET_MOUNT_FLAGS | flags,
-            None::<&str>,
-        )
-        .with_context(|| format!("remounting {}", layout.root.display()))
-    };
-    remount(nix::mount::MsFlags::empty())?;
-    let run_id = format!("{}-lvm-devices", crate::runlog::new_run_id());
-    let written = (|| -> Result<()> {
-        let mut journal =
-            crate::journal::Journal::begin(&layout.root, &run_id, "same-image-vg-rename")?;
-        journal.write_file(Path::new(DEVICES_FILE), updated.as_bytes(), 0o644)?;
-        journal.finish("applied")
-    })();
-    remount(nix::mount::MsFlags::MS_RDONLY)?;
-    written.context("updating the target's LVM devices file after the VG rename")?;
-    tracing::info!(
-        "updated {DEVICES_FILE} with the PV UUIDs vgimportclone gave (journal {run_id})"
-    );
-    Ok(())
 }
 
 /// The target disk made ready to mount: loop device attached, VGs active.
@@ -605,25 +552,19 @@ fn assemble_lvm(tree: &BlockDevice, state: &mut StateFile) -> Result<Vec<VolumeG
             .collect();
         let mut active_name = pv.vg_name.clone();
         let mut temporary_name = None;
-        let mut pvid_changes = Vec::new();
         let clash = lvm::clashes_with_host(&host_vgs, &pv.vg_name, &pv_paths);
         if clash {
             let temporary = format!("{}_vmrescue", pv.vg_name);
-            state.push(Step::VgRenamed {
-                original: pv.vg_name.clone(),
+            // The identity is saved in the state file before vgimportclone
+            // changes it, so umount (or the cleanup of a killed run) can put
+            // it back whatever step the import reached.
+            let identity = lvm::read_identity(&members, &pv.vg_name)?;
+            state.push(Step::VgCloned {
                 temporary: temporary.clone(),
-                pvs: members.clone(),
+                identity,
             })?;
+            failpoint::hit("mount-before-import-clone");
             lvm::import_clone(&members, &temporary)?;
-            let renamed = lvm::target_pvs(&members)?;
-            for old in pvs.iter().filter(|p| p.vg_name == pv.vg_name) {
-                if let Some(new) = renamed
-                    .iter()
-                    .find(|n| n.pv_name == old.pv_name && n.pv_uuid != old.pv_uuid)
-                {
-                    pvid_changes.push((old.pv_uuid.replace('-', ""), new.pv_uuid.replace('-', "")));
-                }
-            }
             active_name = temporary.clone();
             temporary_name = Some(temporary);
         }
@@ -642,7 +583,14 @@ fn assemble_lvm(tree: &BlockDevice, state: &mut StateFile) -> Result<Vec<VolumeG
         groups.push(VolumeGroupUse {
             name: pv.vg_name.clone(),
             temporary_name,
-            pvid_changes,
+            pvs: pvs
+                .iter()
+                .filter(|p| p.vg_name == pv.vg_name)
+                .map(|p| lvm::PvIdentity {
+                    device: p.pv_name.clone(),
+                    uuid: p.pv_uuid.clone(),
+                })
+                .collect(),
         });
     }
     Ok(groups)
@@ -860,17 +808,22 @@ fn undo_step(step: &Step) -> Result<()> {
                 lvm::deactivate(pvs, vg)?;
             }
         }
-        Step::VgRenamed {
-            original,
+        Step::VgCloned {
             temporary,
-            pvs,
+            identity,
         } => {
-            if lvm::target_pvs(pvs)?
+            if lvm::identity_differences(identity)?.is_empty() {
+                return Ok(());
+            }
+            let devices = identity.devices();
+            // Active again if udev or an operator activated it meanwhile.
+            if lvm::target_pvs(&devices)?
                 .iter()
                 .any(|p| &p.vg_name == temporary)
             {
-                lvm::rename(pvs, temporary, original)?;
+                lvm::deactivate(&devices, temporary)?;
             }
+            lvm::restore_identity(identity)?;
         }
         Step::LoopAttached { device, image } => detach_loop_if_ours(device, image)?,
     }

@@ -27,11 +27,12 @@ pub enum Step {
     CreatedDir { path: PathBuf },
     /// A loop device attached for an image file.
     LoopAttached { device: PathBuf, image: PathBuf },
-    /// A target VG renamed because the host has a VG of the same name.
-    VgRenamed {
-        original: String,
+    /// A target VG given new UUIDs and a temporary name (vgimportclone)
+    /// because the host has a VG of the same name; recorded with the
+    /// identity umount puts back, before anything changes.
+    VgCloned {
         temporary: String,
-        pvs: Vec<String>,
+        identity: super::lvm::VgIdentity,
     },
     /// A target VG activated by vmrescue.
     VgActivated { vg: String, pvs: Vec<String> },

@@ -16,6 +16,7 @@ mod findings;
 mod known_bugs;
 mod line;
 pub mod log_input;
+pub mod lvm_devices;
 pub mod offline;
 mod parse;
 mod signatures;

@@ -74,6 +74,9 @@ pub fn offline_findings(
     let mut findings = default_kernel_findings(snapshot);
     findings.extend(root_mismatch_finding(snapshot));
     findings.extend(layout.and_then(fstab_source_finding));
+    if let Some(layout) = layout {
+        findings.extend(lvm_devices_finding(root, snapshot, layout)?);
+    }
     findings.extend(init_finding(root));
     findings.extend(blacklisted_drivers(root)?);
     findings.extend(sysctl_findings(root)?);
@@ -195,6 +198,45 @@ fn fstab_source_finding(layout: &Layout) -> Option<Finding> {
         "add nofail to them (and fix root references)",
     ));
     Some(f)
+}
+
+/// The default kernel's initramfs, as the target's snapshot names it.
+fn default_initramfs(snapshot: &Snapshot) -> Option<&str> {
+    let version = snapshot.boot.as_ref()?.entry.kernel_version.as_deref()?;
+    let kernel = snapshot.kernels.iter().find(|k| k.version == version)?;
+    Some(kernel.initramfs.path.as_str())
+}
+
+/// LVM's devices file (root fs or default initramfs) without the disk's PVs.
+fn lvm_devices_finding(
+    root: &RootDir,
+    snapshot: &Snapshot,
+    layout: &Layout,
+) -> Result<Option<Finding>> {
+    let pvids = super::lvm_devices::disk_pvids(layout);
+    let initramfs = default_initramfs(snapshot).map(Path::new);
+    let stale = super::lvm_devices::stale_copies(root, initramfs, &pvids)?;
+    if stale.is_empty() {
+        return Ok(None);
+    }
+    let mut f = finding(
+        "offline-lvm-devices-stale",
+        Severity::Critical,
+        "LVM's devices file does not list the disk's physical volume".into(),
+        "With a devices file (RHEL 9's default) LVM uses only the PVs it lists by PV UUID. The disk's PV has another \
+         UUID (the disk was restored, cloned or its PV re-labelled), so the initramfs does not find the root VG and \
+         stops with `/dev/mapper/… does not exist` or in the dracut shell.",
+        stale
+            .iter()
+            .map(|copy| evidence(&copy.file, 0, super::lvm_devices::describe(copy)))
+            .collect(),
+    );
+    f.suggestions.push(suggest(
+        "lvm-devices",
+        &[],
+        "list the disk's PVs in the devices file and rebuild the initramfs",
+    ));
+    Ok(Some(f))
 }
 
 /// No init program where the kernel looks for one.

@@ -14,6 +14,7 @@ pub mod kdump_conf;
 pub mod kernels;
 mod lines;
 pub mod loader_conf;
+pub mod lvm_devices;
 pub mod modprobe_d;
 pub mod os;
 pub mod snapshot;

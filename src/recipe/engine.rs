@@ -327,6 +327,11 @@ fn plan_step(
             list,
         } => super::kdump::set_kdump_option(ws, ctx, planned, &s(directive)?, &s(value)?, *list),
         StepSpec::EnableKdumpService {} => super::kdump::enable_kdump_service(ws, ctx, planned),
+        StepSpec::LvmDevices { all } => {
+            let which = if on(&s(all)?) { "all" } else { "default" };
+            let versions = kernel_versions(which, ws.root(), ctx.facts)?;
+            super::lvm_devices::lvm_devices(ws, ctx, planned, &versions)
+        }
     }
 }
 
@@ -506,6 +511,43 @@ pub fn verify(
         });
     }
     Ok(results)
+}
+
+/// The `lvm-devices-file` check every recipe gets on a disk with LVM: the
+/// devices file on the root fs and in the default kernel's initramfs must
+/// list each PV of the disk by the UUID it has at rest, or the VM stops in
+/// the initramfs shell. `None` on a disk without LVM.
+pub fn lvm_devices_check(
+    root: &RootDir,
+    facts: &Facts,
+    layout: &Layout,
+) -> Result<Option<CheckResult>> {
+    let pvids = crate::diagnose::lvm_devices::disk_pvids(layout);
+    if pvids.is_empty() {
+        return Ok(None);
+    }
+    let default = default_kernel(root, facts)?;
+    let initramfs = facts
+        .kernels
+        .iter()
+        .find(|k| Some(&k.version) == default.as_ref())
+        .map(|k| k.initramfs.as_path());
+    let stale = crate::diagnose::lvm_devices::stale_copies(root, initramfs, &pvids)?;
+    let ok = stale.is_empty();
+    let pv_list = pvids.iter().cloned().collect::<Vec<_>>().join(", ");
+    Ok(Some(CheckResult {
+        check: "lvm-devices-file".into(),
+        ok,
+        detail: if ok {
+            format!("the LVM devices file (where in use) lists the disk's PVID {pv_list}")
+        } else {
+            stale
+                .iter()
+                .map(crate::diagnose::lvm_devices::describe)
+                .collect::<Vec<_>>()
+                .join("; ")
+        },
+    }))
 }
 
 /// One check: whether it holds, and what was found, in words.

@@ -6,6 +6,7 @@ pub mod engine;
 pub mod facts;
 pub mod kdump;
 pub mod leaks;
+pub mod lvm_devices;
 pub mod plan;
 pub mod repair;
 pub mod spec;
@@ -58,6 +59,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "kdump-hyperv.toml",
         include_str!("../../recipes/kdump-hyperv.toml"),
+    ),
+    (
+        "lvm-devices.toml",
+        include_str!("../../recipes/lvm-devices.toml"),
     ),
 ];
 

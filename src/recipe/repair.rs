@@ -232,6 +232,9 @@ pub fn run_with_progress(
                     .verify
                     .push(leaks::check(&root, &names, &applied.changed)?);
             }
+            outcome
+                .verify
+                .extend(engine::lvm_devices_check(&root, &facts, target.layout())?);
             if outcome.verify.iter().any(|c| !c.ok) {
                 outcome.status = RecipeStatus::VerifyFailed;
             }

@@ -145,6 +145,10 @@ pub enum StepSpec {
     /// Enable the kdump service: the systemd wants symlink inside the target
     /// (and USE_KDUMP=1 for Debian's kdump-tools).
     EnableKdumpService {},
+    /// List the disk's PVs in LVM's devices file by their UUIDs, and rebuild
+    /// the initramfs whose copy of the file misses one: the default
+    /// kernel's, or every kernel's when `all` is `true`.
+    LvmDevices { all: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -195,6 +199,7 @@ impl StepSpec {
             StepSpec::RequireKdump { .. } => "require-kdump",
             StepSpec::SetKdumpOption { .. } => "set-kdump-option",
             StepSpec::EnableKdumpService {} => "enable-kdump-service",
+            StepSpec::LvmDevices { .. } => "lvm-devices",
         }
     }
 
@@ -208,6 +213,7 @@ impl StepSpec {
             }
             StepSpec::AddKernelArg { arg } | StepSpec::RemoveKernelArg { arg } => vec![arg],
             StepSpec::RebuildInitramfs { kernel, .. } => vec![kernel],
+            StepSpec::LvmDevices { all } => vec![all],
             StepSpec::BlacklistModule { module } => vec![module],
             StepSpec::SetSysctl { key, value } => vec![key, value],
             StepSpec::AuditSysctl {
