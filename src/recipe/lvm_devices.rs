@@ -151,7 +151,112 @@ fn boot_name(file: &DevicesFile, rescue_device: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
     use super::*;
+    use crate::attach::{Layout, VolumeGroupUse};
+    use crate::recipe::facts::Facts;
+    use crate::recipe::plan::PlannedChange;
+    use crate::recipe::{engine, fixture_copy, Catalog};
+    use crate::rootfs::RootDir;
+    use crate::verify_boot::initramfs::{write_newc, CpioEntry};
+
+    const STALE: &str =
+        "VERSION=1.1.1\nIDTYPE=devname IDNAME=/dev/sda2 DEVNAME=/dev/sda2 PVID=OLDPVID PART=2\n";
+
+    fn layout(root: &std::path::Path) -> Layout {
+        Layout {
+            version: 1,
+            key: "sdc".into(),
+            root: root.to_path_buf(),
+            disk: Some("/dev/sdc".into()),
+            image: None,
+            root_device: Some("/dev/mapper/rootvg-rootlv".into()),
+            read_only_device: false,
+            mounts: Vec::new(),
+            skipped: Vec::new(),
+            unresolved: Vec::new(),
+            volume_groups: vec![VolumeGroupUse {
+                name: "rootvg".into(),
+                temporary_name: None,
+                pvs: vec![pv("/dev/sdc2", "NEWPVA-0000-1111-2222-3333-4444-555555")],
+            }],
+        }
+    }
+
+    /// The alma9 tree with the stale file, both initramfs images carrying
+    /// `image_copy`, and a dracut to run.
+    fn alma9(image_copy: &str) -> tempfile::TempDir {
+        let dir = fixture_copy("alma9");
+        let put = |path: &str, bytes: &[u8]| {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, bytes).unwrap();
+        };
+        put("etc/lvm/devices/system.devices", STALE.as_bytes());
+        put("usr/bin/dracut", b"");
+        let image = write_newc(&[CpioEntry {
+            name: "etc/lvm/devices/system.devices".into(),
+            mode: 0o100644,
+            data: image_copy.as_bytes().to_vec(),
+        }]);
+        for version in [
+            "5.14.0-284.11.1.el9_2.x86_64",
+            "5.14.0-362.8.1.el9_3.x86_64",
+        ] {
+            put(&format!("boot/initramfs-{version}.img"), &image);
+        }
+        dir
+    }
+
+    fn plan_for(dir: &tempfile::TempDir, all: &str) -> super::super::plan::Plan {
+        let root = RootDir::open(dir.path()).unwrap();
+        let facts = Facts::gather(&root).unwrap();
+        let catalog = Catalog::load(None).unwrap();
+        let recipe = catalog.get("lvm-devices").unwrap();
+        let params = BTreeMap::from([("all".to_string(), all.to_string())]);
+        engine::plan(recipe, &params, &root, &facts, Some(&layout(dir.path()))).unwrap()
+    }
+
+    #[test]
+    fn plans_the_file_and_rebuilds_only_stale_initramfs_images() {
+        let dir = alma9(STALE);
+        let plan = plan_for(&dir, "false");
+        let written: Vec<&String> = plan
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                PlannedChange::Write { path, after, .. }
+                    if path == &PathBuf::from(lvm_devices::PATH) =>
+                {
+                    Some(after)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            written,
+            vec!["VERSION=1.1.2\nIDTYPE=devname IDNAME=/dev/sda2 DEVNAME=/dev/sda2 PVID=NEWPVA00001111222233334444555555 PART=2\n"]
+        );
+        let rebuilt = |plan: &super::super::plan::Plan| -> Vec<String> {
+            plan.changes
+                .iter()
+                .filter_map(|c| match c {
+                    PlannedChange::Command { argv, kernel, .. } if argv[0] == "dracut" => {
+                        kernel.clone()
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(rebuilt(&plan).len(), 1, "the default kernel's only");
+        assert_eq!(rebuilt(&plan_for(&dir, "true")).len(), 2, "all=true");
+        // An initramfs whose copy lists the PV is not rebuilt.
+        let fresh =
+            alma9("IDTYPE=devname IDNAME=/dev/sda2 PVID=NEWPVA00001111222233334444555555\n");
+        assert!(rebuilt(&plan_for(&fresh, "true")).is_empty());
+    }
 
     fn pv(device: &str, uuid: &str) -> PvIdentity {
         PvIdentity {

@@ -66,6 +66,26 @@ const EMBEDDED: &[(&str, &str)] = &[
     ),
 ];
 
+/// A writable copy of a fixture tree from tests/fixtures/trees.
+#[cfg(test)]
+pub(crate) fn fixture_copy(name: &str) -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/trees")
+        .join(name);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for entry in walkdir::WalkDir::new(&src) {
+        let entry = entry.expect("a readable fixture tree");
+        let rel = entry.path().strip_prefix(&src).expect("inside the fixture");
+        let dest = dir.path().join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).expect("a directory in the copy");
+        } else {
+            std::fs::copy(entry.path(), &dest).expect("a file in the copy");
+        }
+    }
+    dir
+}
+
 #[derive(Debug, Clone)]
 pub struct Recipe {
     pub spec: RecipeSpec,

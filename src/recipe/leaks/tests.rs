@@ -1,25 +1,8 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::recipe::fixture_copy;
 use crate::verify_boot::initramfs::{parent_dirs, write_newc, CpioEntry};
-
-/// A writable copy of a fixture tree from tests/fixtures/trees.
-fn fixture_copy(name: &str) -> tempfile::TempDir {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/trees")
-        .join(name);
-    let dir = tempfile::tempdir().unwrap();
-    for entry in walkdir::WalkDir::new(&src) {
-        let entry = entry.unwrap();
-        let dest = dir.path().join(entry.path().strip_prefix(&src).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-    dir
-}
 
 fn same_image(vg: &str) -> RescueNames {
     let temporary = format!("{vg}_vmrescue");
