@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{FstabNote, VolumeGroupUse};
 use crate::disk::BlockDevice;
-use crate::inspect::fstab::Fstab;
+use crate::inspect::fstab::{Fstab, FstabEntry};
 
 /// An fstab entry to mount under the target root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -72,40 +72,21 @@ pub fn plan(
             nofail: entry.options.iter().any(|o| o == "nofail"),
             reason,
         };
-        let has_option = |name: &str| entry.options.iter().any(|o| o == name);
         if entry.mount_point == "/" {
             continue;
         }
-        if entry.fstype == "swap" || entry.mount_point == "none" || entry.mount_point == "swap" {
-            plan.skipped.push(note("swap".into()));
-            continue;
-        }
-        if NETWORK_FSTYPES.contains(&entry.fstype.as_str())
-            || entry.fstype.starts_with("fuse")
-            || has_option("_netdev")
-        {
-            plan.skipped.push(note("network filesystem".into()));
-            continue;
-        }
-        if VIRTUAL_FSTYPES.contains(&entry.fstype.as_str())
-            || has_option("bind")
-            || has_option("rbind")
-        {
-            plan.skipped
-                .push(note("virtual filesystem or bind mount".into()));
-            continue;
-        }
-        if !entry.mount_point.starts_with('/') {
-            plan.skipped
-                .push(note("mount point is not an absolute path".into()));
+        if let Some(reason) = skip_reason(entry) {
+            plan.skipped.push(note(reason.into()));
             continue;
         }
         match resolve_spec(&entry.spec, nodes, volume_groups) {
             Some(node) => {
+                // The type blkid found, not fstab's: a line with the wrong
+                // type must not keep the target from being mounted (the
+                // fix-mounts recipe corrects the line).
                 let fstype = node
                     .fstype
                     .clone()
-                    .filter(|_| entry.fstype == "auto")
                     .unwrap_or_else(|| entry.fstype.clone());
                 let data: Vec<&str> = entry
                     .options
@@ -130,6 +111,30 @@ pub fn plan(
     plan.mounts
         .sort_by_key(|m| m.mount_point.split('/').filter(|c| !c.is_empty()).count());
     plan
+}
+
+/// Why an fstab entry is not a local filesystem to mount from the disk
+/// (swap, network, virtual, bind), or `None` for a local one.
+pub fn skip_reason(entry: &FstabEntry) -> Option<&'static str> {
+    if entry.fstype == "swap" || entry.mount_point == "none" || entry.mount_point == "swap" {
+        return Some("swap");
+    }
+    if NETWORK_FSTYPES.contains(&entry.fstype.as_str())
+        || entry.fstype.starts_with("fuse")
+        || entry.has_option("_netdev")
+    {
+        return Some("network filesystem");
+    }
+    if VIRTUAL_FSTYPES.contains(&entry.fstype.as_str())
+        || entry.has_option("bind")
+        || entry.has_option("rbind")
+    {
+        return Some("virtual filesystem or bind mount");
+    }
+    if !entry.mount_point.starts_with('/') {
+        return Some("mount point is not an absolute path");
+    }
+    None
 }
 
 /// The target-disk device an fstab source names, if it is on the disk.

@@ -9,6 +9,7 @@ pub mod fsck;
 pub mod fstab_mounts;
 pub mod lvm;
 pub mod mountinfo;
+pub mod nodes;
 pub mod refuse;
 pub mod state;
 
@@ -61,6 +62,10 @@ pub struct Layout {
     /// fstab entries whose source is not on the target disk.
     pub unresolved: Vec<FstabNote>,
     pub volume_groups: Vec<VolumeGroupUse>,
+    /// Every block device of the disk with its blkid identifiers (empty
+    /// for a `--root` directory, and in layouts saved by older versions).
+    #[serde(default)]
+    pub nodes: Vec<nodes::DiskNode>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
@@ -383,6 +388,7 @@ fn open_root_dir(dir: &Path) -> Result<Target> {
         skipped: Vec::new(),
         unresolved: Vec::new(),
         volume_groups: Vec::new(),
+        nodes: Vec::new(),
     };
     Ok(Target {
         layout,
@@ -517,6 +523,7 @@ fn mount_assembly(assembly: &mut Assembly) -> Result<Layout> {
         skipped: plan.skipped,
         unresolved: plan.unresolved,
         volume_groups: assembly.volume_groups.clone(),
+        nodes: nodes::record(&assembly.tree),
     })
 }
 

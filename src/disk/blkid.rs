@@ -59,7 +59,7 @@ pub fn probe(device: &str) -> Result<Option<Probe>> {
     }
 }
 
-/// Fills in fstype, UUID, label and partition UUID where lsblk left them empty.
+/// Fills in fstype, UUID, label, partition UUID and type where lsblk left them empty.
 pub fn enrich(
     devices: &mut [BlockDevice],
     probe: &mut dyn FnMut(&str) -> Result<Option<Probe>>,
@@ -91,6 +91,10 @@ pub fn enrich(
                     .partlabel
                     .take()
                     .or_else(|| found.get("PART_ENTRY_NAME").map(str::to_string));
+                dev.parttype = dev
+                    .parttype
+                    .take()
+                    .or_else(|| found.get("PART_ENTRY_TYPE").map(str::to_string));
             }
         }
         enrich(&mut dev.children, probe)?;

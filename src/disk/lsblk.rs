@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::cmd::Cmd;
 
 /// The columns vmrescue asks `lsblk` for.
-pub const LSBLK_COLUMNS: &str = "NAME,PATH,TYPE,SIZE,FSTYPE,UUID,PARTUUID,LABEL,PARTLABEL,MOUNTPOINTS,PKNAME,RO,MODEL,SERIAL,WWN";
+pub const LSBLK_COLUMNS: &str = "NAME,PATH,TYPE,SIZE,FSTYPE,UUID,PARTUUID,PARTTYPE,LABEL,PARTLABEL,MOUNTPOINTS,PKNAME,RO,MODEL,SERIAL,WWN";
 
 #[derive(Debug, Deserialize)]
 struct LsblkOutput {
@@ -34,6 +34,9 @@ pub struct BlockDevice {
     pub uuid: Option<String>,
     #[serde(default)]
     pub partuuid: Option<String>,
+    /// The partition type: a GPT type GUID, or `0x83`-style on MBR.
+    #[serde(default)]
+    pub parttype: Option<String>,
     #[serde(default)]
     pub label: Option<String>,
     #[serde(default)]

@@ -182,6 +182,7 @@ mod tests {
                 temporary_name: None,
                 pvs: vec![pv("/dev/sdc2", "NEWPVA-0000-1111-2222-3333-4444-555555")],
             }],
+            nodes: Vec::new(),
         }
     }
 
