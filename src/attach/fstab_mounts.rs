@@ -84,10 +84,7 @@ pub fn plan(
                 // The type blkid found, not fstab's: a line with the wrong
                 // type must not keep the target from being mounted (the
                 // fix-mounts recipe corrects the line).
-                let fstype = node
-                    .fstype
-                    .clone()
-                    .unwrap_or_else(|| entry.fstype.clone());
+                let fstype = node.fstype.clone().unwrap_or_else(|| entry.fstype.clone());
                 let data: Vec<&str> = entry
                     .options
                     .iter()

@@ -111,16 +111,57 @@ impl Fstab {
 
     /// Replaces the source field of the entry on `line`.
     pub fn set_spec(&mut self, line: usize, spec: &str) -> bool {
-        let Some(raw) = line.checked_sub(1).and_then(|i| self.lines.get(i)) else {
-            return false;
-        };
-        let Some((start, end)) = field_range(raw, 0) else {
-            return false;
-        };
-        if parse_entry(line - 1, raw).is_none() {
-            return false;
+        self.set_field(line, 0, spec)
+    }
+
+    /// Replaces the filesystem type field of the entry on `line` (false
+    /// when the line has none).
+    pub fn set_fstype(&mut self, line: usize, fstype: &str) -> bool {
+        self.set_field(line, 2, fstype)
+    }
+
+    /// Replaces the options field of the entry on `line`; a line that ends
+    /// after its type gets the field appended (with the line's own
+    /// separator), a line without a type is left alone.
+    pub fn set_options(&mut self, line: usize, options: &[String]) -> bool {
+        let joined = options.join(",");
+        if self.set_field(line, 3, &joined) {
+            return true;
         }
-        let new = format!("{}{spec}{}", &raw[..start], &raw[end..]);
+        let Some(raw) = self.entry_line(line) else {
+            return false;
+        };
+        if field_range(raw, 3).is_some() {
+            return false; // already that value
+        }
+        let Some((start, end)) = field_range(raw, 2) else {
+            return false;
+        };
+        let separator = if raw[..start].contains('\t') {
+            '\t'
+        } else {
+            ' '
+        };
+        let new = format!("{}{separator}{joined}{}", &raw[..end], &raw[end..]);
+        self.replace_line(line, new)
+    }
+
+    /// The raw text of `line` when it holds an entry.
+    fn entry_line(&self, line: usize) -> Option<&String> {
+        let raw = line.checked_sub(1).and_then(|i| self.lines.get(i))?;
+        parse_entry(line - 1, raw).map(|_| raw)
+    }
+
+    fn set_field(&mut self, line: usize, n: usize, value: &str) -> bool {
+        let Some(raw) = self.entry_line(line) else {
+            return false;
+        };
+        // A `#` starts a comment only at the start of a line in fstab(5),
+        // but the content ends at the line terminator.
+        let Some((start, end)) = field_range(content(raw), n) else {
+            return false;
+        };
+        let new = format!("{}{value}{}", &raw[..start], &raw[end..]);
         self.replace_line(line, new)
     }
 }
@@ -204,6 +245,24 @@ mod tests {
             add_option_to_line("UUID=x\t/data\text4\tdefaults\t0 2\n", "nofail"),
             "UUID=x\t/data\text4\tdefaults,nofail\t0 2\n"
         );
+    }
+
+    #[test]
+    fn type_and_options_fields_are_replaced_or_appended() {
+        let text = "# c\nUUID=a /data xfs defaults 0 2\nUUID=b\t/srv\text4\r\nUUID=c /x\n";
+        let mut f = Fstab::parse(text);
+        assert!(f.set_fstype(2, "ext4"));
+        assert!(!f.set_fstype(2, "ext4"));
+        assert!(f.set_options(2, &["defaults".into(), "nofail".into()]));
+        assert!(f.set_options(3, &["nofail".into()]));
+        assert!(!f.set_options(3, &["nofail".into()]));
+        assert!(!f.set_options(4, &["nofail".into()]), "no type: left alone");
+        assert!(!f.set_fstype(1, "ext4"), "comments are not entries");
+        assert_eq!(
+            f.render(),
+            "# c\nUUID=a /data ext4 defaults,nofail 0 2\nUUID=b\t/srv\text4\tnofail\r\nUUID=c /x\n"
+        );
+        assert_eq!(f.entries()[1].options, ["nofail"]);
     }
 
     proptest! {

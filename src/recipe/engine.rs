@@ -285,6 +285,7 @@ fn plan_step(
             actions::blacklist_module(ws, ctx, planned, &s(module)?)
         }
         StepSpec::FstabNofail {} => actions::fstab_nofail(ws, ctx, planned),
+        StepSpec::FixMounts {} => super::fix_mounts::fix_mounts(ws, ctx, planned),
         StepSpec::RebuildInitramfs {
             kernel,
             ensure_platform_drivers,
@@ -608,6 +609,7 @@ fn run_check(
             let (_, ok, detail) = actions::check_root_resolves(root, facts, layout)?;
             (ok, detail)
         }
+        VerifySpec::FstabResolves {} => super::fix_mounts::check_fstab_resolves(root, layout)?,
         VerifySpec::KdumpOptionIs {
             directive,
             value,

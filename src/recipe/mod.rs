@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod engine;
 pub mod facts;
+pub mod fix_mounts;
 pub mod kdump;
 pub mod leaks;
 pub mod lvm_devices;
@@ -63,6 +64,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "lvm-devices.toml",
         include_str!("../../recipes/lvm-devices.toml"),
+    ),
+    (
+        "fix-mounts.toml",
+        include_str!("../../recipes/fix-mounts.toml"),
     ),
 ];
 
@@ -179,6 +184,7 @@ mod tests {
             "older-kernel",
             "rebuild-initramfs",
             "fix-root-fs",
+            "fix-mounts",
             "cgroup-nokmem",
             "remove-faulty-modules",
             "panic-on-oom",

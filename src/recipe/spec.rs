@@ -116,6 +116,10 @@ pub enum StepSpec {
     FixRootReferences {},
     /// Add `nofail` to non-essential fstab entries whose source is missing.
     FstabNofail {},
+    /// Hold every local fstab line against the disk: /boot and the ESP
+    /// pointed at their partitions, `nofail` for missing devices, types
+    /// corrected.
+    FixMounts {},
     /// Set a sysctl in a vmrescue drop-in, commenting out conflicting settings.
     SetSysctl { key: String, value: String },
     /// Report a sysctl's effective value with what it does; set it (as
@@ -170,6 +174,7 @@ pub enum VerifySpec {
         module: String,
     },
     RootResolves {},
+    FstabResolves {},
     SysctlIs {
         key: String,
         value: String,
@@ -194,6 +199,7 @@ impl StepSpec {
             StepSpec::BlacklistModule { .. } => "blacklist-module",
             StepSpec::FixRootReferences {} => "fix-root-references",
             StepSpec::FstabNofail {} => "fstab-nofail",
+            StepSpec::FixMounts {} => "fix-mounts",
             StepSpec::SetSysctl { .. } => "set-sysctl",
             StepSpec::AuditSysctl { .. } => "audit-sysctl",
             StepSpec::RequireKdump { .. } => "require-kdump",
@@ -231,6 +237,7 @@ impl StepSpec {
             StepSpec::RegenerateGrubConfig { .. }
             | StepSpec::FixRootReferences {}
             | StepSpec::FstabNofail {}
+            | StepSpec::FixMounts {}
             | StepSpec::RequireKdump { .. }
             | StepSpec::EnableKdumpService {} => {
                 vec![]
@@ -248,6 +255,7 @@ impl VerifySpec {
             VerifySpec::InitramfsComplete { .. } => "initramfs-complete",
             VerifySpec::ModuleNotLoadable { .. } => "module-not-loadable",
             VerifySpec::RootResolves {} => "root-resolves",
+            VerifySpec::FstabResolves {} => "fstab-resolves",
             VerifySpec::SysctlIs { .. } => "sysctl-is",
             VerifySpec::KdumpOptionIs { .. } => "kdump-option-is",
             VerifySpec::KdumpServiceEnabled {} => "kdump-service-enabled",
@@ -266,7 +274,9 @@ impl VerifySpec {
             VerifySpec::KdumpOptionIs {
                 directive, value, ..
             } => vec![directive, value],
-            VerifySpec::RootResolves {} | VerifySpec::KdumpServiceEnabled {} => vec![],
+            VerifySpec::RootResolves {}
+            | VerifySpec::FstabResolves {}
+            | VerifySpec::KdumpServiceEnabled {} => vec![],
         }
     }
 }
