@@ -27,7 +27,7 @@ pub(crate) fn run(session: &Session, args: &TargetArgs) -> Result<ExitCode> {
     // a problem the files show, so it is reported with them.
     for note in layout.unresolved.iter().filter(|n| !n.nofail) {
         snapshot.problems.push(format!(
-            "/etc/fstab line {}: {} for {} is not on the disk and has no nofail: boot stops in emergency mode (recipe fix-root-fs)",
+            "/etc/fstab line {}: {} for {} is not on the disk and has no nofail: boot stops in emergency mode (recipe fix-mounts)",
             note.line, note.spec, note.mount_point
         ));
     }

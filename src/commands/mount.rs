@@ -34,7 +34,7 @@ pub(crate) fn mount(session: &Session, args: &TargetArgs) -> Result<ExitCode> {
                 if note.nofail {
                     " (nofail)"
                 } else {
-                    " and has no nofail: the VM will stop at boot (see the fix-root-fs recipe)"
+                    " and has no nofail: the VM will stop at boot (see the fix-mounts recipe)"
                 }
             );
         }

@@ -193,9 +193,9 @@ fn fstab_source_finding(layout: &Layout) -> Option<Finding> {
             .collect(),
     );
     f.suggestions.push(suggest(
-        "fix-root-fs",
+        "fix-mounts",
         &[],
-        "add nofail to them (and fix root references)",
+        "point /boot and /boot/efi at their partitions, mark the others nofail",
     ));
     Some(f)
 }
