@@ -12,6 +12,7 @@ mod aarch64_qemu;
 mod az_payload;
 mod bundle;
 mod cli;
+mod fix_mounts;
 mod fuzz_parsers;
 mod hostile;
 mod inspect_snapshots;
