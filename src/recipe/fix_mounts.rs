@@ -150,11 +150,29 @@ pub fn decide(fstab: &Fstab, view: &DiskView) -> Decisions {
     let mut decisions = Decisions::default();
     for entry in local_entries(fstab) {
         match view.resolve(&entry.spec) {
-            Some(node) => decisions.fixes.extend(type_fix(entry, node)),
+            Some(node) => match not_a_filesystem(entry, node) {
+                Some(note) => decisions.notes.push(note),
+                None => decisions.fixes.extend(type_fix(entry, node)),
+            },
             None => decide_missing(entry, view, &claimed, &mut decisions),
         }
     }
     decisions
+}
+
+/// A note when the line's source holds something fstab cannot mount (swap,
+/// an LVM PV, LUKS): which device was meant is not for a program to guess.
+fn not_a_filesystem(entry: &FstabEntry, node: &BlockDevice) -> Option<String> {
+    let found = node.fstype.as_deref()?;
+    (!MOUNTABLE.contains(&found) && entry.fstype != found).then(|| {
+        format!(
+            "line {} ({}): {} is {} and holds {found}, not a filesystem to mount: check the line by hand",
+            entry.line,
+            entry.mount_point,
+            entry.spec,
+            node.dev_path()
+        )
+    })
 }
 
 /// A line whose source is not on the disk.
@@ -180,7 +198,7 @@ fn decide_missing(entry: &FstabEntry, view: &DiskView, claimed: &[String], out: 
                 .push(format!("{at}: {} is not on the disk and {why}", entry.spec)),
         }
     }
-    if entry.has_option("nofail") {
+    if optional(entry) {
         return;
     }
     if entry.mount_point == "/usr" {
@@ -211,6 +229,11 @@ fn decide_missing(entry: &FstabEntry, view: &DiskView, claimed: &[String], out: 
     });
 }
 
+/// A line boot does not wait for: `nofail`, or `noauto` (not mounted at boot).
+fn optional(entry: &FstabEntry) -> bool {
+    entry.has_option("nofail") || entry.has_option("noauto")
+}
+
 /// The partition that holds what `/boot` or the ESP line mounts, and how it
 /// was told. Decided from blkid's facts alone, without mounting: an
 /// unresolved line left its partition unmounted, and this rescue host's
@@ -224,7 +247,9 @@ fn boot_candidate<'a>(
     claimed: &[String],
 ) -> std::result::Result<(&'a BlockDevice, String), String> {
     let parts = || view.nodes.iter().filter(|n| n.kind == "part");
-    let (found, what): (Vec<&BlockDevice>, &str) = if entry.mount_point == "/boot" {
+    // systemd-boot mounts the ESP itself at /boot: a vfat /boot is an ESP line.
+    let esp_line = entry.mount_point != "/boot" || entry.fstype == "vfat";
+    let (found, what): (Vec<&BlockDevice>, &str) = if !esp_line {
         let found = parts()
             .filter(|n| {
                 n.fstype
@@ -464,7 +489,7 @@ pub fn problems(fstab: &Fstab, view: &DiskView) -> Vec<String> {
                     }
                 }
             }
-            None if entry.mount_point != "/" && !entry.has_option("nofail") => {
+            None if entry.mount_point != "/" && !optional(entry) => {
                 found.push(format!("{at}: {} is not on the disk", entry.spec));
             }
             None => {}
@@ -644,6 +669,20 @@ tmpfs /tmp tmpfs defaults 0 0
     }
 
     #[test]
+    fn a_vfat_boot_is_the_esp_and_noauto_lines_are_optional() {
+        let fstab =
+            "UUID=GONE-0000 /boot vfat umask=0077 0 1\nUUID=gone /mnt/usb ext4 noauto 0 0\n";
+        let (d, text) = decided(fstab, disk());
+        assert_eq!(d.fixes.len(), 1, "{d:?}");
+        assert!(
+            text.starts_with("UUID=7A3B-11C2 /boot vfat umask=0077 0 1\n"),
+            "{text}"
+        );
+        let layout = layout(disk());
+        assert!(problems(&Fstab::parse(&text), &DiskView::of(&layout)).is_empty());
+    }
+
+    #[test]
     fn compatible_types_and_non_filesystems_are_left_alone() {
         assert!(type_compatible("ext4", "ext3"));
         assert!(!type_compatible("ext3", "ext4"));
@@ -653,6 +692,7 @@ tmpfs /tmp tmpfs defaults 0 0
             "UUID=5wap /scratch ext4 defaults 0 0\nUUID=5e7v /srv ext3 errors=remount-ro 0 2\n";
         let (d, text) = decided(fstab, disk());
         assert_eq!(d.fixes.len(), 1, "{d:?}");
+        assert!(d.notes[0].contains("holds swap, not a filesystem"), "{d:?}");
         assert!(
             text.ends_with("UUID=5e7v /srv ext4 errors=remount-ro 0 2\n"),
             "{text}"
