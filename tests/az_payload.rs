@@ -536,7 +536,7 @@ fn the_release_binary_bakes_its_own_sum_and_checks_a_sums_file() {
     );
     assert_eq!(baked(&script, "SHA256_X86_64"), real);
     assert_eq!(baked(&script, "RELEASE_URL"), url);
-    // Its own SHA256SUMS line is accepted...
+    // A SHA256SUMS listing its own sum is accepted...
     let name = format!("vmrescue-{}-x86_64-linux-musl", env!("CARGO_PKG_VERSION"));
     let sums = scratch.path().join("SHA256SUMS");
     std::fs::write(&sums, format!("{real}  {name}\n")).unwrap();
@@ -550,6 +550,14 @@ fn the_release_binary_bakes_its_own_sum_and_checks_a_sums_file() {
     ];
     let script = payload_from(&binary, scratch.path(), &args);
     assert_eq!(baked(&script, "SHA256_X86_64"), real);
+    // So is the SHA256SUMS scripts/release wrote beside it (in its dist/).
+    let published = binary.with_file_name("SHA256SUMS");
+    if published.is_file() {
+        let mut from_dist = args;
+        from_dist[4] = published.to_str().unwrap();
+        let script = payload_from(&binary, scratch.path(), &from_dist);
+        assert_eq!(baked(&script, "SHA256_X86_64"), real);
+    }
     // ...and one that lists another sum for it is refused, naming both.
     let other = "0".repeat(64);
     std::fs::write(&sums, format!("{other}  {name}\n")).unwrap();
