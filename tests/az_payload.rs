@@ -4,7 +4,7 @@
 //! (globs expanded), only the last 4096 bytes returned, `[STATUS]::SUCCESS`
 //! appended only when the payload exits 0.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::*;
@@ -106,15 +106,20 @@ fn entries(tail: &str) -> Vec<String> {
 }
 
 /// A payload for a repair VM that has vmrescue (the tests' VMRESCUE_BIN).
-fn payload(dir: &Path, args: &[&str]) -> std::path::PathBuf {
+fn payload(dir: &Path, args: &[&str]) -> PathBuf {
     let mut with_binary = args.to_vec();
     with_binary.push("--no-download");
     payload_with(dir, &with_binary)
 }
 
-fn payload_with(dir: &Path, args: &[&str]) -> std::path::PathBuf {
+fn payload_with(dir: &Path, args: &[&str]) -> PathBuf {
+    payload_from(Path::new(env!("CARGO_BIN_EXE_vmrescue")), dir, args)
+}
+
+/// `az-payload ARGS -o DIR/payload.sh` run by the vmrescue at `binary`.
+fn payload_from(binary: &Path, dir: &Path, args: &[&str]) -> PathBuf {
     let path = dir.join("payload.sh");
-    let out = vmrescue()
+    let out = vmrescue_at(binary)
         .arg("az-payload")
         .args(args)
         .arg("-o")
@@ -250,57 +255,79 @@ impl Drop for ReleaseServer {
     }
 }
 
-fn sha256(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
+/// A release folder on a loopback server: `binary` as the x86_64 asset
+/// (tampered on request after its sum was taken) and its SHA256SUMS.
+struct ServedRelease {
+    dir: tempfile::TempDir,
+    server: ReleaseServer,
+    /// The untampered asset's sha256, as SHA256SUMS lists it.
+    sum: String,
 }
 
-/// A release folder holding this build as the x86_64 asset (tampered on
-/// request after its sum was taken) and its SHA256SUMS.
-fn release_dir(tampered: bool) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let version = env!("CARGO_PKG_VERSION");
-    let asset = dir
-        .path()
-        .join(format!("vmrescue-{version}-x86_64-linux-musl"));
-    std::fs::copy(env!("CARGO_BIN_EXE_vmrescue"), &asset).unwrap();
-    let sums = format!("{}  vmrescue-{version}-x86_64-linux-musl\n", sha256(&asset));
-    std::fs::write(dir.path().join("SHA256SUMS"), sums).unwrap();
-    if tampered {
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&asset)
-            .unwrap();
-        std::io::Write::write_all(&mut file, b"tampered").unwrap();
+impl ServedRelease {
+    fn start(binary: &Path, tampered: bool) -> ServedRelease {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("vmrescue-{}-x86_64-linux-musl", env!("CARGO_PKG_VERSION"));
+        let asset = dir.path().join(&name);
+        std::fs::copy(binary, &asset).unwrap();
+        let sum = sha256sum(&asset);
+        std::fs::write(dir.path().join("SHA256SUMS"), format!("{sum}  {name}\n")).unwrap();
+        if tampered {
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&asset)
+                .unwrap();
+            std::io::Write::write_all(&mut file, b"tampered").unwrap();
+        }
+        let server = ReleaseServer::start(dir.path());
+        ServedRelease { dir, server, sum }
     }
-    dir
+
+    fn url(&self) -> &str {
+        &self.server.url
+    }
+
+    fn sums(&self) -> PathBuf {
+        self.dir.path().join("SHA256SUMS")
+    }
 }
 
-/// A cgroup-nokmem payload that downloads from a loopback release server
-/// (its binary tampered on request), run where vmrescue is not installed.
+/// PATH without any directory that holds a `vmrescue`: a fresh repair VM.
+fn path_without_vmrescue() -> String {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let kept: Vec<PathBuf> = std::env::split_paths(&path)
+        .filter(|dir| !dir.join("vmrescue").exists())
+        .collect();
+    std::env::join_paths(kept).unwrap().into_string().unwrap()
+}
+
+/// `script` under the driver on a repair VM where vmrescue is not installed
+/// (no VMRESCUE_BIN, none on PATH), so it must download and verify one.
+fn run_on_a_fresh_repair_vm(image: &TestImage, script: &Path, scratch: &Path) -> DriverResult {
+    let path = path_without_vmrescue();
+    image.with_loop(|dev| run_under_driver_with("bash", script, dev, scratch, &[("PATH", &path)]))
+}
+
+/// A cgroup-nokmem payload made by this build with `--sha256sums`, that
+/// downloads from a loopback release server (its binary tampered on request).
 fn on_a_fresh_repair_vm(image: &TestImage, scratch: &Path, tampered: bool) -> DriverResult {
-    let release = release_dir(tampered);
-    let server = ReleaseServer::start(release.path());
-    let sums = release.path().join("SHA256SUMS");
+    let release = ServedRelease::start(Path::new(env!("CARGO_BIN_EXE_vmrescue")), tampered);
+    let sums = release.sums();
     let script = payload_with(
         scratch,
         &[
             "cgroup-nokmem",
             "--release-url",
-            &server.url,
+            release.url(),
             "--sha256sums",
             sums.to_str().unwrap(),
         ],
     );
-    image.with_loop(|dev| run_under_driver_with("bash", &script, dev, scratch, &[]))
+    run_on_a_fresh_repair_vm(image, &script, scratch)
 }
 
 fn image_sha(image: &TestImage) -> String {
-    sha256(&image.path)
+    sha256sum(&image.path)
 }
 
 #[test]
@@ -475,4 +502,144 @@ fn az_fleet_judges_the_real_payload_output() {
         assess(&framed(&second.tail), Expect::default()).verdict,
         Verdict::NothingChanged
     );
+}
+
+// The published binary: the release asset scripts/release builds (with
+// VMRESCUE_RELEASE_BUILD=1), which bakes its own sha256 into a payload when
+// given no download flags. scripts/test builds it; VMRESCUE_RELEASE_BIN
+// names it.
+
+/// A setting baked into a generated payload (`NAME="value"`).
+fn baked(script: &Path, name: &str) -> String {
+    let text = std::fs::read_to_string(script).unwrap();
+    let prefix = format!("{name}=\"");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in {}", script.display()))
+        .trim_end_matches('"')
+        .to_string()
+}
+
+#[test]
+fn the_release_binary_bakes_its_own_sum_and_checks_a_sums_file() {
+    let Some(binary) = release_binary_or_skip("az_payload_release_sum") else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let real = sha256sum(&binary);
+    let url = "http://127.0.0.1:9/release";
+    // Only a release URL: the sum can come from nowhere but the binary itself.
+    let script = payload_from(
+        &binary,
+        scratch.path(),
+        &["cgroup-nokmem", "--release-url", url],
+    );
+    assert_eq!(baked(&script, "SHA256_X86_64"), real);
+    assert_eq!(baked(&script, "RELEASE_URL"), url);
+    // A SHA256SUMS listing its own sum is accepted...
+    let name = format!("vmrescue-{}-x86_64-linux-musl", env!("CARGO_PKG_VERSION"));
+    let sums = scratch.path().join("SHA256SUMS");
+    std::fs::write(&sums, format!("{real}  {name}\n")).unwrap();
+    let sums_arg = sums.to_str().unwrap();
+    let args = [
+        "cgroup-nokmem",
+        "--release-url",
+        url,
+        "--sha256sums",
+        sums_arg,
+    ];
+    let script = payload_from(&binary, scratch.path(), &args);
+    assert_eq!(baked(&script, "SHA256_X86_64"), real);
+    // So is the SHA256SUMS scripts/release wrote beside it (in its dist/).
+    let published = binary.with_file_name("SHA256SUMS");
+    if published.is_file() {
+        let mut from_dist = args;
+        from_dist[4] = published.to_str().unwrap();
+        let script = payload_from(&binary, scratch.path(), &from_dist);
+        assert_eq!(baked(&script, "SHA256_X86_64"), real);
+    }
+    // ...and one that lists another sum for it is refused, naming both.
+    let other = "0".repeat(64);
+    std::fs::write(&sums, format!("{other}  {name}\n")).unwrap();
+    let out = vmrescue_at(&binary)
+        .arg("az-payload")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("lists {other}")) && text(&out).contains(&real),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn the_release_binary_payload_downloads_itself_and_repairs() {
+    let Some(binary) = release_binary_or_skip("az_payload_release_download") else {
+        return;
+    };
+    if !root_or_skip("az_payload_release_download") {
+        return;
+    }
+    let _serial = serial();
+    let image = rhel_bls_image();
+    let scratch = tempfile::tempdir().unwrap();
+    let release = ServedRelease::start(&binary, false);
+    let script = payload_from(
+        &binary,
+        scratch.path(),
+        &["cgroup-nokmem", "--release-url", release.url()],
+    );
+    assert_eq!(baked(&script, "SHA256_X86_64"), release.sum);
+    let result = run_on_a_fresh_repair_vm(&image, &script, scratch.path());
+    assert!(result.success, "{}", result.tail);
+    assert!(result.tail.contains("downloading"), "{}", result.tail);
+    // What ran is the published file, byte for byte.
+    assert_eq!(sha256sum(&scratch.path().join("bin/vmrescue")), release.sum);
+    let entries = entries(&result.tail);
+    assert!(
+        entries
+            .last()
+            .unwrap()
+            .contains("result: repaired and verified"),
+        "{entries:#?}"
+    );
+    assert_nokmem_in_bls(&image);
+}
+
+#[test]
+fn the_release_binary_payload_refuses_a_tampered_asset() {
+    let Some(binary) = release_binary_or_skip("az_payload_release_tampered") else {
+        return;
+    };
+    if !root_or_skip("az_payload_release_tampered") {
+        return;
+    }
+    let _serial = serial();
+    let image = rhel_bls_image();
+    let before = image_sha(&image);
+    let scratch = tempfile::tempdir().unwrap();
+    let release = ServedRelease::start(&binary, true);
+    let script = payload_from(
+        &binary,
+        scratch.path(),
+        &["cgroup-nokmem", "--release-url", release.url()],
+    );
+    let result = run_on_a_fresh_repair_vm(&image, &script, scratch.path());
+    assert!(!result.success, "{}", result.tail);
+    assert!(
+        result
+            .tail
+            .contains("sha256 mismatch for the downloaded binary: got "),
+        "{}",
+        result.tail
+    );
+    assert!(
+        result.tail.contains(&format!("expected {}", release.sum)),
+        "{}",
+        result.tail
+    );
+    assert!(!scratch.path().join("bin/vmrescue").exists());
+    assert_eq!(image_sha(&image), before, "the disk was changed");
 }
