@@ -7,6 +7,7 @@ pub mod facts;
 pub mod kdump;
 pub mod leaks;
 pub mod lvm_devices;
+pub mod nvme_ready;
 pub mod plan;
 pub mod repair;
 pub mod spec;
@@ -63,6 +64,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "lvm-devices.toml",
         include_str!("../../recipes/lvm-devices.toml"),
+    ),
+    (
+        "nvme-ready.toml",
+        include_str!("../../recipes/nvme-ready.toml"),
     ),
 ];
 

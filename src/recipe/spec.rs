@@ -33,6 +33,10 @@ pub struct RecipeSpec {
     /// What the operator should do once the VM boots again (shown with the result).
     #[serde(default)]
     pub after: Vec<String>,
+    /// The storage controller the boot proof (`--verify-boot`) must use,
+    /// when the recipe is about one (`nvme` for nvme-ready).
+    #[serde(default)]
+    pub boot_controller: Option<crate::verify_boot::initramfs::Controller>,
 }
 
 fn default_order() -> u32 {
@@ -149,6 +153,10 @@ pub enum StepSpec {
     /// the initramfs whose copy of the file misses one: the default
     /// kernel's, or every kernel's when `all` is `true`.
     LvmDevices { all: String },
+    /// Make the disk boot on an NVMe controller: controller-bound device
+    /// names become UUIDs, and the initramfs (`default`, `all`, or a
+    /// version) that lacks `nvme` is rebuilt with it.
+    NvmeReady { kernel: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -181,6 +189,9 @@ pub enum VerifySpec {
         list: bool,
     },
     KdumpServiceEnabled {},
+    /// The default kernel's initramfs has `nvme` and no fstab line or
+    /// root=/resume= names a disk by a controller-bound path.
+    NvmeReady {},
 }
 
 impl StepSpec {
@@ -200,6 +211,7 @@ impl StepSpec {
             StepSpec::SetKdumpOption { .. } => "set-kdump-option",
             StepSpec::EnableKdumpService {} => "enable-kdump-service",
             StepSpec::LvmDevices { .. } => "lvm-devices",
+            StepSpec::NvmeReady { .. } => "nvme-ready",
         }
     }
 
@@ -212,7 +224,9 @@ impl StepSpec {
                 v
             }
             StepSpec::AddKernelArg { arg } | StepSpec::RemoveKernelArg { arg } => vec![arg],
-            StepSpec::RebuildInitramfs { kernel, .. } => vec![kernel],
+            StepSpec::RebuildInitramfs { kernel, .. } | StepSpec::NvmeReady { kernel } => {
+                vec![kernel]
+            }
             StepSpec::LvmDevices { all } => vec![all],
             StepSpec::BlacklistModule { module } => vec![module],
             StepSpec::SetSysctl { key, value } => vec![key, value],
@@ -251,6 +265,7 @@ impl VerifySpec {
             VerifySpec::SysctlIs { .. } => "sysctl-is",
             VerifySpec::KdumpOptionIs { .. } => "kdump-option-is",
             VerifySpec::KdumpServiceEnabled {} => "kdump-service-enabled",
+            VerifySpec::NvmeReady {} => "nvme-ready",
         }
     }
 
@@ -266,7 +281,9 @@ impl VerifySpec {
             VerifySpec::KdumpOptionIs {
                 directive, value, ..
             } => vec![directive, value],
-            VerifySpec::RootResolves {} | VerifySpec::KdumpServiceEnabled {} => vec![],
+            VerifySpec::RootResolves {}
+            | VerifySpec::KdumpServiceEnabled {}
+            | VerifySpec::NvmeReady {} => vec![],
         }
     }
 }
