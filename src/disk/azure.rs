@@ -168,10 +168,12 @@ fn next_namespace(layout: &AzureDiskLayout) -> Result<RepairDisk, String> {
         .collect();
     let os_disk = match os.as_slice() {
         [one] => *one,
-        [] => return Err(format!(
+        [] => {
+            return Err(format!(
             "NVMe namespaces {}: none holds the running root, so no OS disk controller to search",
             names(layout.namespaces.iter())
-        )),
+        ))
+        }
         // Root mirrored over two namespaces: which one is "the" OS disk is
         // a guess this rule does not make.
         many => {
