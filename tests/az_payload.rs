@@ -35,12 +35,18 @@ fn run_under_driver_with(
     envs: &[(&str, &str)],
 ) -> DriverResult {
     let log = scratch.join("driver-output.log");
-    let status = Command::new(shell)
+    let mut command = Command::new(shell);
+    command.env_remove("VMRESCUE_DISK");
+    // An empty disk: the payload chooses it (`vmrescue scan --pick`).
+    if !disk.is_empty() {
+        command.env("VMRESCUE_DISK", disk);
+    }
+    let status = command
         .args(if shell == "bash" { vec!["-e"] } else { vec![] })
         .arg(payload)
         .current_dir(scratch)
         .env_remove("VMRESCUE_BIN")
-        .env("VMRESCUE_DISK", disk)
+        .env_remove("VMRESCUE_DEVICE_ROOT")
         // The test images carry no kernel to boot.
         .env("VMRESCUE_NO_VERIFY_BOOT", "1")
         .env("VMRESCUE_LOG_DIR", scratch.join("logs"))
@@ -642,4 +648,146 @@ fn the_release_binary_payload_refuses_a_tampered_asset() {
     );
     assert!(!scratch.path().join("bin/vmrescue").exists());
     assert_eq!(image_sha(&image), before, "the disk was changed");
+}
+
+/// The payload choosing the repair disk itself (no VMRESCUE_DISK) on a
+/// repair VM laid out like `tree` (tests/fixtures/azure-disks, through the
+/// VMRESCUE_DEVICE_ROOT hook), its repair disk node a link to the loop
+/// device of the test image. Returns the driver's result and the device.
+fn payload_finds_the_disk(tree: &str, shell: &str, args: &[&str]) -> (DriverResult, String) {
+    let image = rhel_bls_image();
+    let scratch = tempfile::tempdir().unwrap();
+    let script = payload(scratch.path(), args);
+    let device_root = scratch.path().join("device-root");
+    let result = image.with_loop(|dev| {
+        devtree::lay_out(&devtree::fixture(tree), &device_root, dev);
+        let envs = [
+            ("VMRESCUE_BIN", env!("CARGO_BIN_EXE_vmrescue")),
+            ("VMRESCUE_DEVICE_ROOT", device_root.to_str().unwrap()),
+        ];
+        let result = run_under_driver_with(shell, &script, "", scratch.path(), &envs);
+        (result, dev.to_string())
+    });
+    if tree == "nvme-bare" {
+        assert_nokmem_in_bls(&image);
+    }
+    result
+}
+
+fn assert_chosen(result: &DriverResult, dev: &str) {
+    assert!(result.success, "{}", result.tail);
+    assert!(
+        result.tail.contains(&format!(
+            "repair disk {dev} (chosen by vmrescue scan --pick)"
+        )),
+        "{}",
+        result.tail
+    );
+}
+
+#[test]
+fn the_payload_finds_the_scsi_lun0_disk() {
+    if !root_or_skip("az_payload_scsi_lun0") {
+        return;
+    }
+    let _serial = serial();
+    let (result, dev) = payload_finds_the_disk("scsi", "bash", &["cgroup-nokmem", "--dry-run"]);
+    assert_chosen(&result, &dev);
+    assert!(result.tail.contains("result: dry run"), "{}", result.tail);
+}
+
+#[test]
+fn the_payload_finds_the_nvme_disk_by_its_data_by_lun_link() {
+    if !root_or_skip("az_payload_nvme_by_lun") {
+        return;
+    }
+    let _serial = serial();
+    let (result, dev) =
+        payload_finds_the_disk("nvme-by-lun", "dash", &["cgroup-nokmem", "--dry-run"]);
+    assert_chosen(&result, &dev);
+}
+
+#[test]
+fn the_payload_finds_the_bare_nvme_namespace_after_the_os_disk_and_repairs_it() {
+    if !root_or_skip("az_payload_nvme_bare") {
+        return;
+    }
+    let _serial = serial();
+    let (result, dev) = payload_finds_the_disk("nvme-bare", "bash", &["cgroup-nokmem"]);
+    assert_chosen(&result, &dev);
+    assert!(
+        entries(&result.tail)
+            .last()
+            .unwrap()
+            .contains("result: repaired and verified"),
+        "{}",
+        result.tail
+    );
+}
+
+/// `lsblk` and `blkid` stand-ins on PATH: the NVMe repair VM of
+/// tests/fixtures/lsblk/azure-rescue-nvme.json without its repair disk,
+/// so no disk of this machine (another test's loop device) can be chosen.
+fn nvme_os_only_tools(dir: &Path) -> String {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lsblk");
+    let text = std::fs::read_to_string(fixtures.join("azure-rescue-nvme.json")).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["blockdevices"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|d| d["name"] != "nvme0n2");
+    let listing = dir.join("lsblk.json");
+    std::fs::write(&listing, json.to_string()).unwrap();
+    let bin = dir.join("tools");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (tool, body) in [
+        ("lsblk", format!("cat '{}'", listing.display())),
+        // blkid -p: nothing found on the fixture's devices.
+        ("blkid", "exit 2".to_string()),
+    ] {
+        let path = bin.join(tool);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(&path, executable).unwrap();
+    }
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn a_repair_vm_with_only_its_own_nvme_os_disk_exits_3_saying_where_it_looked() {
+    for shell in ["dash", "bash"] {
+        let scratch = tempfile::tempdir().unwrap();
+        let script = payload(scratch.path(), &["cgroup-nokmem"]);
+        let device_root = scratch.path().join("device-root");
+        devtree::lay_out(&devtree::fixture("nvme-os-only"), &device_root, "");
+        let path = nvme_os_only_tools(scratch.path());
+        let envs = [
+            ("VMRESCUE_BIN", env!("CARGO_BIN_EXE_vmrescue")),
+            ("VMRESCUE_DEVICE_ROOT", device_root.to_str().unwrap()),
+            ("PATH", path.as_str()),
+        ];
+        let result = run_under_driver_with(shell, &script, "", scratch.path(), &envs);
+        assert!(!result.success, "{shell}: {}", result.tail);
+        assert!(
+            result.tail.contains("Payload exited Some(3)"),
+            "{shell}: {}",
+            result.tail
+        );
+        let error = entries(&result.tail)
+            .into_iter()
+            .find(|e| e.starts_with("[Error") && e.contains("no repair disk"))
+            .unwrap_or_else(|| panic!("{shell}: {}", result.tail));
+        for looked in [
+            "no candidate disk found",
+            "/dev/disk/azure/scsi1/lun0: absent",
+            "/dev/disk/azure/data/by-lun/0: absent",
+            "NVMe controller nvme0: only the OS disk nvme0n1 (namespace 1), no namespace after it",
+        ] {
+            assert!(error.contains(looked), "{shell}: {error}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Helpers for root-only integration tests on loop-device images built by the test.
 #![allow(dead_code)]
 
+pub mod devtree;
 pub mod tree;
 
 use std::path::{Path, PathBuf};
