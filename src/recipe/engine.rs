@@ -336,6 +336,9 @@ fn plan_step(
             let versions = kernel_versions(&s(kernel)?, ws.root(), ctx.facts)?;
             super::nvme_ready::nvme_ready(ws, ctx, planned, &versions)
         }
+        StepSpec::ReinstallBootLoader {} => {
+            super::bootloader::reinstall_boot_loader(ws, ctx, planned)
+        }
     }
 }
 
@@ -407,6 +410,19 @@ fn apply_changes(
             }
             PlannedChange::Symlink { path, target, .. } => {
                 journal.create_symlink(path, target)?;
+            }
+            PlannedChange::Copy {
+                from, path, sha256, ..
+            } => {
+                let bytes = root.read(from)?;
+                let now = crate::release::sha256_reader(bytes.as_slice())?;
+                if &now != sha256 {
+                    anyhow::bail!(
+                        "{} changed since the plan (sha256 {now}, planned {sha256}): plan again",
+                        from.display()
+                    );
+                }
+                journal.write_file(path, &bytes, 0o644)?;
             }
             PlannedChange::Command { argv, rewrites, .. } => {
                 run_command(argv, rewrites, target, &root, journal, ran)?;
@@ -645,6 +661,9 @@ fn run_check(
         } => super::kdump::check_option(root, facts, &s(directive)?, &s(value)?, *list)?,
         VerifySpec::KdumpServiceEnabled {} => super::kdump::check_service(root, facts)?,
         VerifySpec::NvmeReady {} => nvme_ready(root)?,
+        VerifySpec::BootLoaderInstalled {} => {
+            super::bootloader::check_installed(root, layout, &facts.os_id)?
+        }
     })
 }
 

@@ -2,6 +2,7 @@
 //! journal, verifying by inspecting again.
 
 pub mod actions;
+pub mod bootloader;
 pub mod engine;
 pub mod facts;
 pub mod kdump;
@@ -68,6 +69,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "nvme-ready.toml",
         include_str!("../../recipes/nvme-ready.toml"),
+    ),
+    (
+        "bootloader.toml",
+        include_str!("../../recipes/bootloader.toml"),
     ),
 ];
 

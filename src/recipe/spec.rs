@@ -157,6 +157,9 @@ pub enum StepSpec {
     /// names become UUIDs, and the initramfs (`default`, `all`, or a
     /// version) that lacks `nvme` is rebuilt with it.
     NvmeReady { kernel: String },
+    /// Put the target's signed shim, MokManager and GRUB back on the EFI
+    /// System Partition (`EFI/<distro>/` and the removable `EFI/BOOT/`).
+    ReinstallBootLoader {},
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -192,6 +195,9 @@ pub enum VerifySpec {
     /// The default kernel's initramfs has `nvme` and no fstab line or
     /// root=/resume= names a disk by a controller-bound path.
     NvmeReady {},
+    /// Every boot file the bootloader action puts on the ESP equals the
+    /// target's signed package file.
+    BootLoaderInstalled {},
 }
 
 impl StepSpec {
@@ -212,6 +218,7 @@ impl StepSpec {
             StepSpec::EnableKdumpService {} => "enable-kdump-service",
             StepSpec::LvmDevices { .. } => "lvm-devices",
             StepSpec::NvmeReady { .. } => "nvme-ready",
+            StepSpec::ReinstallBootLoader {} => "reinstall-boot-loader",
         }
     }
 
@@ -246,6 +253,7 @@ impl StepSpec {
             | StepSpec::FixRootReferences {}
             | StepSpec::FstabNofail {}
             | StepSpec::RequireKdump { .. }
+            | StepSpec::ReinstallBootLoader {}
             | StepSpec::EnableKdumpService {} => {
                 vec![]
             }
@@ -266,6 +274,7 @@ impl VerifySpec {
             VerifySpec::KdumpOptionIs { .. } => "kdump-option-is",
             VerifySpec::KdumpServiceEnabled {} => "kdump-service-enabled",
             VerifySpec::NvmeReady {} => "nvme-ready",
+            VerifySpec::BootLoaderInstalled {} => "boot-loader-installed",
         }
     }
 
@@ -283,7 +292,8 @@ impl VerifySpec {
             } => vec![directive, value],
             VerifySpec::RootResolves {}
             | VerifySpec::KdumpServiceEnabled {}
-            | VerifySpec::NvmeReady {} => vec![],
+            | VerifySpec::NvmeReady {}
+            | VerifySpec::BootLoaderInstalled {} => vec![],
         }
     }
 }
