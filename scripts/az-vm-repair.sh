@@ -16,9 +16,14 @@
 # Settings: `vmrescue az-payload` bakes them into a copy of this file. As a
 # library script (`--run-id`), positional values arrive in this order:
 #   recipe kernel module dry_run verify binary_url binary_sha256
-# Environment overrides (tests): VMRESCUE_DISK (default the Azure LUN 0 path),
+# The repair disk is the one `vmrescue scan --pick` chooses (one rule, in the
+# binary): /dev/disk/azure/scsi1/lun0, else /dev/disk/azure/data/by-lun/0
+# (NVMe sizes with azure-vm-utils), else the NVMe namespace after the OS
+# disk's on its controller, else the only candidate disk; none: exit 3.
+# Environment overrides (tests): VMRESCUE_DISK (skips the choice),
 # VMRESCUE_LOG_DIR (default /var/log/vmrescue), VMRESCUE_BIN,
-# VMRESCUE_BIN_DIR (where a download goes, default /var/lib/vmrescue/bin).
+# VMRESCUE_BIN_DIR (where a download goes, default /var/lib/vmrescue/bin);
+# vmrescue itself reads VMRESCUE_DEVICE_ROOT (a fake sysfs and /dev).
 set -u
 
 # --- baked settings (replaced by vmrescue az-payload) ---------------------
@@ -43,7 +48,7 @@ EXPECTED_VERSION=""
 [ $# -ge 6 ] && BINARY_URL=$6
 [ $# -ge 7 ] && BINARY_SHA256=$7
 
-DISK=${VMRESCUE_DISK:-/dev/disk/azure/scsi1/lun0}
+DISK=${VMRESCUE_DISK:-}
 LOG_DIR=${VMRESCUE_LOG_DIR:-/var/log/vmrescue}
 BIN_DIR=${VMRESCUE_BIN_DIR:-/var/lib/vmrescue/bin}
 STAMP=$(date -u '+%Y%m%d-%H%M%S')
@@ -130,9 +135,31 @@ find_binary() {
   chmod 0755 "$tmp" && mv "$tmp" "$BIN_DIR/vmrescue" && echo "$BIN_DIR/vmrescue"
 }
 
-say Info "vmrescue Run Command payload: recipe $RECIPE on $DISK"
+# The disk vmrescue would choose, with the refusal's own words (exit 3,
+# what was looked at) when there is none; every disk's class goes to the
+# full log.
+pick_disk() {
+  "$BIN" scan >>"$FULL_LOG" 2>&1 || true
+  pick_status=0
+  DISK=$("$BIN" scan --pick 2>"$FULL_LOG.pick") || pick_status=$?
+  cat "$FULL_LOG.pick" >>"$FULL_LOG"
+  [ "$pick_status" -eq 0 ] && [ -n "$DISK" ] && return 0
+  why=$(sed -n 's/^vmrescue: error: //p' "$FULL_LOG.pick" | head -n 1)
+  say Error "no repair disk: ${why:-vmrescue scan --pick exited $pick_status}"
+  say Info "full log on the repair VM: $FULL_LOG"
+  [ "$pick_status" -eq 0 ] && pick_status=3
+  exit "$pick_status"
+}
+
+say Info "vmrescue Run Command payload: recipe $RECIPE"
 BIN=$(find_binary) || fail "no usable vmrescue binary (none on PATH and no verified download)"
 say Info "using $BIN ($("$BIN" --version 2>/dev/null))"
+if [ -n "$DISK" ]; then
+  say Info "repair disk $DISK (VMRESCUE_DISK)"
+else
+  pick_disk
+  say Info "repair disk $DISK (chosen by vmrescue scan --pick)"
+fi
 
 set -- --output runcommand --log-file "$FULL_LOG.vmrescue" repair "$RECIPE" --yes --disk "$DISK"
 for param in $PARAMS; do set -- "$@" --param "$param"; done

@@ -5,11 +5,13 @@
 //! checks it against a sha256 baked into the payload.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-
-use crate::cmd::Cmd;
+use sha2::{Digest, Sha256};
 
 /// This build's version, the `<version>` in every asset name.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -91,14 +93,30 @@ pub fn parse_sha256sums(text: &str) -> BTreeMap<String, String> {
 
 /// The sha256 of a file, as `sha256sum` prints it.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let out = Cmd::new("sha256sum")
-        .arg(path)
-        .read()
-        .with_context(|| format!("computing the sha256 of {}", path.display()))?;
-    out.split_whitespace()
-        .next()
-        .map(str::to_string)
-        .with_context(|| format!("sha256sum printed nothing for {}", path.display()))
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    sha256_reader(file).with_context(|| format!("computing the sha256 of {}", path.display()))
+}
+
+/// The sha256 of everything `reader` yields, in lowercase hex. Streamed: a
+/// release binary is several MB and need not sit in memory.
+pub fn sha256_reader(reader: impl Read) -> Result<String> {
+    let mut hasher = Sha256::new();
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    std::io::copy(&mut reader, &mut hasher).context("reading")?;
+    let mut hex = String::with_capacity(64);
+    for byte in hasher.finalize() {
+        write!(hex, "{byte:02x}").context("formatting the sha256")?;
+    }
+    Ok(hex)
+}
+
+/// The sha256 of the running binary. It is read in this process, never by a
+/// helper program: a child reading `/proc/self/exe` would hash itself (a
+/// release build once baked the sum of `sha256sum` into every payload).
+/// Opening `/proc/self/exe` rather than the path `current_exe()` names
+/// reads the file this process runs even if that path was replaced since.
+pub fn own_sha256() -> Result<String> {
+    sha256_file(Path::new("/proc/self/exe")).context("hashing this vmrescue binary")
 }
 
 /// The sha256 of each architecture's asset of this version that is known
@@ -115,7 +133,7 @@ pub fn known_sums(sha256sums: Option<&str>) -> Result<BTreeMap<Arch, String>> {
         }
     }
     if let (true, Some(arch)) = (is_release_build(), Arch::current()) {
-        let own = sha256_file(Path::new("/proc/self/exe"))?;
+        let own = own_sha256()?;
         if let Some(listed) = sums.get(&arch) {
             if *listed != own {
                 anyhow::bail!(
@@ -148,6 +166,40 @@ mod tests {
         }
         assert_eq!(sums[&Arch::Aarch64], "b".repeat(64));
         assert!(parse_sha256sums("xyz  file\n").is_empty());
+    }
+
+    #[test]
+    fn sha256_matches_the_standard_vectors() {
+        assert_eq!(
+            sha256_reader(&b""[..]).unwrap(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            sha256_reader(&b"abc"[..]).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        // Longer than the read buffer, so the streaming joins chunks right.
+        let million_a = vec![b'a'; 1_000_000];
+        assert_eq!(
+            sha256_reader(&million_a[..]).unwrap(),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+        );
+        let missing = sha256_file(Path::new("/nonexistent/vmrescue")).unwrap_err();
+        assert!(format!("{missing:#}").contains("/nonexistent/vmrescue"));
+    }
+
+    /// The running binary's sum is the file's, as `sha256sum` (a separate
+    /// program reading it by path) sees it, not that of a helper process.
+    #[test]
+    fn own_sum_is_this_binary_file() {
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new("sha256sum")
+            .arg(&exe)
+            .output()
+            .unwrap();
+        let expected = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(own_sha256().unwrap(), expected.split(' ').next().unwrap());
+        assert_eq!(sha256_file(&exe).unwrap(), own_sha256().unwrap());
     }
 
     #[test]

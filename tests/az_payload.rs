@@ -4,7 +4,7 @@
 //! (globs expanded), only the last 4096 bytes returned, `[STATUS]::SUCCESS`
 //! appended only when the payload exits 0.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::*;
@@ -35,12 +35,18 @@ fn run_under_driver_with(
     envs: &[(&str, &str)],
 ) -> DriverResult {
     let log = scratch.join("driver-output.log");
-    let status = Command::new(shell)
+    let mut command = Command::new(shell);
+    command.env_remove("VMRESCUE_DISK");
+    // An empty disk: the payload chooses it (`vmrescue scan --pick`).
+    if !disk.is_empty() {
+        command.env("VMRESCUE_DISK", disk);
+    }
+    let status = command
         .args(if shell == "bash" { vec!["-e"] } else { vec![] })
         .arg(payload)
         .current_dir(scratch)
         .env_remove("VMRESCUE_BIN")
-        .env("VMRESCUE_DISK", disk)
+        .env_remove("VMRESCUE_DEVICE_ROOT")
         // The test images carry no kernel to boot.
         .env("VMRESCUE_NO_VERIFY_BOOT", "1")
         .env("VMRESCUE_LOG_DIR", scratch.join("logs"))
@@ -106,15 +112,20 @@ fn entries(tail: &str) -> Vec<String> {
 }
 
 /// A payload for a repair VM that has vmrescue (the tests' VMRESCUE_BIN).
-fn payload(dir: &Path, args: &[&str]) -> std::path::PathBuf {
+fn payload(dir: &Path, args: &[&str]) -> PathBuf {
     let mut with_binary = args.to_vec();
     with_binary.push("--no-download");
     payload_with(dir, &with_binary)
 }
 
-fn payload_with(dir: &Path, args: &[&str]) -> std::path::PathBuf {
+fn payload_with(dir: &Path, args: &[&str]) -> PathBuf {
+    payload_from(Path::new(env!("CARGO_BIN_EXE_vmrescue")), dir, args)
+}
+
+/// `az-payload ARGS -o DIR/payload.sh` run by the vmrescue at `binary`.
+fn payload_from(binary: &Path, dir: &Path, args: &[&str]) -> PathBuf {
     let path = dir.join("payload.sh");
-    let out = vmrescue()
+    let out = vmrescue_at(binary)
         .arg("az-payload")
         .args(args)
         .arg("-o")
@@ -250,57 +261,79 @@ impl Drop for ReleaseServer {
     }
 }
 
-fn sha256(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
+/// A release folder on a loopback server: `binary` as the x86_64 asset
+/// (tampered on request after its sum was taken) and its SHA256SUMS.
+struct ServedRelease {
+    dir: tempfile::TempDir,
+    server: ReleaseServer,
+    /// The untampered asset's sha256, as SHA256SUMS lists it.
+    sum: String,
 }
 
-/// A release folder holding this build as the x86_64 asset (tampered on
-/// request after its sum was taken) and its SHA256SUMS.
-fn release_dir(tampered: bool) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let version = env!("CARGO_PKG_VERSION");
-    let asset = dir
-        .path()
-        .join(format!("vmrescue-{version}-x86_64-linux-musl"));
-    std::fs::copy(env!("CARGO_BIN_EXE_vmrescue"), &asset).unwrap();
-    let sums = format!("{}  vmrescue-{version}-x86_64-linux-musl\n", sha256(&asset));
-    std::fs::write(dir.path().join("SHA256SUMS"), sums).unwrap();
-    if tampered {
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&asset)
-            .unwrap();
-        std::io::Write::write_all(&mut file, b"tampered").unwrap();
+impl ServedRelease {
+    fn start(binary: &Path, tampered: bool) -> ServedRelease {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("vmrescue-{}-x86_64-linux-musl", env!("CARGO_PKG_VERSION"));
+        let asset = dir.path().join(&name);
+        std::fs::copy(binary, &asset).unwrap();
+        let sum = sha256sum(&asset);
+        std::fs::write(dir.path().join("SHA256SUMS"), format!("{sum}  {name}\n")).unwrap();
+        if tampered {
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&asset)
+                .unwrap();
+            std::io::Write::write_all(&mut file, b"tampered").unwrap();
+        }
+        let server = ReleaseServer::start(dir.path());
+        ServedRelease { dir, server, sum }
     }
-    dir
+
+    fn url(&self) -> &str {
+        &self.server.url
+    }
+
+    fn sums(&self) -> PathBuf {
+        self.dir.path().join("SHA256SUMS")
+    }
 }
 
-/// A cgroup-nokmem payload that downloads from a loopback release server
-/// (its binary tampered on request), run where vmrescue is not installed.
+/// PATH without any directory that holds a `vmrescue`: a fresh repair VM.
+fn path_without_vmrescue() -> String {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let kept: Vec<PathBuf> = std::env::split_paths(&path)
+        .filter(|dir| !dir.join("vmrescue").exists())
+        .collect();
+    std::env::join_paths(kept).unwrap().into_string().unwrap()
+}
+
+/// `script` under the driver on a repair VM where vmrescue is not installed
+/// (no VMRESCUE_BIN, none on PATH), so it must download and verify one.
+fn run_on_a_fresh_repair_vm(image: &TestImage, script: &Path, scratch: &Path) -> DriverResult {
+    let path = path_without_vmrescue();
+    image.with_loop(|dev| run_under_driver_with("bash", script, dev, scratch, &[("PATH", &path)]))
+}
+
+/// A cgroup-nokmem payload made by this build with `--sha256sums`, that
+/// downloads from a loopback release server (its binary tampered on request).
 fn on_a_fresh_repair_vm(image: &TestImage, scratch: &Path, tampered: bool) -> DriverResult {
-    let release = release_dir(tampered);
-    let server = ReleaseServer::start(release.path());
-    let sums = release.path().join("SHA256SUMS");
+    let release = ServedRelease::start(Path::new(env!("CARGO_BIN_EXE_vmrescue")), tampered);
+    let sums = release.sums();
     let script = payload_with(
         scratch,
         &[
             "cgroup-nokmem",
             "--release-url",
-            &server.url,
+            release.url(),
             "--sha256sums",
             sums.to_str().unwrap(),
         ],
     );
-    image.with_loop(|dev| run_under_driver_with("bash", &script, dev, scratch, &[]))
+    run_on_a_fresh_repair_vm(image, &script, scratch)
 }
 
 fn image_sha(image: &TestImage) -> String {
-    sha256(&image.path)
+    sha256sum(&image.path)
 }
 
 #[test]
@@ -475,4 +508,286 @@ fn az_fleet_judges_the_real_payload_output() {
         assess(&framed(&second.tail), Expect::default()).verdict,
         Verdict::NothingChanged
     );
+}
+
+// The published binary: the release asset scripts/release builds (with
+// VMRESCUE_RELEASE_BUILD=1), which bakes its own sha256 into a payload when
+// given no download flags. scripts/test builds it; VMRESCUE_RELEASE_BIN
+// names it.
+
+/// A setting baked into a generated payload (`NAME="value"`).
+fn baked(script: &Path, name: &str) -> String {
+    let text = std::fs::read_to_string(script).unwrap();
+    let prefix = format!("{name}=\"");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in {}", script.display()))
+        .trim_end_matches('"')
+        .to_string()
+}
+
+#[test]
+fn the_release_binary_bakes_its_own_sum_and_checks_a_sums_file() {
+    let Some(binary) = release_binary_or_skip("az_payload_release_sum") else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let real = sha256sum(&binary);
+    let url = "http://127.0.0.1:9/release";
+    // Only a release URL: the sum can come from nowhere but the binary itself.
+    let script = payload_from(
+        &binary,
+        scratch.path(),
+        &["cgroup-nokmem", "--release-url", url],
+    );
+    assert_eq!(baked(&script, "SHA256_X86_64"), real);
+    assert_eq!(baked(&script, "RELEASE_URL"), url);
+    // A SHA256SUMS listing its own sum is accepted...
+    let name = format!("vmrescue-{}-x86_64-linux-musl", env!("CARGO_PKG_VERSION"));
+    let sums = scratch.path().join("SHA256SUMS");
+    std::fs::write(&sums, format!("{real}  {name}\n")).unwrap();
+    let sums_arg = sums.to_str().unwrap();
+    let args = [
+        "cgroup-nokmem",
+        "--release-url",
+        url,
+        "--sha256sums",
+        sums_arg,
+    ];
+    let script = payload_from(&binary, scratch.path(), &args);
+    assert_eq!(baked(&script, "SHA256_X86_64"), real);
+    // So is the SHA256SUMS scripts/release wrote beside it (in its dist/).
+    let published = binary.with_file_name("SHA256SUMS");
+    if published.is_file() {
+        let mut from_dist = args;
+        from_dist[4] = published.to_str().unwrap();
+        let script = payload_from(&binary, scratch.path(), &from_dist);
+        assert_eq!(baked(&script, "SHA256_X86_64"), real);
+    }
+    // ...and one that lists another sum for it is refused, naming both.
+    let other = "0".repeat(64);
+    std::fs::write(&sums, format!("{other}  {name}\n")).unwrap();
+    let out = vmrescue_at(&binary)
+        .arg("az-payload")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("lists {other}")) && text(&out).contains(&real),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn the_release_binary_payload_downloads_itself_and_repairs() {
+    let Some(binary) = release_binary_or_skip("az_payload_release_download") else {
+        return;
+    };
+    if !root_or_skip("az_payload_release_download") {
+        return;
+    }
+    let _serial = serial();
+    let image = rhel_bls_image();
+    let scratch = tempfile::tempdir().unwrap();
+    let release = ServedRelease::start(&binary, false);
+    let script = payload_from(
+        &binary,
+        scratch.path(),
+        &["cgroup-nokmem", "--release-url", release.url()],
+    );
+    assert_eq!(baked(&script, "SHA256_X86_64"), release.sum);
+    let result = run_on_a_fresh_repair_vm(&image, &script, scratch.path());
+    assert!(result.success, "{}", result.tail);
+    assert!(result.tail.contains("downloading"), "{}", result.tail);
+    // What ran is the published file, byte for byte.
+    assert_eq!(sha256sum(&scratch.path().join("bin/vmrescue")), release.sum);
+    let entries = entries(&result.tail);
+    assert!(
+        entries
+            .last()
+            .unwrap()
+            .contains("result: repaired and verified"),
+        "{entries:#?}"
+    );
+    assert_nokmem_in_bls(&image);
+}
+
+#[test]
+fn the_release_binary_payload_refuses_a_tampered_asset() {
+    let Some(binary) = release_binary_or_skip("az_payload_release_tampered") else {
+        return;
+    };
+    if !root_or_skip("az_payload_release_tampered") {
+        return;
+    }
+    let _serial = serial();
+    let image = rhel_bls_image();
+    let before = image_sha(&image);
+    let scratch = tempfile::tempdir().unwrap();
+    let release = ServedRelease::start(&binary, true);
+    let script = payload_from(
+        &binary,
+        scratch.path(),
+        &["cgroup-nokmem", "--release-url", release.url()],
+    );
+    let result = run_on_a_fresh_repair_vm(&image, &script, scratch.path());
+    assert!(!result.success, "{}", result.tail);
+    assert!(
+        result
+            .tail
+            .contains("sha256 mismatch for the downloaded binary: got "),
+        "{}",
+        result.tail
+    );
+    assert!(
+        result.tail.contains(&format!("expected {}", release.sum)),
+        "{}",
+        result.tail
+    );
+    assert!(!scratch.path().join("bin/vmrescue").exists());
+    assert_eq!(image_sha(&image), before, "the disk was changed");
+}
+
+/// The payload choosing the repair disk itself (no VMRESCUE_DISK) on a
+/// repair VM laid out like `tree` (tests/fixtures/azure-disks, through the
+/// VMRESCUE_DEVICE_ROOT hook), its repair disk node a link to the loop
+/// device of the test image. Returns the driver's result and the device.
+fn payload_finds_the_disk(tree: &str, shell: &str, args: &[&str]) -> (DriverResult, String) {
+    let image = rhel_bls_image();
+    let scratch = tempfile::tempdir().unwrap();
+    let script = payload(scratch.path(), args);
+    let device_root = scratch.path().join("device-root");
+    let result = image.with_loop(|dev| {
+        devtree::lay_out(&devtree::fixture(tree), &device_root, dev);
+        let envs = [
+            ("VMRESCUE_BIN", env!("CARGO_BIN_EXE_vmrescue")),
+            ("VMRESCUE_DEVICE_ROOT", device_root.to_str().unwrap()),
+        ];
+        let result = run_under_driver_with(shell, &script, "", scratch.path(), &envs);
+        (result, dev.to_string())
+    });
+    if tree == "nvme-bare" {
+        assert_nokmem_in_bls(&image);
+    }
+    result
+}
+
+fn assert_chosen(result: &DriverResult, dev: &str) {
+    assert!(result.success, "{}", result.tail);
+    assert!(
+        result.tail.contains(&format!(
+            "repair disk {dev} (chosen by vmrescue scan --pick)"
+        )),
+        "{}",
+        result.tail
+    );
+}
+
+#[test]
+fn the_payload_finds_the_scsi_lun0_disk() {
+    if !root_or_skip("az_payload_scsi_lun0") {
+        return;
+    }
+    let _serial = serial();
+    let (result, dev) = payload_finds_the_disk("scsi", "bash", &["cgroup-nokmem", "--dry-run"]);
+    assert_chosen(&result, &dev);
+    assert!(result.tail.contains("result: dry run"), "{}", result.tail);
+}
+
+#[test]
+fn the_payload_finds_the_nvme_disk_by_its_data_by_lun_link() {
+    if !root_or_skip("az_payload_nvme_by_lun") {
+        return;
+    }
+    let _serial = serial();
+    let (result, dev) =
+        payload_finds_the_disk("nvme-by-lun", "dash", &["cgroup-nokmem", "--dry-run"]);
+    assert_chosen(&result, &dev);
+}
+
+#[test]
+fn the_payload_finds_the_bare_nvme_namespace_after_the_os_disk_and_repairs_it() {
+    if !root_or_skip("az_payload_nvme_bare") {
+        return;
+    }
+    let _serial = serial();
+    let (result, dev) = payload_finds_the_disk("nvme-bare", "bash", &["cgroup-nokmem"]);
+    assert_chosen(&result, &dev);
+    assert!(
+        entries(&result.tail)
+            .last()
+            .unwrap()
+            .contains("result: repaired and verified"),
+        "{}",
+        result.tail
+    );
+}
+
+/// `lsblk` and `blkid` stand-ins on PATH: the NVMe repair VM of
+/// tests/fixtures/lsblk/azure-rescue-nvme.json without its repair disk,
+/// so no disk of this machine (another test's loop device) can be chosen.
+fn nvme_os_only_tools(dir: &Path) -> String {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lsblk");
+    let text = std::fs::read_to_string(fixtures.join("azure-rescue-nvme.json")).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["blockdevices"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|d| d["name"] != "nvme0n2");
+    let listing = dir.join("lsblk.json");
+    std::fs::write(&listing, json.to_string()).unwrap();
+    let bin = dir.join("tools");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (tool, body) in [
+        ("lsblk", format!("cat '{}'", listing.display())),
+        // blkid -p: nothing found on the fixture's devices.
+        ("blkid", "exit 2".to_string()),
+    ] {
+        let path = bin.join(tool);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(&path, executable).unwrap();
+    }
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn a_repair_vm_with_only_its_own_nvme_os_disk_exits_3_saying_where_it_looked() {
+    for shell in ["dash", "bash"] {
+        let scratch = tempfile::tempdir().unwrap();
+        let script = payload(scratch.path(), &["cgroup-nokmem"]);
+        let device_root = scratch.path().join("device-root");
+        devtree::lay_out(&devtree::fixture("nvme-os-only"), &device_root, "");
+        let path = nvme_os_only_tools(scratch.path());
+        let envs = [
+            ("VMRESCUE_BIN", env!("CARGO_BIN_EXE_vmrescue")),
+            ("VMRESCUE_DEVICE_ROOT", device_root.to_str().unwrap()),
+            ("PATH", path.as_str()),
+        ];
+        let result = run_under_driver_with(shell, &script, "", scratch.path(), &envs);
+        assert!(!result.success, "{shell}: {}", result.tail);
+        assert!(
+            result.tail.contains("Payload exited Some(3)"),
+            "{shell}: {}",
+            result.tail
+        );
+        let error = entries(&result.tail)
+            .into_iter()
+            .find(|e| e.starts_with("[Error") && e.contains("no repair disk"))
+            .unwrap_or_else(|| panic!("{shell}: {}", result.tail));
+        for looked in [
+            "no candidate disk found",
+            "/dev/disk/azure/scsi1/lun0: absent",
+            "/dev/disk/azure/data/by-lun/0: absent",
+            "NVMe controller nvme0: only the OS disk nvme0n1 (namespace 1), no namespace after it",
+        ] {
+            assert!(error.contains(looked), "{shell}: {error}");
+        }
+    }
 }

@@ -361,11 +361,17 @@ boot_until() {
 
 # Sets DISK_BOOT_ARGS to boot the raw DISK without modifying it (snapshot=on)
 # with FIRMWARE bios (SeaBIOS) or uefi (OVMF, with a fresh copy of its
-# variable store at VARS_COPY).
+# variable store at VARS_COPY), on a virtio disk, or on an NVMe controller
+# (namespace nvme0n1, as on NVMe-only VM sizes) with VMT_CONTROLLER=nvme.
 DISK_BOOT_ARGS=()
 disk_boot_args() {
   local disk=$1 firmware=$2 vars_copy=$3
-  DISK_BOOT_ARGS=(-drive "file=$disk,format=raw,if=virtio,snapshot=on")
+  case "${VMT_CONTROLLER:-virtio}" in
+    virtio) DISK_BOOT_ARGS=(-drive "file=$disk,format=raw,if=virtio,snapshot=on") ;;
+    nvme) DISK_BOOT_ARGS=(-drive "file=$disk,format=raw,if=none,id=osdisk,snapshot=on"
+      -device "nvme,serial=vmrescue-os,drive=osdisk") ;;
+    *) die "unknown controller ${VMT_CONTROLLER}" ;;
+  esac
   case "$firmware" in
     bios) ;;
     uefi)

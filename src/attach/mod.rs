@@ -561,17 +561,7 @@ fn assemble_lvm(tree: &BlockDevice, state: &mut StateFile) -> Result<Vec<VolumeG
         let mut temporary_name = None;
         let clash = lvm::clashes_with_host(&host_vgs, &pv.vg_name, &pv_paths);
         if clash {
-            let temporary = format!("{}_vmrescue", pv.vg_name);
-            // The identity is saved in the state file before vgimportclone
-            // changes it, so umount (or the cleanup of a killed run) can put
-            // it back whatever step the import reached.
-            let identity = lvm::read_identity(&members, &pv.vg_name)?;
-            state.push(Step::VgCloned {
-                temporary: temporary.clone(),
-                identity,
-            })?;
-            failpoint::hit("mount-before-import-clone");
-            lvm::import_clone(&members, &temporary)?;
+            let temporary = import_same_image_clone(&members, &pv.vg_name, state)?;
             active_name = temporary.clone();
             temporary_name = Some(temporary);
         }
@@ -601,6 +591,22 @@ fn assemble_lvm(tree: &BlockDevice, state: &mut StateFile) -> Result<Vec<VolumeG
         });
     }
     Ok(groups)
+}
+
+/// Gives a target VG that has the name (and UUIDs) of a host VG new UUIDs
+/// and a temporary name; returns that name. The VG's identity is saved in
+/// the state file first, so umount, or the cleanup of a killed run, puts it
+/// back whatever step the import reached.
+fn import_same_image_clone(members: &[String], vg: &str, state: &mut StateFile) -> Result<String> {
+    let temporary = format!("{vg}_vmrescue");
+    let identity = lvm::read_identity(members, vg)?;
+    state.push(Step::VgCloned {
+        temporary: temporary.clone(),
+        identity,
+    })?;
+    failpoint::hit("mount-before-import-clone");
+    lvm::import_clone(members, &temporary)?;
+    Ok(temporary)
 }
 
 fn has_os(root: &RootDir) -> bool {

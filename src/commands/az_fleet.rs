@@ -12,7 +12,9 @@ use super::{parse_params, payload_download, Session};
 use crate::cli::AzFleetArgs;
 use crate::output::{emit, Report};
 use crate::ui::fleet::{render_table, Progress};
-use crate::ui::payload::{log_tail, render_payload, PayloadBootCheck, PayloadSettings};
+use crate::ui::payload::{
+    download_note, log_tail, render_payload, PayloadBootCheck, PayloadSettings,
+};
 use crate::ui::Style;
 use vmrescue::error::{ExitCode, Failure};
 use vmrescue::fleet::az::Az;
@@ -49,7 +51,7 @@ pub(crate) fn run(session: &Session, args: &AzFleetArgs) -> Result<ExitCode> {
         probe_wait: Duration::from_secs(30 * 60),
     };
     if args.dry_run {
-        return dry_run(session, &config, &source);
+        return dry_run(session, &config, &source, &settings);
     }
     std::fs::create_dir_all(&evidence_dir)
         .with_context(|| format!("creating {}", evidence_dir.display()))?;
@@ -148,8 +150,13 @@ pub(crate) struct DryRun {
     pub(crate) commands: Vec<String>,
 }
 
-fn dry_run(session: &Session, config: &FleetConfig, source: &Source) -> Result<ExitCode> {
-    let mut commands = Vec::new();
+fn dry_run(
+    session: &Session,
+    config: &FleetConfig,
+    source: &Source,
+    settings: &PayloadSettings,
+) -> Result<ExitCode> {
+    let mut commands = vec![download_note(&settings.download)];
     let vms = match source {
         Source::List(vms) => vms.clone(),
         Source::ResourceGroup { name, tag } => {

@@ -116,7 +116,7 @@ pub(crate) fn run(session: &Session, args: &RepairArgs) -> Result<ExitCode> {
         eprintln!("vmrescue: not booting the disk: the repair did not succeed");
     }
     let check = boot_check_mode(args);
-    let boot = post_repair_boot(session, args, &check, repaired);
+    let boot = post_repair_boot(session, args, &check, &report);
     let (verify_boot, code, boot_error) = match boot {
         None => {
             let skipped = match check {
@@ -216,9 +216,9 @@ fn post_repair_boot(
     session: &Session,
     args: &RepairArgs,
     check: &BootCheck,
-    repaired: ExitCode,
+    report: &RepairReport,
 ) -> Option<Result<VerifyReport>> {
-    if args.dry_run || repaired != ExitCode::Success {
+    if args.dry_run || report.exit_code() != ExitCode::Success {
         return None;
     }
     let required = match check {
@@ -228,11 +228,13 @@ fn post_repair_boot(
         }
         BootCheck::Run { required } => *required,
     };
-    // The target is unmounted now: boot what the repair left.
-    let boot = verify_boot::verify_boot(
-        &args.plan.target.spec(),
-        &super::verify::options(session, &args.plan.target, &args.boot_check),
-    );
+    // The target is unmounted now: boot what the repair left, on the
+    // controller a recipe asks for (nvme-ready) unless one was named.
+    let mut options = super::verify::options(session, &args.plan.target, &args.boot_check);
+    options.controller = options
+        .controller
+        .or_else(|| report.recipes.iter().find_map(|r| r.boot_controller));
+    let boot = verify_boot::verify_boot(&args.plan.target.spec(), &options);
     match boot {
         Err(err) if !required && exit_code_for(&err) == ExitCode::Unsupported => {
             skipped_boot_check(session, &format!("{err:#}"));

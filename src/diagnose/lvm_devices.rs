@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::attach::Layout;
 use crate::inspect::lvm_devices::{self, DevicesFile};
@@ -68,8 +68,15 @@ pub fn stale_in_initramfs(
         return Ok(None);
     }
     let bytes = root.read(image)?;
-    let (devices, conf) = initramfs_copy(&bytes)
-        .with_context(|| format!("reading {} for LVM's devices file", image.display()))?;
+    // An unreadable image cannot hold a stale copy LVM would read; that it
+    // does not boot at all is another check's finding.
+    let (devices, conf) = match initramfs_copy(&bytes) {
+        Ok(copy) => copy,
+        Err(err) => {
+            tracing::debug!("{} is not a readable initramfs: {err:#}", image.display());
+            return Ok(None);
+        }
+    };
     let in_use = devices.filter(|_| !conf.as_deref().is_some_and(lvm_devices::turned_off));
     Ok(in_use.and_then(|text| {
         let name = format!("{}: {}", image.display(), &lvm_devices::PATH[1..]);

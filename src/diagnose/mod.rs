@@ -17,6 +17,7 @@ mod known_bugs;
 mod line;
 pub mod log_input;
 pub mod lvm_devices;
+pub mod nvme;
 pub mod offline;
 mod parse;
 mod signatures;

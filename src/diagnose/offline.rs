@@ -77,6 +77,7 @@ pub fn offline_findings(
     if let Some(layout) = layout {
         findings.extend(lvm_devices_finding(root, snapshot, layout)?);
     }
+    findings.extend(nvme_finding(root, snapshot)?);
     findings.extend(init_finding(root));
     findings.extend(blacklisted_drivers(root)?);
     findings.extend(sysctl_findings(root)?);
@@ -235,6 +236,67 @@ fn lvm_devices_finding(
         "lvm-devices",
         &[],
         "list the disk's PVs in the devices file and rebuild the initramfs",
+    ));
+    Ok(Some(f))
+}
+
+/// The default kernel's version, initramfs and command line (with the file
+/// that holds it), as the snapshot names them.
+pub fn default_boot(
+    snapshot: &Snapshot,
+) -> (
+    Option<super::nvme::KernelImage<'_>>,
+    Option<super::nvme::SourcedCmdline<'_>>,
+) {
+    let Some(entry) = snapshot.boot.as_ref().map(|b| &b.entry) else {
+        return (None, None);
+    };
+    let kernel = entry.kernel_version.as_deref().and_then(|version| {
+        let image = default_initramfs(snapshot)?;
+        Some((version, Path::new(image)))
+    });
+    let file = entry.defined_in.as_deref().unwrap_or("the boot entry");
+    (kernel, entry.cmdline.as_deref().map(|c| (file, c)))
+}
+
+/// A disk that would not boot on an NVMe controller (NVMe-only VM sizes).
+fn nvme_finding(root: &RootDir, snapshot: &Snapshot) -> Result<Option<Finding>> {
+    let (kernel, cmdline) = default_boot(snapshot);
+    let readiness = super::nvme::readiness(root, kernel, cmdline)?;
+    if readiness.ready() {
+        return Ok(None);
+    }
+    let mut lines = Vec::new();
+    if let Some(image) = &readiness.initramfs_without_nvme {
+        lines.push(evidence(
+            image,
+            0,
+            format!("{image}: no nvme driver (nor built into the kernel)"),
+        ));
+    }
+    for name in &readiness.names {
+        lines.push(evidence(
+            &name.file,
+            name.line,
+            format!(
+                "{} names {} by a controller-bound path",
+                name.used_as, name.name
+            ),
+        ));
+    }
+    let mut f = finding(
+        "offline-not-nvme-ready",
+        Severity::Warning,
+        "The disk would not boot on an NVMe controller".into(),
+        "NVMe-only sizes (Azure v6 and Boost, AWS Nitro, GCE C3) present the disk as nvme0n1: without the nvme driver \
+         in the initramfs, or with filesystems named /dev/sd*, /dev/xvd* or by Azure's scsi1/lun* links, the VM stops \
+         in the initramfs or in emergency mode after a resize.",
+        lines,
+    );
+    f.suggestions.push(suggest(
+        "nvme-ready",
+        &[],
+        "force nvme into the initramfs and name filesystems by UUID",
     ));
     Ok(Some(f))
 }

@@ -1,6 +1,7 @@
 //! Discovering block devices and telling the rescue host's own disks apart
 //! from the broken OS disk attached to it (invariant 1).
 
+pub mod azure;
 pub mod blkid;
 pub mod loopdev;
 pub mod lsblk;
@@ -19,9 +20,10 @@ pub use lsblk::BlockDevice;
 /// Version of the JSON printed by `vmrescue scan --json`.
 pub const SCAN_SCHEMA_VERSION: u32 = 1;
 
-/// Where Azure publishes stable names for data disks by LUN.
+/// Where Azure publishes stable names for SCSI data disks by LUN.
 pub const AZURE_LUN_DIR: &str = "/dev/disk/azure/scsi1";
-const BY_PATH_DIR: &str = "/dev/disk/by-path";
+/// Relative to the device root (`/`, or the test hook's directory).
+const BY_PATH_DIR: &str = "dev/disk/by-path";
 
 /// Filesystems and containers that make a disk look like an OS disk.
 const OS_FSTYPES: &[&str] = &[
@@ -80,6 +82,11 @@ pub struct ScannedVolume {
 pub struct Scan {
     pub version: u32,
     pub disks: Vec<ScannedDisk>,
+    /// Azure's repair disk (LUN 0) by its links or NVMe namespace, or what
+    /// was looked at; [`Scan::pick_target`] prefers it. Not in `--json`:
+    /// the chosen disk's `reason` and `azure_lun` say it.
+    #[serde(skip)]
+    pub repair_disk: Result<azure::RepairDisk, azure::NotFound>,
 }
 
 /// Facts about the running host that lsblk alone does not show.
@@ -93,6 +100,8 @@ pub struct HostFacts {
     /// Open count of each device-mapper device by `/dev/mapper/NAME`;
     /// `None` when unknown (then every active volume counts as in use).
     pub dm_open: Option<BTreeMap<String, u32>>,
+    /// Azure's LUN links and the NVMe namespaces, for the repair disk.
+    pub azure: azure::AzureDiskLayout,
 }
 
 impl HostFacts {
@@ -102,22 +111,30 @@ impl HostFacts {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(err) => return Err(err).context("reading /proc/swaps"),
         };
+        // `/`, or the test hook's fake sysfs and /dev (disk::azure).
+        let root = azure::device_root();
         let lun_dir = std::env::var_os("VMRESCUE_AZURE_LUN_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(AZURE_LUN_DIR));
+            .unwrap_or_else(|| root.join(AZURE_LUN_DIR.trim_start_matches('/')));
         let mut azure_luns = BTreeMap::new();
-        for (link, dev) in links_in(&lun_dir)? {
-            let name = link
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            // lun0-part1 names partitions; only whole disks matter here.
-            if name.starts_with("lun") && !name.contains("-part") {
-                azure_luns.insert(dev, link.display().to_string());
+        // SCSI names first: on a SCSI VM both name a data disk, and the
+        // scsi1 one is what Azure's documentation shows.
+        for dir in [lun_dir, root.join(azure::DATA_BY_LUN_DIR)] {
+            for (link, dev) in links_in(&dir, &root)? {
+                let name = link
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                // lun0-part1 and 0-part1 name partitions; only whole disks matter here.
+                if !name.contains("-part") {
+                    azure_luns
+                        .entry(dev)
+                        .or_insert_with(|| link.display().to_string());
+                }
             }
         }
         let mut by_path: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (link, dev) in links_in(Path::new(BY_PATH_DIR))? {
+        for (link, dev) in links_in(&root.join(BY_PATH_DIR), &root)? {
             by_path
                 .entry(dev)
                 .or_default()
@@ -128,6 +145,8 @@ impl HostFacts {
             azure_luns,
             by_path,
             dm_open: device_mapper_open_counts(),
+            azure: azure::read_layout(&root)
+                .context("reading the Azure disk links and NVMe namespaces")?,
         })
     }
 }
@@ -159,8 +178,9 @@ fn parse_dm_open(text: &str) -> BTreeMap<String, u32> {
         .collect()
 }
 
-/// Symlinks in `dir` and the canonical device each points at; a missing dir is empty.
-fn links_in(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+/// Symlinks in `dir` and the canonical device each points at (as a path
+/// on the machine, see [`azure::resolve`]); a missing dir is empty.
+fn links_in(dir: &Path, root: &Path) -> Result<Vec<(PathBuf, String)>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -170,8 +190,8 @@ fn links_in(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
         let link = entry.path();
-        if let Ok(dev) = std::fs::canonicalize(&link) {
-            links.push((link, dev.display().to_string()));
+        if let Ok(Some(dev)) = azure::resolve(root, &link) {
+            links.push((link, dev));
         }
     }
     links.sort();
@@ -196,11 +216,40 @@ pub fn scan() -> Result<Scan> {
 
 /// Classifies lsblk's top-level devices (pure; used by `scan` and tests).
 pub fn classify(devices: &[BlockDevice], facts: &HostFacts) -> Scan {
-    let disks = devices.iter().map(|dev| classify_one(dev, facts)).collect();
+    let repair_disk = azure::find_repair_disk(&with_lsblk_root(&facts.azure, devices));
+    let mut disks: Vec<ScannedDisk> = devices.iter().map(|dev| classify_one(dev, facts)).collect();
+    if let Ok(found) = &repair_disk {
+        let candidate =
+            |d: &&mut ScannedDisk| d.path == found.device && d.class == DiskClass::Candidate;
+        if let Some(disk) = disks.iter_mut().find(candidate) {
+            disk.reason = format!("{}; {}", disk.reason, found.describe());
+        }
+    }
     Scan {
         version: SCAN_SCHEMA_VERSION,
         disks,
+        repair_disk,
     }
+}
+
+/// The Azure layout with lsblk's word on which disks hold `/` added: sysfs
+/// cannot follow a root without a block device of its own (btrfs
+/// subvolumes), lsblk's tree always shows where `/` is mounted.
+fn with_lsblk_root(
+    layout: &azure::AzureDiskLayout,
+    devices: &[BlockDevice],
+) -> azure::AzureDiskLayout {
+    let mut layout = layout.clone();
+    for dev in devices {
+        let holds_root = dev
+            .walk()
+            .iter()
+            .any(|n| n.mountpoints.iter().any(|m| m == "/"));
+        if holds_root && !layout.root_disks.contains(&dev.name) {
+            layout.root_disks.push(dev.name.clone());
+        }
+    }
+    layout
 }
 
 fn classify_one(dev: &BlockDevice, facts: &HostFacts) -> ScannedDisk {
@@ -344,31 +393,55 @@ impl Scan {
             .collect()
     }
 
-    /// The one disk to work on when the operator did not name one: the Azure
-    /// LUN 0 data disk when it is a candidate, else the only candidate.
+    /// The one disk to work on when the operator did not name one: Azure's
+    /// repair disk (`scsi1/lun0`, `data/by-lun/0`, the NVMe namespace after
+    /// the OS disk's: [`azure::find_repair_disk`]) when it is a candidate,
+    /// else the only candidate. A host disk is never picked (invariant 1).
     pub fn pick_target(&self) -> Result<&ScannedDisk> {
         let candidates = self.candidates();
-        if let Some(lun0) = candidates
-            .iter()
-            .find(|d| d.azure_lun.as_deref().is_some_and(|l| l.ends_with("/lun0")))
-        {
-            return Ok(lun0);
+        if let Ok(found) = &self.repair_disk {
+            if let Some(disk) = candidates.iter().find(|d| d.path == found.device) {
+                return Ok(disk);
+            }
         }
         match candidates.as_slice() {
             [one] => Ok(one),
-            [] => Err(Failure::NoTarget(
-                "no candidate disk found: attach the broken VM's OS disk to this rescue VM, or name it with --disk/--image/--root".into(),
-            )
+            [] => Err(Failure::NoTarget(format!(
+                "no candidate disk found ({}): attach the broken VM's OS disk to this rescue VM, or name it with --disk/--image/--root",
+                self.repair_disk_search()
+            ))
             .into()),
             many => {
                 let names: Vec<String> = many.iter().map(|d| d.path.clone()).collect();
                 Err(Failure::NoTarget(format!(
-                    "{} candidate disks ({}): choose one with --disk",
+                    "{} candidate disks ({}), and {}: choose one with --disk",
                     many.len(),
-                    names.join(", ")
+                    names.join(", "),
+                    self.repair_disk_search()
                 ))
                 .into())
             }
+        }
+    }
+
+    /// What the Azure repair disk search said, for a refusal.
+    fn repair_disk_search(&self) -> String {
+        match &self.repair_disk {
+            Ok(found) => match self.disks.iter().find(|d| d.path == found.device) {
+                Some(disk) => format!(
+                    "{} is {}, which is not a candidate ({:?}: {})",
+                    found.describe(),
+                    found.device,
+                    disk.class,
+                    disk.reason
+                ),
+                None => format!(
+                    "{} is {}, which lsblk does not list",
+                    found.describe(),
+                    found.device
+                ),
+            },
+            Err(not_found) => not_found.to_string(),
         }
     }
 
@@ -495,11 +568,97 @@ mod tests {
         facts
             .azure_luns
             .insert("/dev/sdc".into(), "/dev/disk/azure/scsi1/lun0".into());
+        facts.azure.scsi_lun0 = Some("/dev/sdc".into());
         let scan = classify(&fixture("azure-rescue.json"), &facts);
         let class_of = |name: &str| scan.disks.iter().find(|d| d.name == name).unwrap().class;
         assert_eq!(class_of("sda"), DiskClass::Host);
         assert_eq!(class_of("sdb"), DiskClass::Host);
         assert_eq!(class_of("sdc"), DiskClass::Candidate);
+        assert_eq!(scan.pick_target().unwrap().name, "sdc");
+    }
+
+    /// An NVMe repair VM (azure-rescue-nvme.json: OS disk nvme0n1, local
+    /// temp disk nvme1n1 on /mnt, the broken disk as nvme0n2) as the
+    /// reader sees it without azure-vm-utils: namespaces only.
+    fn nvme_facts(with_repair_disk: bool) -> (Vec<BlockDevice>, HostFacts) {
+        use azure::{NvmeNamespace, MODELS_LOCAL, MODEL_REMOTE};
+        let mut devices = fixture("azure-rescue-nvme.json");
+        let ns = |name: &str, controller: &str, nsid, model: &str| NvmeNamespace {
+            name: name.into(),
+            controller: controller.into(),
+            nsid,
+            model: Some(model.into()),
+            dev_path: format!("/dev/{name}"),
+        };
+        let mut namespaces = vec![
+            ns("nvme0n1", "nvme0", 1, MODEL_REMOTE),
+            ns("nvme1n1", "nvme1", 1, MODELS_LOCAL[1]),
+        ];
+        if with_repair_disk {
+            namespaces.push(ns("nvme0n2", "nvme0", 2, MODEL_REMOTE));
+        } else {
+            devices.retain(|d| d.name != "nvme0n2");
+        }
+        let facts = HostFacts {
+            swaps: vec!["/dev/nvme1n1p2".into()],
+            azure: azure::AzureDiskLayout {
+                namespaces,
+                // Only what lsblk shows: classify adds the disk holding `/`.
+                root_disks: Vec::new(),
+                ..Default::default()
+            },
+            ..HostFacts::default()
+        };
+        (devices, facts)
+    }
+
+    #[test]
+    fn nvme_repair_vm_picks_the_namespace_after_the_os_disk() {
+        let (devices, facts) = nvme_facts(true);
+        let scan = classify(&devices, &facts);
+        let class_of = |name: &str| scan.disks.iter().find(|d| d.name == name).unwrap().class;
+        assert_eq!(class_of("nvme0n1"), DiskClass::Host);
+        assert_eq!(class_of("nvme1n1"), DiskClass::Host);
+        let picked = scan.pick_target().unwrap();
+        assert_eq!(picked.path, "/dev/nvme0n2");
+        assert!(
+            picked.reason.contains("NVMe namespace 2 on nvme0"),
+            "{}",
+            picked.reason
+        );
+        // by-lun/0 at the OS disk (never seen, but never obeyed): still nvme0n2.
+        let (devices, mut facts) = nvme_facts(true);
+        facts.azure.data_lun0 = Some("/dev/nvme0n1".into());
+        assert_eq!(
+            classify(&devices, &facts).pick_target().unwrap().path,
+            "/dev/nvme0n2"
+        );
+    }
+
+    #[test]
+    fn nvme_repair_vm_with_only_its_os_disk_exits_3_naming_what_it_looked_at() {
+        let (devices, facts) = nvme_facts(false);
+        let scan = classify(&devices, &facts);
+        let err = scan.pick_target().unwrap_err();
+        assert_eq!(crate::exit_code_for(&err), crate::ExitCode::NoTarget);
+        let message = format!("{err}");
+        for looked in [
+            "/dev/disk/azure/scsi1/lun0: absent",
+            "/dev/disk/azure/data/by-lun/0: absent",
+            "NVMe controller nvme0: only the OS disk nvme0n1 (namespace 1)",
+        ] {
+            assert!(message.contains(looked), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_repair_disk_link_to_a_host_disk_is_not_obeyed() {
+        // scsi1/lun0 at the resource disk (mounted on /mnt): not a candidate,
+        // so the only candidate is taken, as before the Azure rule.
+        let mut facts = HostFacts::default();
+        facts.swaps.push("/dev/sdb2".into());
+        facts.azure.scsi_lun0 = Some("/dev/sdb".into());
+        let scan = classify(&fixture("azure-rescue.json"), &facts);
         assert_eq!(scan.pick_target().unwrap().name, "sdc");
     }
 

@@ -333,6 +333,13 @@ fn plan_step(
             let versions = kernel_versions(which, ws.root(), ctx.facts)?;
             super::lvm_devices::lvm_devices(ws, ctx, planned, &versions)
         }
+        StepSpec::NvmeReady { kernel } => {
+            let versions = kernel_versions(&s(kernel)?, ws.root(), ctx.facts)?;
+            super::nvme_ready::nvme_ready(ws, ctx, planned, &versions)
+        }
+        StepSpec::ReinstallBootLoader {} => {
+            super::bootloader::reinstall_boot_loader(ws, ctx, planned)
+        }
     }
 }
 
@@ -404,6 +411,19 @@ fn apply_changes(
             }
             PlannedChange::Symlink { path, target, .. } => {
                 journal.create_symlink(path, target)?;
+            }
+            PlannedChange::Copy {
+                from, path, sha256, ..
+            } => {
+                let bytes = root.read(from)?;
+                let now = crate::release::sha256_reader(bytes.as_slice())?;
+                if &now != sha256 {
+                    anyhow::bail!(
+                        "{} changed since the plan (sha256 {now}, planned {sha256}): plan again",
+                        from.display()
+                    );
+                }
+                journal.write_file(path, &bytes, 0o644)?;
             }
             PlannedChange::Command { argv, rewrites, .. } => {
                 run_command(argv, rewrites, target, &root, journal, ran)?;
@@ -551,6 +571,32 @@ pub fn lvm_devices_check(
     }))
 }
 
+/// The `nvme-ready` check: the default kernel's initramfs and the names.
+fn nvme_ready(root: &RootDir) -> Result<(bool, String)> {
+    let snapshot = crate::inspect::snapshot::snapshot(root)?;
+    let (kernel, cmdline) = crate::diagnose::offline::default_boot(&snapshot);
+    let readiness = crate::diagnose::nvme::readiness(root, kernel, cmdline)?;
+    let mut problems: Vec<String> = readiness
+        .initramfs_without_nvme
+        .iter()
+        .map(|image| format!("{image} has no nvme driver"))
+        .collect();
+    problems.extend(
+        readiness
+            .names
+            .iter()
+            .map(|n| format!("{} names {} ({})", n.file, n.name, n.used_as)),
+    );
+    Ok(if problems.is_empty() {
+        (
+            true,
+            "the default kernel's initramfs has nvme and no filesystem is named by a controller path".into(),
+        )
+    } else {
+        (false, problems.join("; "))
+    })
+}
+
 /// One check: whether it holds, and what was found, in words.
 fn run_check(
     check: &VerifySpec,
@@ -616,6 +662,10 @@ fn run_check(
             list,
         } => super::kdump::check_option(root, facts, &s(directive)?, &s(value)?, *list)?,
         VerifySpec::KdumpServiceEnabled {} => super::kdump::check_service(root, facts)?,
+        VerifySpec::NvmeReady {} => nvme_ready(root)?,
+        VerifySpec::BootLoaderInstalled {} => {
+            super::bootloader::check_installed(root, layout, &facts.os_id)?
+        }
     })
 }
 

@@ -2,12 +2,14 @@
 //! journal, verifying by inspecting again.
 
 pub mod actions;
+pub mod bootloader;
 pub mod engine;
 pub mod facts;
 pub mod fix_mounts;
 pub mod kdump;
 pub mod leaks;
 pub mod lvm_devices;
+pub mod nvme_ready;
 pub mod plan;
 pub mod repair;
 pub mod spec;
@@ -64,6 +66,14 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "lvm-devices.toml",
         include_str!("../../recipes/lvm-devices.toml"),
+    ),
+    (
+        "nvme-ready.toml",
+        include_str!("../../recipes/nvme-ready.toml"),
+    ),
+    (
+        "bootloader.toml",
+        include_str!("../../recipes/bootloader.toml"),
     ),
     (
         "fix-mounts.toml",

@@ -143,6 +143,18 @@ pub enum PlannedChange {
     },
     /// Move a file into the journal (restorable by undo).
     Quarantine { path: PathBuf, why: String },
+    /// Copy a file of the target (a signed boot loader from its packages)
+    /// over another, byte for byte; `sha256` is the source's when planned,
+    /// checked again before the copy.
+    Copy {
+        from: PathBuf,
+        path: PathBuf,
+        bytes: u64,
+        sha256: String,
+        /// The destination exists (and differs).
+        replaces: bool,
+        why: String,
+    },
     /// Create a symlink (a systemd wants link); undo removes it.
     Symlink {
         path: PathBuf,
@@ -200,6 +212,21 @@ impl PlannedChange {
                     target.display()
                 )
             }
+            PlannedChange::Copy {
+                from,
+                path,
+                bytes,
+                sha256,
+                replaces,
+                why,
+            } => {
+                let verb = if *replaces { "replace" } else { "create" };
+                format!(
+                    "# {why}\n{verb} {} with a copy of {} ({bytes} bytes, sha256 {sha256})\n",
+                    path.display(),
+                    from.display()
+                )
+            }
         }
     }
 
@@ -213,6 +240,9 @@ impl PlannedChange {
             PlannedChange::Quarantine { path, .. } => format!("quarantine {}", path.display()),
             PlannedChange::Command { argv, .. } => format!("run {}", argv.join(" ")),
             PlannedChange::Symlink { path, .. } => format!("link {}", path.display()),
+            PlannedChange::Copy { path, from, .. } => {
+                format!("copy {} to {}", from.display(), path.display())
+            }
         }
     }
 
@@ -220,6 +250,7 @@ impl PlannedChange {
         match self {
             PlannedChange::Write { path, .. }
             | PlannedChange::Quarantine { path, .. }
+            | PlannedChange::Copy { path, .. }
             | PlannedChange::Symlink { path, .. } => {
                 vec![path.clone()]
             }

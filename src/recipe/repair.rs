@@ -45,6 +45,8 @@ pub struct RecipeOutcome {
     pub plan: Plan,
     pub applied: Option<Applied>,
     pub verify: Vec<CheckResult>,
+    /// The controller this recipe's boot proof must use (`nvme-ready`).
+    pub boot_controller: Option<crate::verify_boot::initramfs::Controller>,
 }
 
 /// The final report (`--json`), versioned.
@@ -193,6 +195,7 @@ pub fn run_with_progress(
             plan: plan.clone(),
             applied: None,
             verify: Vec::new(),
+            boot_controller: recipe.spec.boot_controller,
         };
         if request.dry_run {
             outcome.status = RecipeStatus::DryRun;

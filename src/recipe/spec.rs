@@ -33,6 +33,10 @@ pub struct RecipeSpec {
     /// What the operator should do once the VM boots again (shown with the result).
     #[serde(default)]
     pub after: Vec<String>,
+    /// The storage controller the boot proof (`--verify-boot`) must use,
+    /// when the recipe is about one (`nvme` for nvme-ready).
+    #[serde(default)]
+    pub boot_controller: Option<crate::verify_boot::initramfs::Controller>,
 }
 
 fn default_order() -> u32 {
@@ -153,6 +157,13 @@ pub enum StepSpec {
     /// the initramfs whose copy of the file misses one: the default
     /// kernel's, or every kernel's when `all` is `true`.
     LvmDevices { all: String },
+    /// Make the disk boot on an NVMe controller: controller-bound device
+    /// names become UUIDs, and the initramfs (`default`, `all`, or a
+    /// version) that lacks `nvme` is rebuilt with it.
+    NvmeReady { kernel: String },
+    /// Put the target's signed shim, MokManager and GRUB back on the EFI
+    /// System Partition (`EFI/<distro>/` and the removable `EFI/BOOT/`).
+    ReinstallBootLoader {},
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -186,6 +197,12 @@ pub enum VerifySpec {
         list: bool,
     },
     KdumpServiceEnabled {},
+    /// The default kernel's initramfs has `nvme` and no fstab line or
+    /// root=/resume= names a disk by a controller-bound path.
+    NvmeReady {},
+    /// Every boot file the bootloader action puts on the ESP equals the
+    /// target's signed package file.
+    BootLoaderInstalled {},
 }
 
 impl StepSpec {
@@ -206,6 +223,8 @@ impl StepSpec {
             StepSpec::SetKdumpOption { .. } => "set-kdump-option",
             StepSpec::EnableKdumpService {} => "enable-kdump-service",
             StepSpec::LvmDevices { .. } => "lvm-devices",
+            StepSpec::NvmeReady { .. } => "nvme-ready",
+            StepSpec::ReinstallBootLoader {} => "reinstall-boot-loader",
         }
     }
 
@@ -218,7 +237,9 @@ impl StepSpec {
                 v
             }
             StepSpec::AddKernelArg { arg } | StepSpec::RemoveKernelArg { arg } => vec![arg],
-            StepSpec::RebuildInitramfs { kernel, .. } => vec![kernel],
+            StepSpec::RebuildInitramfs { kernel, .. } | StepSpec::NvmeReady { kernel } => {
+                vec![kernel]
+            }
             StepSpec::LvmDevices { all } => vec![all],
             StepSpec::BlacklistModule { module } => vec![module],
             StepSpec::SetSysctl { key, value } => vec![key, value],
@@ -239,6 +260,7 @@ impl StepSpec {
             | StepSpec::FstabNofail {}
             | StepSpec::FixMounts {}
             | StepSpec::RequireKdump { .. }
+            | StepSpec::ReinstallBootLoader {}
             | StepSpec::EnableKdumpService {} => {
                 vec![]
             }
@@ -259,6 +281,8 @@ impl VerifySpec {
             VerifySpec::SysctlIs { .. } => "sysctl-is",
             VerifySpec::KdumpOptionIs { .. } => "kdump-option-is",
             VerifySpec::KdumpServiceEnabled {} => "kdump-service-enabled",
+            VerifySpec::NvmeReady {} => "nvme-ready",
+            VerifySpec::BootLoaderInstalled {} => "boot-loader-installed",
         }
     }
 
@@ -276,7 +300,9 @@ impl VerifySpec {
             } => vec![directive, value],
             VerifySpec::RootResolves {}
             | VerifySpec::FstabResolves {}
-            | VerifySpec::KdumpServiceEnabled {} => vec![],
+            | VerifySpec::KdumpServiceEnabled {}
+            | VerifySpec::NvmeReady {}
+            | VerifySpec::BootLoaderInstalled {} => vec![],
         }
     }
 }

@@ -168,6 +168,38 @@ pub(crate) fn render_payload(settings: &PayloadSettings) -> Result<String> {
     Ok(out)
 }
 
+/// One `#` line for `az-fleet --dry-run`: where each payload gets vmrescue
+/// and the sha256 it checks the download against, so the operator sees the
+/// sum before any VM is touched. A URL's query (a SAS token) is not shown.
+pub(crate) fn download_note(download: &Download) -> String {
+    let shown = |url: &str| match url.split_once('?') {
+        Some((base, _)) => format!("{base}?<redacted>"),
+        None => url.to_string(),
+    };
+    match download {
+        Download::None => {
+            "# each payload runs the vmrescue installed on the repair VM (--no-download)".into()
+        }
+        Download::Url { url, sha256 } => {
+            format!(
+                "# each payload downloads {} and checks its sha256 {sha256}",
+                shown(url)
+            )
+        }
+        Download::Release { url, sums } => {
+            let sums: Vec<String> = sums
+                .iter()
+                .map(|(arch, sum)| format!("{} sha256 {sum}", vmrescue::release::asset_name(*arch)))
+                .collect();
+            format!(
+                "# each payload downloads the repair VM's architecture's asset from {} and checks it: {}",
+                shown(url),
+                sums.join(", ")
+            )
+        }
+    }
+}
+
 /// The last `kib` KiB of a log, starting at a line.
 pub(crate) fn log_tail(log: &[u8], kib: usize) -> &[u8] {
     let keep = kib * 1024;
@@ -226,6 +258,36 @@ mod tests {
             .unwrap();
         let log = Cmd::new("gzip").arg("-dc").stdin_bytes(gz).read().unwrap();
         assert_eq!(log, "Kernel panic - not syncing\n");
+    }
+
+    #[test]
+    fn the_download_note_names_each_sum_and_hides_a_sas_token() {
+        let sums: BTreeMap<Arch, String> = [
+            (Arch::X86_64, "a".repeat(64)),
+            (Arch::Aarch64, "b".repeat(64)),
+        ]
+        .into();
+        let note = download_note(&Download::Release {
+            url: "https://blob.example/rel?sv=1&sig=secret".into(),
+            sums,
+        });
+        let x86 = vmrescue::release::asset_name(Arch::X86_64);
+        assert!(
+            note.contains(&format!("{x86} sha256 {}", "a".repeat(64))),
+            "{note}"
+        );
+        assert!(note.contains(&"b".repeat(64)), "{note}");
+        assert!(
+            note.contains("https://blob.example/rel?<redacted>"),
+            "{note}"
+        );
+        assert!(!note.contains("secret"), "{note}");
+        let url = download_note(&Download::Url {
+            url: "https://example.invalid/vmrescue".into(),
+            sha256: "c".repeat(64),
+        });
+        assert!(url.ends_with(&"c".repeat(64)), "{url}");
+        assert!(download_note(&Download::None).contains("--no-download"));
     }
 
     #[test]

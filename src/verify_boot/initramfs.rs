@@ -201,7 +201,17 @@ pub fn modules_prefix(members: &[String]) -> &'static str {
 }
 
 /// The storage controllers QEMU can give the VM, best first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Controller {
     VirtioBlk,

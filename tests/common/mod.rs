@@ -1,6 +1,7 @@
 //! Helpers for root-only integration tests on loop-device images built by the test.
 #![allow(dead_code)]
 
+pub mod devtree;
 pub mod tree;
 
 use std::path::{Path, PathBuf};
@@ -27,9 +28,46 @@ pub fn root_or_skip(test: &str) -> bool {
 }
 
 pub fn vmrescue() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmrescue"));
+    vmrescue_at(Path::new(env!("CARGO_BIN_EXE_vmrescue")))
+}
+
+/// A command for the vmrescue binary at `binary` (e.g. the release asset).
+pub fn vmrescue_at(binary: &Path) -> Command {
+    let mut cmd = Command::new(binary);
     cmd.env_remove("VMRESCUE_FAILPOINT");
     cmd
+}
+
+/// The release asset `scripts/release` built (`VMRESCUE_RELEASE_BIN`, set
+/// by scripts/test on x86_64): a `VMRESCUE_RELEASE_BUILD=1` binary, the
+/// file a payload downloads. Absent, the test prints a SKIP line.
+pub fn release_binary_or_skip(test: &str) -> Option<PathBuf> {
+    let Some(path) = std::env::var_os("VMRESCUE_RELEASE_BIN") else {
+        println!(
+            "SKIP {test}: VMRESCUE_RELEASE_BIN is not set (scripts/test builds the release asset with scripts/release --arch x86_64)"
+        );
+        return None;
+    };
+    let path = PathBuf::from(path);
+    // Named but missing is a broken setup, not a reason to skip.
+    assert!(
+        path.is_file(),
+        "VMRESCUE_RELEASE_BIN={} is not a file",
+        path.display()
+    );
+    Some(path)
+}
+
+/// The sha256 of a file as `sha256sum` prints it: a program other than
+/// vmrescue, so the tests check vmrescue's own sums against it.
+pub fn sha256sum(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 pub fn sh(script: &str) -> String {

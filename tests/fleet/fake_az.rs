@@ -665,7 +665,11 @@ impl Call {
         already: bool,
     ) -> (String, bool) {
         let stamp = "12/02/2026 06:00:00";
-        let mut lines = vec![format!("[Log-Start  {stamp}]"), format!("[Info {stamp}]vmrescue Run Command payload: recipe {recipe} on /dev/disk/azure/scsi1/lun0")];
+        let mut lines = vec![
+            format!("[Log-Start  {stamp}]"),
+            format!("[Info {stamp}]vmrescue Run Command payload: recipe {recipe}"),
+            format!("[Info {stamp}]repair disk /dev/sdc (chosen by vmrescue scan --pick)"),
+        ];
         let recipe = if recipe == "auto" {
             found.1.as_deref().unwrap_or("fix-root-fs")
         } else {

@@ -30,6 +30,7 @@ fn main() {
             mixed_scenarios,
         ),
         ("fleet_dry_run_runs_nothing_and_redacts", dry_run),
+        ("fleet_release_binary_bakes_its_own_sum", release_binary_sum),
         ("fleet_max_failures_stops_starting_new_vms", max_failures),
         (
             "fleet_kill_and_resume_reaches_the_same_end",
@@ -108,9 +109,17 @@ impl Fleet {
         self.path("fake")
     }
 
-    /// `vmrescue az-fleet ARGS` with the fake first on PATH and fast retries.
+    /// `vmrescue az-fleet --no-download ARGS` with the fake first on PATH
+    /// and fast retries.
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmrescue"));
+        let binary = Path::new(env!("CARGO_BIN_EXE_vmrescue"));
+        self.command_of(binary, &[&["--no-download"], args].concat())
+    }
+
+    /// `az-fleet ARGS` run by the vmrescue at `binary`, as `command` but
+    /// with the payload's download left to ARGS.
+    fn command_of(&self, binary: &Path, args: &[&str]) -> Command {
+        let mut cmd = common::vmrescue_at(binary);
         let path = format!(
             "{}:{}",
             self.path("bin").display(),
@@ -121,7 +130,7 @@ impl Fleet {
             .arg("az-fleet")
             .arg("--state")
             .arg(self.path("state.jsonl"))
-            .args(["--retry-base-ms", "20", "--poll-ms", "20", "--no-download"])
+            .args(["--retry-base-ms", "20", "--poll-ms", "20"])
             .args(args)
             .env("PATH", path)
             .env("FAKE_AZ_DIR", self.fake())
@@ -551,6 +560,46 @@ fn dry_run() {
     assert!(
         printed.contains("--subscription 00000000-1111-2222-3333-444444444444"),
         "{printed}"
+    );
+    assert!(
+        printed.contains("# each payload runs the vmrescue installed on the repair VM"),
+        "{printed}"
+    );
+}
+
+/// The release asset (`VMRESCUE_RELEASE_BIN`), given only a release URL:
+/// its dry run names its own sha256, and the payload it writes for a VM
+/// carries that sum, the one `sha256sum` gives for the file.
+fn release_binary_sum() {
+    let Some(binary) = common::release_binary_or_skip("fleet_release_binary_bakes_its_own_sum")
+    else {
+        return;
+    };
+    let sum = common::sha256sum(&binary);
+    let asset = format!("vmrescue-{}-x86_64-linux-musl", env!("CARGO_PKG_VERSION"));
+    let scenario = Scenario {
+        vms: vec![spec("web-01", |_| {})],
+        ..Default::default()
+    };
+    let fleet = Fleet::new(&scenario);
+    let vms = fleet.vms_file(&vm_lines(&scenario));
+    let url = ["--release-url", "http://127.0.0.1:9/release"];
+    let dry = [&["--vms", vms.to_str().unwrap(), "--dry-run"], &url[..]].concat();
+    let out = fleet.command_of(&binary, &dry).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains(&format!("{asset} sha256 {sum}")),
+        "{printed}"
+    );
+    let run = [&["--json", "--vms", vms.to_str().unwrap()], &url[..]].concat();
+    let out = fleet.command_of(&binary, &run).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let payload = fleet.path("state.jsonl.d/prod__web-01.payload.sh");
+    let payload = std::fs::read_to_string(payload).unwrap();
+    assert!(
+        payload.contains(&format!("SHA256_X86_64=\"{sum}\"\n")),
+        "the payload carries another sum than {sum}"
     );
 }
 
