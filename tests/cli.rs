@@ -70,7 +70,7 @@ fn scan_json_is_valid_and_versioned() {
         String::from_utf8_lossy(&out.stderr)
     );
     let doc = crate::common::envelope(&out, "scan");
-    assert_eq!(doc["version"], 2);
+    assert_eq!(doc["version"], 3);
     assert_eq!(doc["command"], "scan");
     assert!(doc["data"]["disks"].is_array());
 }

@@ -327,6 +327,11 @@ fn plan_step(
             list,
         } => super::kdump::set_kdump_option(ws, ctx, planned, &s(directive)?, &s(value)?, *list),
         StepSpec::EnableKdumpService {} => super::kdump::enable_kdump_service(ws, ctx, planned),
+        StepSpec::EnableSerialGetty { port } => {
+            super::serial_console::enable_serial_getty(ws, planned, &s(port)?)
+        }
+        StepSpec::RequestRelabel {} => super::relabel::request_relabel(ws, planned),
+        StepSpec::FreeSpace {} => super::free_space::free_space(ws, ctx, planned),
     }
 }
 
@@ -398,6 +403,9 @@ fn apply_changes(
             }
             PlannedChange::Symlink { path, target, .. } => {
                 journal.create_symlink(path, target)?;
+            }
+            PlannedChange::Discard { path, .. } => {
+                journal.discard(path)?;
             }
             PlannedChange::Command { argv, rewrites, .. } => {
                 run_command(argv, rewrites, target, &root, journal, ran)?;
@@ -572,6 +580,10 @@ fn run_check(
             list,
         } => super::kdump::check_option(root, facts, &s(directive)?, &s(value)?, *list)?,
         VerifySpec::KdumpServiceEnabled {} => super::kdump::check_service(root, facts)?,
+        VerifySpec::SerialGettyEnabled { port } => {
+            super::serial_console::check_getty(root, &s(port)?)
+        }
+        VerifySpec::RelabelRequested {} => super::relabel::check_relabel(root),
     })
 }
 

@@ -4,10 +4,13 @@
 pub mod actions;
 pub mod engine;
 pub mod facts;
+pub mod free_space;
 pub mod kdump;
 pub mod leaks;
 pub mod plan;
+pub mod relabel;
 pub mod repair;
+pub mod serial_console;
 pub mod spec;
 
 use std::path::Path;
@@ -58,6 +61,18 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "kdump-hyperv.toml",
         include_str!("../../recipes/kdump-hyperv.toml"),
+    ),
+    (
+        "enable-serial-console.toml",
+        include_str!("../../recipes/enable-serial-console.toml"),
+    ),
+    (
+        "selinux-relabel.toml",
+        include_str!("../../recipes/selinux-relabel.toml"),
+    ),
+    (
+        "free-space.toml",
+        include_str!("../../recipes/free-space.toml"),
     ),
 ];
 

@@ -143,6 +143,13 @@ pub enum PlannedChange {
     },
     /// Move a file into the journal (restorable by undo).
     Quarantine { path: PathBuf, why: String },
+    /// Delete a regenerable file for good (no backup: the point is the
+    /// space it frees); undo cannot bring it back.
+    Discard {
+        path: PathBuf,
+        bytes: u64,
+        why: String,
+    },
     /// Create a symlink (a systemd wants link); undo removes it.
     Symlink {
         path: PathBuf,
@@ -193,6 +200,13 @@ impl PlannedChange {
             PlannedChange::Command { argv, why, .. } => {
                 format!("# {why}\nchroot$ {}\n", argv.join(" "))
             }
+            PlannedChange::Discard { path, bytes, why } => {
+                format!(
+                    "# {why}\ndelete {} ({}, not restorable by undo)\n",
+                    path.display(),
+                    crate::inspect::disk_usage::human_bytes(*bytes)
+                )
+            }
             PlannedChange::Symlink { path, target, why } => {
                 format!(
                     "# {why}\nsymlink {} -> {}\n",
@@ -213,6 +227,7 @@ impl PlannedChange {
             PlannedChange::Quarantine { path, .. } => format!("quarantine {}", path.display()),
             PlannedChange::Command { argv, .. } => format!("run {}", argv.join(" ")),
             PlannedChange::Symlink { path, .. } => format!("link {}", path.display()),
+            PlannedChange::Discard { path, .. } => format!("delete {}", path.display()),
         }
     }
 
@@ -220,7 +235,8 @@ impl PlannedChange {
         match self {
             PlannedChange::Write { path, .. }
             | PlannedChange::Quarantine { path, .. }
-            | PlannedChange::Symlink { path, .. } => {
+            | PlannedChange::Symlink { path, .. }
+            | PlannedChange::Discard { path, .. } => {
                 vec![path.clone()]
             }
             PlannedChange::Command { rewrites, .. } => rewrites.clone(),

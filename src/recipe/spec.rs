@@ -22,6 +22,10 @@ pub struct RecipeSpec {
     /// Safe for `repair auto` (applied when diagnosis suggests it).
     #[serde(default)]
     pub auto: bool,
+    /// Deletes what undo cannot bring back: applied only with
+    /// `--param confirm=true`, also by `repair auto` and the wizard.
+    #[serde(default)]
+    pub irreversible: bool,
     /// Order among recipes applied together (lower first).
     #[serde(default = "default_order")]
     pub order: u32,
@@ -145,6 +149,15 @@ pub enum StepSpec {
     /// Enable the kdump service: the systemd wants symlink inside the target
     /// (and USE_KDUMP=1 for Debian's kdump-tools).
     EnableKdumpService {},
+    /// Enable a login on a serial port: the `getty.target` wants link of
+    /// `serial-getty@PORT.service` (what `systemctl enable` creates).
+    EnableSerialGetty { port: String },
+    /// Ask for a full SELinux relabel on the next boot (`/.autorelabel`);
+    /// refused on a target without SELinux.
+    RequestRelabel {},
+    /// Delete regenerable files (archived journals, package caches, rotated
+    /// logs) on the target's nearly full filesystems; not undoable.
+    FreeSpace {},
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -177,6 +190,10 @@ pub enum VerifySpec {
         list: bool,
     },
     KdumpServiceEnabled {},
+    SerialGettyEnabled {
+        port: String,
+    },
+    RelabelRequested {},
 }
 
 impl StepSpec {
@@ -195,6 +212,9 @@ impl StepSpec {
             StepSpec::RequireKdump { .. } => "require-kdump",
             StepSpec::SetKdumpOption { .. } => "set-kdump-option",
             StepSpec::EnableKdumpService {} => "enable-kdump-service",
+            StepSpec::EnableSerialGetty { .. } => "enable-serial-getty",
+            StepSpec::RequestRelabel {} => "request-relabel",
+            StepSpec::FreeSpace {} => "free-space",
         }
     }
 
@@ -209,6 +229,7 @@ impl StepSpec {
             StepSpec::AddKernelArg { arg } | StepSpec::RemoveKernelArg { arg } => vec![arg],
             StepSpec::RebuildInitramfs { kernel, .. } => vec![kernel],
             StepSpec::BlacklistModule { module } => vec![module],
+            StepSpec::EnableSerialGetty { port } => vec![port],
             StepSpec::SetSysctl { key, value } => vec![key, value],
             StepSpec::AuditSysctl {
                 key,
@@ -226,7 +247,9 @@ impl StepSpec {
             | StepSpec::FixRootReferences {}
             | StepSpec::FstabNofail {}
             | StepSpec::RequireKdump { .. }
-            | StepSpec::EnableKdumpService {} => {
+            | StepSpec::EnableKdumpService {}
+            | StepSpec::RequestRelabel {}
+            | StepSpec::FreeSpace {} => {
                 vec![]
             }
         }
@@ -245,6 +268,8 @@ impl VerifySpec {
             VerifySpec::SysctlIs { .. } => "sysctl-is",
             VerifySpec::KdumpOptionIs { .. } => "kdump-option-is",
             VerifySpec::KdumpServiceEnabled {} => "kdump-service-enabled",
+            VerifySpec::SerialGettyEnabled { .. } => "serial-getty-enabled",
+            VerifySpec::RelabelRequested {} => "relabel-requested",
         }
     }
 
@@ -260,7 +285,10 @@ impl VerifySpec {
             VerifySpec::KdumpOptionIs {
                 directive, value, ..
             } => vec![directive, value],
-            VerifySpec::RootResolves {} | VerifySpec::KdumpServiceEnabled {} => vec![],
+            VerifySpec::SerialGettyEnabled { port } => vec![port],
+            VerifySpec::RootResolves {}
+            | VerifySpec::KdumpServiceEnabled {}
+            | VerifySpec::RelabelRequested {} => vec![],
         }
     }
 }
