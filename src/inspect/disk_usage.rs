@@ -97,7 +97,7 @@ impl DiskUsage {
                 None => totals.push((consumer.kind, consumer.bytes, 1)),
             }
         }
-        totals.sort_by(|a, b| b.1.cmp(&a.1));
+        totals.sort_by_key(|t| std::cmp::Reverse(t.1));
         totals
     }
 }
@@ -109,37 +109,25 @@ pub fn scan(root: &RootDir, default_kernel: Option<&str>) -> Result<DiskUsage> {
         consumers: Vec::new(),
     };
     journals(root, &mut usage.consumers)?;
+    let package_cache: Select<'_> = &|path| {
+        let keep = path
+            .file_name()
+            .is_some_and(|n| n == "lock" || n == "partial");
+        (!keep).then_some(ConsumerKind::PackageCache)
+    };
     for cache in [
         "/var/cache/apt/archives",
         "/var/cache/dnf",
         "/var/cache/yum",
         "/var/cache/zypp/packages",
     ] {
-        walk(
-            root,
-            Path::new(cache),
-            0,
-            &mut 0,
-            &mut |path, bytes| {
-                let keep = path
-                    .file_name()
-                    .is_some_and(|n| n == "lock" || n == "partial");
-                (!keep).then_some((ConsumerKind::PackageCache, bytes))
-            },
-            &mut usage.consumers,
-        )?;
+        walk(root, cache, MAX_DEPTH, package_cache, &mut usage.consumers)?;
     }
-    walk(
-        root,
-        Path::new("/var/log"),
-        4,
-        &mut 0,
-        &mut |path, bytes| {
-            let name = path.file_name()?.to_string_lossy();
-            is_rotated_log(&name).then_some((ConsumerKind::RotatedLog, bytes))
-        },
-        &mut usage.consumers,
-    )?;
+    let rotated: Select<'_> = &|path| {
+        let name = path.file_name()?.to_string_lossy();
+        is_rotated_log(&name).then_some(ConsumerKind::RotatedLog)
+    };
+    walk(root, "/var/log", 4, rotated, &mut usage.consumers)?;
     old_kernels(root, default_kernel, &mut usage.consumers)?;
     usage
         .consumers
@@ -256,59 +244,64 @@ fn push(root: &RootDir, path: PathBuf, kind: ConsumerKind, out: &mut Vec<Consume
     }
 }
 
-/// Regular files under `dir` that `select` classifies, at most
-/// [`MAX_FILES`] looked at and [`MAX_DEPTH`] deep (`max_depth` when not 0).
-fn walk(
-    root: &RootDir,
-    dir: &Path,
+/// Classifies a regular file by its path, or leaves it out.
+type Select<'a> = &'a dyn Fn(&Path) -> Option<ConsumerKind>;
+
+/// Regular files under a directory that a [`Select`] classifies, at most
+/// [`MAX_FILES`] looked at and `max_depth` deep.
+struct Walk<'a> {
+    root: &'a RootDir,
     max_depth: usize,
-    seen: &mut usize,
-    select: &mut dyn FnMut(&Path, u64) -> Option<(ConsumerKind, u64)>,
-    out: &mut Vec<Consumer>,
-) -> Result<()> {
-    walk_at(
-        root,
-        dir,
-        0,
-        if max_depth == 0 { MAX_DEPTH } else { max_depth },
-        seen,
-        select,
-        out,
-    )
+    seen: usize,
+    select: Select<'a>,
 }
 
-fn walk_at(
-    root: &RootDir,
-    dir: &Path,
-    depth: usize,
-    max_depth: usize,
-    seen: &mut usize,
-    select: &mut dyn FnMut(&Path, u64) -> Option<(ConsumerKind, u64)>,
-    out: &mut Vec<Consumer>,
-) -> Result<()> {
-    if depth > max_depth {
-        return Ok(());
-    }
-    for entry in root.list_dir(dir)? {
-        *seen += 1;
-        if *seen > MAX_FILES {
+impl Walk<'_> {
+    fn run(&mut self, dir: &Path, depth: usize, out: &mut Vec<Consumer>) -> Result<()> {
+        if depth > self.max_depth {
             return Ok(());
         }
-        let path = dir.join(&entry.name);
-        match entry.kind {
-            EntryKind::Dir => walk_at(root, &path, depth + 1, max_depth, seen, select, out)?,
-            EntryKind::File => {
-                let Ok(meta) = root.symlink_metadata(&path) else {
-                    continue;
-                };
-                if let Some((kind, bytes)) = select(&path, meta.st_blocks as u64 * 512) {
-                    out.push(Consumer { path, bytes, kind });
-                }
+        for entry in self.root.list_dir(dir)? {
+            self.seen += 1;
+            if self.seen > MAX_FILES {
+                return Ok(());
             }
-            EntryKind::Symlink | EntryKind::Other => {}
+            let path = dir.join(&entry.name);
+            match entry.kind {
+                EntryKind::Dir => self.run(&path, depth + 1, out)?,
+                EntryKind::File => {
+                    let Some(kind) = (self.select)(&path) else {
+                        continue;
+                    };
+                    if let Ok(meta) = self.root.symlink_metadata(&path) {
+                        out.push(Consumer {
+                            path,
+                            bytes: meta.st_blocks as u64 * 512,
+                            kind,
+                        });
+                    }
+                }
+                EntryKind::Symlink | EntryKind::Other => {}
+            }
         }
+        Ok(())
     }
-    Ok(())
+}
+
+fn walk(
+    root: &RootDir,
+    dir: &str,
+    max_depth: usize,
+    select: Select<'_>,
+    out: &mut Vec<Consumer>,
+) -> Result<()> {
+    Walk {
+        root,
+        max_depth,
+        seen: 0,
+        select,
+    }
+    .run(Path::new(dir), 0, out)
 }
 
 /// `1.5 GiB`, `300 MiB`, `12 KiB`.

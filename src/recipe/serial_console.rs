@@ -2,7 +2,7 @@
 //! the `getty.target` wants link `systemctl enable` would create, so that a
 //! VM whose kernel now writes to ttyS0 also offers a login there.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
@@ -36,7 +36,7 @@ fn masked(root: &RootDir, port: &str) -> Result<bool> {
     let unit = PathBuf::from(ETC_UNITS).join(instance(port));
     Ok(root
         .read_link(&unit)?
-        .is_some_and(|t| t == PathBuf::from("/dev/null")))
+        .is_some_and(|t| t == Path::new("/dev/null")))
 }
 
 fn valid_port(port: &str) -> bool {
