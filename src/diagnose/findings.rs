@@ -296,7 +296,7 @@ fn signature_draft(facts: &BootFacts<'_>, hit: &Hit) -> Option<Draft> {
         finding: Finding {
             id: id.to_string(),
             severity,
-            title: info.title.to_string(),
+            title: stage_title(info, &extra),
             explanation: explain(boot, info, hit.id, &extra),
             evidence,
             suggestions: suggestions(info, kernel, &extra),
@@ -795,4 +795,23 @@ pub(super) fn no_kernel_output(
         kernel_version: None,
         culprit_module: None,
     })
+}
+
+/// The title, with what a stage finding names: the mount, the device, the file.
+fn stage_title(info: &FindingInfo, extra: &BTreeMap<String, String>) -> String {
+    let named: Vec<String> = [
+        ("mount", "mount"),
+        ("root", "root"),
+        ("device", "device"),
+        ("file", "file"),
+        ("entry", "boot entry"),
+    ]
+    .iter()
+    .filter_map(|(key, label)| extra.get(*key).map(|v| format!("{label} {v}")))
+    .collect();
+    if named.is_empty() || !signatures::STAGE_IDS.contains(&info.id) {
+        info.title.to_string()
+    } else {
+        format!("{} ({})", info.title, named.join(", "))
+    }
 }
