@@ -10,6 +10,7 @@ mod common;
 
 mod aarch64_qemu;
 mod az_payload;
+mod boot_failures;
 mod bundle;
 mod cli;
 mod fix_mounts;

@@ -12,6 +12,9 @@ use super::signatures::{Engine, Kind};
 use super::{EvidenceLine, Frame, LinkedModule};
 
 mod handle;
+mod stages;
+
+pub(super) use stages::FIRMWARE_IDS;
 
 /// Boots kept; older ones are dropped (and counted).
 const MAX_BOOTS: usize = 32;
@@ -96,6 +99,9 @@ pub(super) struct Boot {
     pub(super) events: Vec<Event>,
     pub(super) hits: Vec<Hit>,
     pub(super) hit_counts: BTreeMap<&'static str, u64>,
+    /// The last line on which the firmware started a boot option
+    /// (`BdsDxe: starting Boot0002`): failures before it were fallbacks.
+    pub(super) firmware_started: Option<u64>,
 }
 
 impl Boot {
@@ -117,7 +123,22 @@ impl Boot {
             events: Vec::new(),
             hits: Vec::new(),
             hit_counts: BTreeMap::new(),
+            firmware_started: None,
         }
+    }
+
+    /// Whether the kernel printed anything of this boot yet.
+    pub(super) fn kernel_seen(&self) -> bool {
+        self.saw_version || self.saw_command_line || self.saw_kernel_command_line
+    }
+
+    /// Only firmware and boot-loader lines so far: the kernel that follows
+    /// belongs to this same boot.
+    fn before_kernel(&self) -> bool {
+        !self.kernel_seen()
+            && self.events.is_empty()
+            && self.tainting.is_empty()
+            && self.hit_counts.keys().all(|id| FIRMWARE_IDS.contains(id))
     }
 
     fn is_empty(&self) -> bool {
@@ -192,6 +213,8 @@ pub(super) struct LogState {
     boots: VecDeque<Boot>,
     boots_dropped: u64,
     next_boot_index: usize,
+    /// Some source had a kernel message (timestamped or syslog `kernel:`).
+    kernel_lines: bool,
 }
 
 impl LogState {
@@ -202,6 +225,7 @@ impl LogState {
             boots: VecDeque::new(),
             boots_dropped: 0,
             next_boot_index: 0,
+            kernel_lines: false,
         })
     }
 
@@ -209,7 +233,13 @@ impl LogState {
         self.start_boot(source, 1);
         let mut pending: Option<anyhow::Error> = None;
         let keywords = self.engine.keywords.clone();
-        let total = line::scan_keyword_lines(reader, &keywords, |line_number, bytes| {
+        let mut kernel_lines = false;
+        let on_chunk = |chunk: &[u8]| {
+            if !kernel_lines {
+                kernel_lines = line::has_kernel_line(chunk);
+            }
+        };
+        let total = line::scan_keyword_lines(reader, &keywords, on_chunk, |line_number, bytes| {
             let text = line::decode(bytes);
             for segment in text.split('\r') {
                 if !segment.trim().is_empty() {
@@ -219,6 +249,7 @@ impl LogState {
             Ok(())
         })
         .with_context(|| format!("reading {source}"));
+        self.kernel_lines |= kernel_lines;
         if let Err(err) = total {
             pending = Some(err);
         }
@@ -269,7 +300,14 @@ impl LogState {
             let starts_boot = {
                 let boot = self.boot(source, line_number);
                 match kind {
-                    Kind::BootVersion => !boot.is_empty(),
+                    Kind::BootVersion => !boot.is_empty() && !boot.before_kernel(),
+                    // Firmware and GRUB print before the kernel: after
+                    // kernel lines they are the next boot (a reboot).
+                    Kind::GrubError
+                    | Kind::GrubRescue
+                    | Kind::UefiBoot
+                    | Kind::NoBootable
+                    | Kind::SecureBoot => boot.kernel_seen(),
                     Kind::CommandLine => boot.saw_command_line,
                     Kind::KernelCommandLine => boot.saw_kernel_command_line,
                     _ => false,
@@ -296,6 +334,10 @@ impl LogState {
     /// The boots read, newest first (empty ones left out), how many were
     /// dropped, and the known bugs to match them against; the caller turns
     /// them into findings (`findings.rs` reads boots, never the other way).
+    pub fn kernel_lines(&self) -> bool {
+        self.kernel_lines
+    }
+
     pub fn into_boots(self) -> (Vec<Boot>, u64, &'static [CompiledBug]) {
         let boots = self
             .boots

@@ -64,12 +64,13 @@ fn suggestions(
             let mut p = BTreeMap::new();
             match *recipe {
                 "older-kernel" => {
-                    if let Some(kernel) = kernel {
+                    // A kernel GRUB could not find is the one to avoid.
+                    if let Some(kernel) = extra.get("kernel").map(String::as_str).or(kernel) {
                         p.insert("avoid_kernel".into(), kernel.to_string());
                     }
                 }
                 "rebuild-initramfs" => {
-                    if let Some(kernel) = kernel {
+                    if let Some(kernel) = extra.get("kernel").map(String::as_str).or(kernel) {
                         p.insert("kernel".into(), kernel.to_string());
                     }
                 }
@@ -229,9 +230,9 @@ fn signature_drafts(facts: &BootFacts<'_>) -> Vec<Draft> {
 
 fn signature_draft(facts: &BootFacts<'_>, hit: &Hit) -> Option<Draft> {
     let boot = facts.boot;
-    // These two only feed other findings: the faulty module and the memcg
-    // leak.
-    if hit.id == "tainting-module-loaded" || hit.id == "memcg-cache" {
+    // These only feed other findings: the faulty module, the memcg leak,
+    // the device the initramfs or a mount waited for.
+    if ["tainting-module-loaded", "memcg-cache", "device-timeout"].contains(&hit.id) {
         return None;
     }
     let id = if hit.id == "page-allocation-failure" && facts.memcg {
@@ -252,13 +253,23 @@ fn signature_draft(facts: &BootFacts<'_>, hit: &Hit) -> Option<Draft> {
             extra.entry(key.clone()).or_insert_with(|| value.clone());
         }
     }
+    if ["initrd-root-not-found", "emergency-mode"].contains(&id) {
+        add_timed_out_device(boot, id, &mut extra);
+    }
     let corrected = extra.contains_key("corrected");
     // A finding whose two severities are equal is as bad whether or not the
     // boot panicked (a missing initramfs), so it counts as having caused it.
-    let caused_panic = !corrected && facts.panic_reasons.iter().any(|r| panic_caused_by(id, r))
+    // A machine check reported as an oops (POWER: `Oops: Machine check,
+    // sig: 7`) panics as a plain "Fatal exception" of its own event.
+    let own_event_panicked =
+        id == "machine-check" && event.is_some_and(|e| e.panic_reason.is_some());
+    let caused_panic = !corrected
+        && (facts.panic_reasons.iter().any(|r| panic_caused_by(id, r)) || own_event_panicked)
         || (info.severity == info.survived);
     let severity = if id == "sysrq-crash" {
         Severity::Info
+    } else if let Some(severity) = stage_severity(boot, id, &extra) {
+        severity
     } else if caused_panic {
         info.severity
     } else {
@@ -274,14 +285,22 @@ fn signature_draft(facts: &BootFacts<'_>, hit: &Hit) -> Option<Draft> {
         evidence.extend(evidence_for(boot, "memcg-cache"));
         evidence.truncate(MAX_EVIDENCE);
     }
+    if extra.contains_key("timed_out") {
+        evidence.splice(
+            0..0,
+            evidence_for(boot, "device-timeout").into_iter().take(2),
+        );
+        evidence.truncate(MAX_EVIDENCE + 2);
+    }
     Some(Draft {
         finding: Finding {
             id: id.to_string(),
             severity,
-            title: info.title.to_string(),
+            title: stage_title(info, &extra),
             explanation: explain(boot, info, hit.id, &extra),
             evidence,
             suggestions: suggestions(info, kernel, &extra),
+            next_step: signatures::next_step(id, &extra),
             boot_index: Some(boot.index),
             kernel_version: kernel.map(str::to_string),
             culprit_module: facts.culprit_of(hit.event),
@@ -375,6 +394,7 @@ fn faulty_module_drafts(facts: &BootFacts<'_>, drafts: &[Draft]) -> Vec<Draft> {
                 ),
                 evidence,
                 suggestions: suggestions(info, kernel, &extra),
+                next_step: None,
                 boot_index: Some(boot.index),
                 kernel_version: kernel.map(str::to_string),
                 culprit_module: Some(module.clone()),
@@ -472,6 +492,7 @@ fn known_bug_draft(facts: &BootFacts<'_>, bug: &CompiledBug) -> Option<Draft> {
             ),
             evidence,
             suggestions: known_bug_suggestions(bug, kernel),
+            next_step: None,
             boot_index: Some(boot.index),
             kernel_version: kernel.map(str::to_string),
             culprit_module: facts.culprit_of(event_index),
@@ -542,7 +563,10 @@ fn drop_consequences(drafts: &mut Vec<Draft>) {
         if sysrq && oops_family {
             return false;
         }
-        if d.finding.id == "oops" && specific_oops {
+        if d.finding.id == "oops" && (specific_oops || has("machine-check")) {
+            return false;
+        }
+        if is_consequence_of_stage(&d.finding.id, &has) {
             return false;
         }
         // When list debugging turns a corruption into a BUG (`kernel BUG at
@@ -639,5 +663,155 @@ pub(super) fn summarize(boot: &Boot) -> BootSummary {
                 culprit_module: culprit(boot, event).0,
             })
             .collect(),
+    }
+}
+
+/// A stage finding another one explains: the emergency shell after a
+/// failed fsck, SELinux or the initramfs's root; systemd-initrd's wait
+/// after dracut's own report of it.
+fn is_consequence_of_stage(id: &str, has: &dyn Fn(&str) -> bool) -> bool {
+    match id {
+        "emergency-mode" => [
+            "filesystem-damaged",
+            "initrd-root-not-found",
+            "dracut-root-not-found",
+            "initramfs-root-not-found",
+            "selinux-policy-failed",
+        ]
+        .iter()
+        .any(|other| has(other)),
+        "initrd-root-not-found" => has("dracut-root-not-found"),
+        "grub-kernel-missing" => has("secure-boot-refused"),
+        _ => false,
+    }
+}
+
+/// The device a `Timed out waiting for device` line named, for the root or
+/// mount finding it explains (`root` / `device`).
+fn add_timed_out_device(boot: &Boot, id: &str, extra: &mut BTreeMap<String, String>) {
+    let Some(device) = boot
+        .hits
+        .iter()
+        .filter(|h| h.id == "device-timeout")
+        .find_map(|h| h.params.get("device"))
+    else {
+        return;
+    };
+    let key = if id == "initrd-root-not-found" {
+        "root"
+    } else {
+        "device"
+    };
+    extra
+        .entry(key.to_string())
+        .or_insert_with(|| device.clone());
+    extra.insert("timed_out".into(), "true".into());
+}
+
+/// The severity of a stage finding where it depends on what followed: a
+/// firmware or GRUB failure after which a kernel still started was not
+/// what stopped the boot; an emergency shell or fsck that stopped the
+/// boot is critical, the same failure that did not is less.
+fn stage_severity(boot: &Boot, id: &str, extra: &BTreeMap<String, String>) -> Option<Severity> {
+    let stopped = extra.contains_key("stopped");
+    match id {
+        "emergency-mode" => Some(if stopped {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        }),
+        "filesystem-damaged" => Some(if stopped {
+            Severity::Critical
+        } else {
+            Severity::Error
+        }),
+        "uefi-boot-failed" => {
+            // A DVD, network or shell option failing before the disk's
+            // starts is the firmware's routine order of tries.
+            let failures: Vec<&Hit> = boot.hits.iter().filter(|h| h.id == id).collect();
+            let only_removable = failures.iter().all(|h| {
+                let description = h.params.get("description").map_or("", String::as_str);
+                ["DVD", "CD-ROM", "PXE", "HTTP", "Network", "Shell", "Floppy"]
+                    .iter()
+                    .any(|kind| description.contains(kind))
+            });
+            let last_failure = failures.iter().map(|h| h.evidence.line_number).max();
+            let fell_back = only_removable && boot.firmware_started > last_failure;
+            (fell_back || boot.kernel_seen()).then_some(Severity::Info)
+        }
+        "secure-boot-refused" | "bootloader-damaged" | "grub-kernel-missing"
+            if boot.kernel_seen() =>
+        {
+            Some(Severity::Warning)
+        }
+        _ => None,
+    }
+}
+
+/// A console log in which the kernel never spoke, and that shows nothing
+/// else that stopped the boot: the serial console is off.
+pub(super) fn no_kernel_output(
+    boots: &[Boot],
+    findings: &[Finding],
+    sources: &[String],
+) -> Option<Finding> {
+    let os_spoke = |boot: &Boot| {
+        boot.kernel_seen()
+            || !boot.events.is_empty()
+            || boot
+                .hit_counts
+                .keys()
+                .any(|id| !super::boot::FIRMWARE_IDS.contains(id))
+    };
+    if boots.iter().any(os_spoke)
+        || findings
+            .iter()
+            .any(|f| matches!(f.severity, Severity::Critical | Severity::Error))
+    {
+        return None;
+    }
+    let info = signatures::info("no-kernel-output")?;
+    let mut evidence: Vec<EvidenceLine> = boots
+        .iter()
+        .flat_map(|b| b.hits.iter().map(|h| h.evidence.clone()))
+        .take(MAX_EVIDENCE)
+        .collect();
+    if evidence.is_empty() {
+        evidence.push(EvidenceLine {
+            source: sources.join(", "),
+            line_number: 0,
+            text: "no kernel message (no `Linux version`, no `Command line:`) in the log".into(),
+        });
+    }
+    Some(Finding {
+        id: info.id.to_string(),
+        severity: info.severity,
+        title: info.title.to_string(),
+        explanation: info.explanation.to_string(),
+        evidence,
+        suggestions: suggestions(info, None, &BTreeMap::new()),
+        next_step: None,
+        boot_index: None,
+        kernel_version: None,
+        culprit_module: None,
+    })
+}
+
+/// The title, with what a stage finding names: the mount, the device, the file.
+fn stage_title(info: &FindingInfo, extra: &BTreeMap<String, String>) -> String {
+    let named: Vec<String> = [
+        ("mount", "mount"),
+        ("root", "root"),
+        ("device", "device"),
+        ("file", "file"),
+        ("entry", "boot entry"),
+    ]
+    .iter()
+    .filter_map(|(key, label)| extra.get(*key).map(|v| format!("{label} {v}")))
+    .collect();
+    if named.is_empty() || !signatures::STAGE_IDS.contains(&info.id) {
+        info.title.to_string()
+    } else {
+        format!("{} ({})", info.title, named.join(", "))
     }
 }

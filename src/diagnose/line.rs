@@ -20,6 +20,7 @@ pub const MAX_LINE_CHARS: usize = 1024;
 pub fn scan_keyword_lines<R: Read>(
     mut reader: R,
     keywords: &aho_corasick::AhoCorasick,
+    mut on_chunk: impl FnMut(&[u8]),
     mut on_line: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<u64> {
     let mut buffer = vec![0u8; CHUNK_BYTES];
@@ -42,6 +43,7 @@ pub fn scan_keyword_lines<R: Read>(
             _ => filled,
         };
         let chunk = &buffer[..process_end];
+        on_chunk(chunk);
         lines_before_chunk += scan_chunk(chunk, keywords, lines_before_chunk, &mut on_line)?;
         if let Some(&last) = chunk.last() {
             last_byte = Some(last);
@@ -80,6 +82,37 @@ fn scan_chunk(
     }
     newlines += count_newlines(&chunk[counted_to..]);
     Ok(newlines)
+}
+
+/// Whether a chunk holds a message of the booted OS: a printk timestamp
+/// (`[    1.234567]`), a syslog `kernel:` line, a process's `name[pid]: `
+/// or systemd's `[  OK  ]`. Firmware and boot-loader chatter has none of
+/// these. Stops at the first.
+pub fn has_kernel_line(chunk: &[u8]) -> bool {
+    if memchr::memmem::find(chunk, b" kernel: ").is_some()
+        || memchr::memmem::find(chunk, b"[  OK  ]").is_some()
+    {
+        return true;
+    }
+    let process = memchr::memmem::find_iter(chunk, b"]: ").any(|end| {
+        let before = &chunk[..end];
+        let digits = before
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        digits > 0 && before.len() > digits && before[before.len() - digits - 1] == b'['
+    });
+    process
+        || memchr::memchr_iter(b']', chunk).any(|end| {
+            let before = &chunk[..end];
+            let digits = before
+                .iter()
+                .rev()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            digits == 6 && before.len() > 7 && before[before.len() - 7] == b'.'
+        })
 }
 
 fn count_newlines(bytes: &[u8]) -> u64 {
@@ -305,6 +338,7 @@ mod tests {
         let total = scan_keyword_lines(
             &b"a\r\nKernel panic\r\nb\nc\nBUG: x\nlast BUG"[..],
             &keywords,
+            |_| {},
             |n, l| {
                 seen.push((n, String::from_utf8_lossy(l).into_owned()));
                 Ok(())

@@ -142,6 +142,10 @@ pub struct Finding {
     pub explanation: String,
     pub evidence: Vec<EvidenceLine>,
     pub suggestions: Vec<RecipeSuggestion>,
+    /// What to do by hand when no recipe repairs it (or when the suggested
+    /// ones find nothing to change): "no recipe: …".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_step: Option<String>,
     /// Index of the boot in the order of appearance (0 = first boot in the first source).
     pub boot_index: Option<usize>,
     pub kernel_version: Option<String>,
@@ -185,11 +189,15 @@ impl Classifier {
     }
 
     pub fn finish(self) -> Result<Diagnosis> {
+        let kernel_lines = self.state.kernel_lines();
         let (read, boots_dropped, known_bugs) = self.state.into_boots();
-        let findings = read
+        let mut findings: Vec<Finding> = read
             .iter()
             .flat_map(|boot| findings::boot_findings(boot, known_bugs))
             .collect();
+        if !self.sources.is_empty() && !kernel_lines {
+            findings.extend(findings::no_kernel_output(&read, &findings, &self.sources));
+        }
         let boots = read.iter().map(findings::summarize).collect();
         Ok(Diagnosis {
             version: SCHEMA_VERSION,
@@ -210,6 +218,13 @@ pub fn known_finding_ids() -> Result<Vec<String>> {
         .collect();
     ids.extend(known_bugs::embedded()?.iter().map(|b| b.finding_id()));
     Ok(ids)
+}
+
+/// The findings of the stages that stop a boot without a panic (firmware,
+/// GRUB, initramfs, emergency mode, fsck, SELinux, a full disk, no kernel
+/// output).
+pub fn stage_finding_ids() -> &'static [&'static str] {
+    signatures::STAGE_IDS
 }
 
 /// Classifies one log read line by line; `source` names it in the evidence.

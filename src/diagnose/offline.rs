@@ -39,6 +39,7 @@ fn finding(
         explanation: explanation.to_string(),
         evidence,
         suggestions: Vec::new(),
+        next_step: None,
         boot_index: None,
         kernel_version: None,
         culprit_module: None,
@@ -82,7 +83,68 @@ pub fn offline_findings(
     findings.extend(blacklisted_drivers(root)?);
     findings.extend(sysctl_findings(root)?);
     findings.extend(kdump_findings(root, snapshot)?);
+    findings.extend(disk_full_finding(root, snapshot)?);
     Ok(findings)
+}
+
+/// A filesystem of the target nearly full: which, how full, and the largest
+/// consumers (regenerable ones first named by kind, then old kernels).
+fn disk_full_finding(root: &RootDir, snapshot: &Snapshot) -> Result<Option<Finding>> {
+    use crate::inspect::disk_usage::{self, human_bytes};
+    let default = snapshot
+        .boot
+        .as_ref()
+        .and_then(|b| b.entry.kernel_version.as_deref());
+    let usage = disk_usage::scan(root, default)?;
+    let full: Vec<_> = usage
+        .filesystems
+        .iter()
+        .filter(|fs| fs.nearly_full())
+        .collect();
+    if full.is_empty() {
+        return Ok(None);
+    }
+    let mut lines: Vec<EvidenceLine> = full
+        .iter()
+        .map(|fs| {
+            evidence(
+                &fs.path.display().to_string(),
+                0,
+                format!(
+                    "{} free of {}",
+                    human_bytes(fs.free_bytes),
+                    human_bytes(fs.total_bytes)
+                ),
+            )
+        })
+        .collect();
+    for (kind, bytes, count) in usage.by_kind() {
+        lines.push(evidence(
+            kind.describe(),
+            0,
+            format!("{} in {count} files", human_bytes(bytes)),
+        ));
+    }
+    lines.extend(
+        usage
+            .consumers
+            .iter()
+            .take(5)
+            .map(|c| evidence(&c.path.display().to_string(), 0, human_bytes(c.bytes))),
+    );
+    let mut f = finding(
+        "offline-disk-full",
+        Severity::Error,
+        format!("{} of the target's filesystems is nearly full", full.len()),
+        "journald, dbus and other services fail to write at boot (`No space left on device`). Archived journals, package caches and rotated logs are made again when needed; old kernels are not (remove them with the package manager once the VM boots).",
+        lines,
+    );
+    f.suggestions.push(suggest(
+        "free-space",
+        &[],
+        "delete the regenerable files named here (needs --param confirm=true: they cannot be restored)",
+    ));
+    Ok(Some(f))
 }
 
 /// The default kernel's own files: initramfs, modules, third-party modules.

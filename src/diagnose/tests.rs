@@ -604,6 +604,9 @@ mod corpus {
             {
                 continue; // generic or covered by unit tests only
             }
+            if crate::diagnose::signatures::STAGE_IDS.contains(&info.id) {
+                continue; // the boot-failures corpus (tests/fixtures/boot-failures)
+            }
             assert!(
                 index
                     .log
@@ -700,4 +703,218 @@ fn dump_fixture() {
     let text = std::fs::read_to_string(&path).unwrap();
     let diagnosis = classify_str(&text, &name).unwrap();
     println!("{}", serde_json::to_string_pretty(&diagnosis).unwrap());
+}
+
+/// The corpus of boot failures that do not panic (tests/fixtures/boot-failures).
+mod boot_failures {
+    use super::*;
+    use serde::Deserialize;
+    use std::path::PathBuf;
+
+    #[derive(Deserialize)]
+    struct Index {
+        log: Vec<Entry>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        file: String,
+        source: String,
+        distribution: String,
+        expected: Vec<String>,
+        #[serde(default)]
+        absent: Vec<String>,
+        #[serde(default)]
+        healthy: bool,
+        #[serde(default)]
+        constructed: bool,
+        #[serde(default)]
+        recipe: Option<String>,
+    }
+
+    fn dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/boot-failures")
+    }
+
+    fn index() -> Index {
+        let text = std::fs::read_to_string(dir().join("INDEX.toml")).unwrap();
+        toml::from_str(&text).unwrap()
+    }
+
+    fn judge(entry: &Entry, diagnosis: &Diagnosis) -> Option<String> {
+        let found: Vec<&str> = diagnosis.findings.iter().map(|f| f.id.as_str()).collect();
+        let errors: Vec<&str> = diagnosis
+            .findings
+            .iter()
+            .filter(|f| matches!(f.severity, Severity::Critical | Severity::Error))
+            .map(|f| f.id.as_str())
+            .collect();
+        if entry.healthy {
+            if !errors.is_empty() {
+                return Some(format!("error findings {errors:?} on a healthy log"));
+            }
+        } else if errors.first().copied() != entry.expected.first().map(String::as_str) {
+            return Some(format!(
+                "first error finding {:?}, expected {:?} (all: {found:?})",
+                errors.first(),
+                entry.expected.first()
+            ));
+        }
+        if let Some(extra) = entry.absent.iter().find(|id| found.contains(&id.as_str())) {
+            return Some(format!("unexpected {extra} in {found:?}"));
+        }
+        None
+    }
+
+    #[test]
+    fn every_boot_failure_log_gives_its_finding_and_healthy_ones_no_error() {
+        let mut failures = Vec::new();
+        for entry in &index().log {
+            assert!(!entry.source.is_empty() && !entry.distribution.is_empty());
+            let file = std::fs::File::open(dir().join(&entry.file)).unwrap();
+            let diagnosis = classify_reader(std::io::BufReader::new(file), &entry.file).unwrap();
+            if let Some(why) = judge(entry, &diagnosis) {
+                failures.push(format!("{}: {why}", entry.file));
+            }
+            if let (Some(recipe), Some(first)) = (&entry.recipe, diagnosis.findings.first()) {
+                let suggested = first.suggestions.iter().any(|s| &s.recipe == recipe);
+                let manual = recipe.is_empty() && first.next_step.is_some();
+                if !entry.healthy && !suggested && !manual {
+                    failures.push(format!(
+                        "{}: {} neither suggests {recipe:?} nor says what to do",
+                        entry.file, first.id
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    #[test]
+    fn every_stage_family_has_real_logs_and_the_index_lists_every_file() {
+        let index = index();
+        for id in crate::diagnose::signatures::STAGE_IDS {
+            if *id == "grub-initrd-missing" {
+                continue; // the panic corpus's debian12-missing-initrd log and unit tests
+            }
+            let real = index
+                .log
+                .iter()
+                .filter(|e| !e.constructed && e.expected.first().map(String::as_str) == Some(id))
+                .count();
+            let any = index
+                .log
+                .iter()
+                .filter(|e| e.expected.first().map(String::as_str) == Some(id))
+                .count();
+            assert!(
+                any >= 1 && (real >= 1),
+                "{id}: {real} real logs, {any} in all"
+            );
+        }
+        assert!(index.log.iter().filter(|e| e.healthy).count() >= 4);
+        let mut listed: Vec<_> = std::fs::read_dir(dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.ends_with(".log"))
+            .collect();
+        listed.sort();
+        let mut indexed: Vec<_> = index.log.iter().map(|e| e.file.clone()).collect();
+        indexed.sort();
+        assert_eq!(listed, indexed);
+    }
+
+    #[test]
+    fn routine_lines_raise_no_error() {
+        let log = "\
+[    0.000000] Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) #1 SMP Debian 6.1.76-1
+[    0.000000] Command line: BOOT_IMAGE=/vmlinuz root=UUID=1 ro console=ttyS0 panic=10
+[    0.792185] NMI watchdog: Shutting down hard lockup detector on all cpus
+[    1.5] ACPI Error: AE_NOT_FOUND, While resolving a named reference package element (20210730/dspkginit-438)
+[    2.1] EDAC MC0: 1 CE memory read error on CPU_SrcID#0_Ha#0_Chan#1_DIMM#0 (channel:1 slot:0 page:0x12345 offset:0x0)
+[    3.0] Buffer I/O error on dev sr0, logical block 0, async page read
+[    4.0] systemd-fsck[705]: /dev/sda1: clean, 90863/122101760 files, 110935625/488378368 blocks
+[   20.0] app[812]: panic: runtime error: invalid memory address or nil pointer dereference
+[   20.1] app[813]: thread 'main' panicked at 'called `Option::unwrap()` on a `None` value', src/main.rs:2:5
+";
+        let diagnosis = classify(log);
+        let errors: Vec<_> = diagnosis
+            .findings
+            .iter()
+            .filter(|f| matches!(f.severity, Severity::Critical | Severity::Error))
+            .map(|f| f.id.as_str())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn vendor_watchdog_nmi_and_power_machine_check_oops_are_classed() {
+        let hpwdt = "Kernel panic - not syncing: An NMI occurred. Depending on your system the reason for the NMI is logged in any one of the following resources:\n";
+        assert_eq!(primary(hpwdt).id, "nmi-unrecovered");
+        let power = "\
+Oops: Machine check, sig: 7 [#1]
+CPU: 3 PID: 0 Comm: swapper/3 Not tainted 4.18.0-305.el8.ppc64le #1
+Kernel panic - not syncing: Fatal exception
+";
+        let diagnosis = classify(power);
+        assert_eq!(
+            ids(&diagnosis).first().copied(),
+            Some("machine-check"),
+            "{:?}",
+            ids(&diagnosis)
+        );
+        assert!(!diagnosis.has("oops"));
+    }
+
+    #[test]
+    fn grub_names_the_missing_kernel_and_initramfs() {
+        let f = primary("error: file `/vmlinuz-5.14.0-70.13.1.el9_0.x86_64' not found.\nerror: you need to load the kernel first.\n");
+        assert_eq!(f.id, "grub-kernel-missing");
+        assert_eq!(
+            recipe(&f, "older-kernel")
+                .and_then(|s| s.params.get("avoid_kernel"))
+                .map(String::as_str),
+            Some("5.14.0-70.13.1.el9_0.x86_64")
+        );
+        let f = primary("error: file `/initramfs-5.14.0-70.el9.x86_64.img' not found.\n");
+        assert_eq!(f.id, "grub-initrd-missing");
+        assert_eq!(
+            recipe(&f, "rebuild-initramfs")
+                .and_then(|s| s.params.get("kernel"))
+                .map(String::as_str),
+            Some("5.14.0-70.el9.x86_64")
+        );
+    }
+
+    #[test]
+    fn the_initramfs_finding_names_the_device_it_waited_for() {
+        let f = primary("[ TIME ] Timed out waiting for device dev-disk-by\\x2duuid-5e6f\\x2d01.device.\n[DEPEND] Dependency failed for Initrd Root File System.\n");
+        assert_eq!(f.id, "initrd-root-not-found");
+        assert_eq!(
+            recipe(&f, "fix-root-fs")
+                .and_then(|s| s.params.get("root"))
+                .map(String::as_str),
+            Some("/dev/disk/by-uuid/5e6f-01")
+        );
+    }
+
+    #[test]
+    fn a_firmware_fallback_from_the_dvd_to_the_disk_is_not_a_failure() {
+        let log = "\
+BdsDxe: failed to load Boot0001 \"UEFI QEMU DVD-ROM QM00003 \" from PciRoot(0x0)/Pci(0x1,0x1)/Ata(0x0): Not Found
+BdsDxe: loading Boot0002 \"UEFI QEMU HARDDISK QM00001 \" from PciRoot(0x0)/Pci(0x1,0x1)/Ata(0x0)
+BdsDxe: starting Boot0002 \"UEFI QEMU HARDDISK QM00001 \" from PciRoot(0x0)/Pci(0x1,0x1)/Ata(0x0)
+[    0.000000] Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) #1 SMP Debian 6.1.76-1
+";
+        let diagnosis = classify(log);
+        assert!(
+            diagnosis
+                .findings
+                .iter()
+                .all(|f| f.severity >= Severity::Warning),
+            "{:?}",
+            ids(&diagnosis)
+        );
+    }
 }

@@ -4,6 +4,7 @@ pub mod bls;
 pub mod boot_default;
 pub mod cmdline;
 pub mod default_grub;
+pub mod disk_usage;
 pub mod dracut_conf;
 pub mod fstab;
 pub mod grub_cfg;

@@ -55,6 +55,9 @@ pub enum Op {
     Symlink,
     /// A program run in the chroot may rewrite this file; backed up before.
     CommandRewrite,
+    /// A regenerable file deleted to free space: no backup, undo cannot
+    /// bring it back.
+    Discard,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -198,7 +201,7 @@ impl Journal {
             meta,
         })?;
         failpoint::hit("journal-after-intent");
-        if resolved.exists && op != Op::CreateDir {
+        if resolved.exists && op != Op::CreateDir && op != Op::Discard {
             fsops::copy_file(&self.root, &resolved.path, &self.backup_name(seq)).with_context(
                 || format!("backing up {} into the journal", resolved.path.display()),
             )?;
@@ -299,6 +302,12 @@ impl Journal {
     /// Removes a file, keeping it in the journal.
     pub fn remove_file(&mut self, path: &Path) -> Result<Change> {
         self.take_away(path, Op::Remove)
+    }
+
+    /// Deletes a regenerable file without a backup (freeing its space is
+    /// the point); the journal records it, undo leaves it gone.
+    pub fn discard(&mut self, path: &Path) -> Result<Change> {
+        self.take_away(path, Op::Discard)
     }
 
     /// Moves a file (a faulty `.ko`) into the journal, restorable by undo.
@@ -498,6 +507,8 @@ pub fn undo(target_root: &Path, run_id: Option<&str>) -> Result<UndoReport> {
             Op::CreateDir => {
                 fsops::rmdir_if_empty(&root, &path)?;
             }
+            // Deleted for the space it took; nothing kept to restore.
+            Op::Discard => {}
             Op::Create | Op::Symlink => {
                 if fsops::unlink_if_exists(&root, &path)? {
                     report.removed.push(path);

@@ -1128,6 +1128,11 @@ pub fn point_default_at_saved_entry(text: &str) -> String {
 
 /// How the root filesystem really is named: `UUID=…` for a partition, the
 /// `/dev/mapper/VG-LV` path (with the VG's original name) for an LV.
+/// A target given as a directory (`--root`): no disk, no root device.
+fn is_directory_target(layout: &Layout) -> bool {
+    layout.disk.is_none() && layout.image.is_none() && layout.root_device.is_none()
+}
+
 fn actual_root(layout: &Layout) -> Result<Option<(String, Vec<String>)>> {
     let Some(device) = layout.root_device.as_deref() else {
         return Ok(None);
@@ -1181,6 +1186,14 @@ pub fn fix_root_references(
     let Some(layout) = ctx.layout else {
         return Err(Failure::Refused("fix-root-fs needs the disk (not --root): it compares root= with the disk's filesystems".into()).into());
     };
+    if is_directory_target(layout) {
+        // A root directory (`--root`) has no disk to compare root= with;
+        // the fstab steps still apply.
+        planned.notes.push(
+            "root= and fstab's / are not compared: --root names a directory, not a disk".into(),
+        );
+        return Ok(());
+    }
     let Some((spec, names)) = actual_root(layout)? else {
         return Err(Failure::Refused("cannot tell the root filesystem's UUID".into()).into());
     };
@@ -1255,6 +1268,13 @@ pub fn check_root_resolves(
     facts: &Facts,
     layout: Option<&Layout>,
 ) -> Result<(&'static str, bool, String)> {
+    if layout.is_some_and(is_directory_target) {
+        return Ok((
+            "root-resolves",
+            true,
+            "not checked: --root names a directory, not a disk".into(),
+        ));
+    }
     let Some((spec, names)) = layout.map(actual_root).transpose()?.flatten() else {
         return Ok((
             "root-resolves",

@@ -340,6 +340,11 @@ fn plan_step(
         StepSpec::ReinstallBootLoader {} => {
             super::bootloader::reinstall_boot_loader(ws, ctx, planned)
         }
+        StepSpec::EnableSerialGetty { port } => {
+            super::serial_console::enable_serial_getty(ws, planned, &s(port)?)
+        }
+        StepSpec::RequestRelabel {} => super::relabel::request_relabel(ws, planned),
+        StepSpec::FreeSpace {} => super::free_space::free_space(ws, ctx, planned),
     }
 }
 
@@ -424,6 +429,9 @@ fn apply_changes(
                     );
                 }
                 journal.write_file(path, &bytes, 0o644)?;
+            }
+            PlannedChange::Discard { path, .. } => {
+                journal.discard(path)?;
             }
             PlannedChange::Command { argv, rewrites, .. } => {
                 run_command(argv, rewrites, target, &root, journal, ran)?;
@@ -666,6 +674,10 @@ fn run_check(
         VerifySpec::BootLoaderInstalled {} => {
             super::bootloader::check_installed(root, layout, &facts.os_id)?
         }
+        VerifySpec::SerialGettyEnabled { port } => {
+            super::serial_console::check_getty(root, &s(port)?)
+        }
+        VerifySpec::RelabelRequested {} => super::relabel::check_relabel(root),
     })
 }
 

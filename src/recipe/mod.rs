@@ -6,12 +6,15 @@ pub mod bootloader;
 pub mod engine;
 pub mod facts;
 pub mod fix_mounts;
+pub mod free_space;
 pub mod kdump;
 pub mod leaks;
 pub mod lvm_devices;
 pub mod nvme_ready;
 pub mod plan;
+pub mod relabel;
 pub mod repair;
+pub mod serial_console;
 pub mod spec;
 
 use std::path::Path;
@@ -78,6 +81,18 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "fix-mounts.toml",
         include_str!("../../recipes/fix-mounts.toml"),
+    ),
+    (
+        "enable-serial-console.toml",
+        include_str!("../../recipes/enable-serial-console.toml"),
+    ),
+    (
+        "selinux-relabel.toml",
+        include_str!("../../recipes/selinux-relabel.toml"),
+    ),
+    (
+        "free-space.toml",
+        include_str!("../../recipes/free-space.toml"),
     ),
 ];
 

@@ -155,6 +155,13 @@ pub enum PlannedChange {
         replaces: bool,
         why: String,
     },
+    /// Delete a regenerable file for good (no backup: the point is the
+    /// space it frees); undo cannot bring it back.
+    Discard {
+        path: PathBuf,
+        bytes: u64,
+        why: String,
+    },
     /// Create a symlink (a systemd wants link); undo removes it.
     Symlink {
         path: PathBuf,
@@ -205,6 +212,13 @@ impl PlannedChange {
             PlannedChange::Command { argv, why, .. } => {
                 format!("# {why}\nchroot$ {}\n", argv.join(" "))
             }
+            PlannedChange::Discard { path, bytes, why } => {
+                format!(
+                    "# {why}\ndelete {} ({}, not restorable by undo)\n",
+                    path.display(),
+                    crate::inspect::disk_usage::human_bytes(*bytes)
+                )
+            }
             PlannedChange::Symlink { path, target, why } => {
                 format!(
                     "# {why}\nsymlink {} -> {}\n",
@@ -243,6 +257,7 @@ impl PlannedChange {
             PlannedChange::Copy { path, from, .. } => {
                 format!("copy {} to {}", from.display(), path.display())
             }
+            PlannedChange::Discard { path, .. } => format!("delete {}", path.display()),
         }
     }
 
@@ -251,7 +266,8 @@ impl PlannedChange {
             PlannedChange::Write { path, .. }
             | PlannedChange::Quarantine { path, .. }
             | PlannedChange::Copy { path, .. }
-            | PlannedChange::Symlink { path, .. } => {
+            | PlannedChange::Symlink { path, .. }
+            | PlannedChange::Discard { path, .. } => {
                 vec![path.clone()]
             }
             PlannedChange::Command { rewrites, .. } => rewrites.clone(),

@@ -14,7 +14,7 @@ use super::plan::CheckResult;
 use super::plan::{Plan, PlannedChange};
 use super::{Catalog, Recipe};
 use crate::attach::Target;
-use crate::diagnose::{Diagnosis, Finding};
+use crate::diagnose::{Diagnosis, Finding, Severity};
 use crate::error::{ExitCode, Failure};
 
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
@@ -126,6 +126,61 @@ pub fn auto_recipes<'a>(
     chosen
 }
 
+/// Why `repair auto` stops when no unattended recipe fits the problems
+/// found: each error finding's own next step ("no recipe: …"), or its
+/// suggested recipes that need an operator.
+pub fn nothing_fits(diagnosis: &Diagnosis) -> Option<String> {
+    let problems: Vec<String> = diagnosis
+        .findings
+        .iter()
+        .filter(|f| matches!(f.severity, Severity::Critical | Severity::Error))
+        .map(|f| {
+            let manual: Vec<&str> = f.suggestions.iter().map(|s| s.recipe.as_str()).collect();
+            let step = match (&f.next_step, manual.is_empty()) {
+                (Some(step), _) => step.clone(),
+                (None, false) => format!(
+                    "no unattended recipe: choose one of {} (`vmrescue repair RECIPE`)",
+                    manual.join(", ")
+                ),
+                (None, true) => "no recipe: see the explanation with `vmrescue diagnose`".into(),
+            };
+            format!("{}: {step}", f.id)
+        })
+        .collect();
+    if problems.is_empty() {
+        return None;
+    }
+    let mut seen = Vec::new();
+    for problem in problems {
+        if !seen.contains(&problem) {
+            seen.push(problem);
+        }
+    }
+    Some(format!(
+        "no recipe safe to run unattended fits what was found; {}",
+        seen.join("; ")
+    ))
+}
+
+/// A recipe whose changes undo cannot restore runs only with
+/// `--param confirm=true`, whoever asks (a person, `repair auto`, a fleet).
+fn refuse_unconfirmed(
+    recipe: &Recipe,
+    params: &BTreeMap<String, String>,
+    plan: &Plan,
+) -> Result<()> {
+    if !recipe.spec.irreversible || params.get("confirm").map(String::as_str) == Some("true") {
+        return Ok(());
+    }
+    Err(Failure::Refused(format!(
+        "{} makes {} changes that undo cannot restore (see `vmrescue plan {}`); run it with --param confirm=true",
+        recipe.spec.id,
+        plan.changes.len(),
+        recipe.spec.id
+    ))
+    .into())
+}
+
 /// Where a repair run is, for a front end's progress display.
 #[derive(Debug, Clone, Copy)]
 pub enum Progress<'a> {
@@ -177,6 +232,11 @@ pub fn run_with_progress(
         let diagnosis =
             diagnosis.ok_or_else(|| Failure::Usage("repair auto needs a diagnosis".into()))?;
         let mut chosen = auto_recipes(catalog, diagnosis);
+        if chosen.is_empty() {
+            if let Some(refusal) = nothing_fits(diagnosis) {
+                return Err(Failure::Refused(refusal).into());
+            }
+        }
         for (_, params) in &mut chosen {
             params.extend(request.params.clone());
         }
@@ -200,6 +260,7 @@ pub fn run_with_progress(
         if request.dry_run {
             outcome.status = RecipeStatus::DryRun;
         } else if !plan.is_noop() {
+            refuse_unconfirmed(recipe, &params, &plan)?;
             if !confirm(&plan)? {
                 outcome.status = RecipeStatus::NotConfirmed;
                 outcomes.push(outcome);

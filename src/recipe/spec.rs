@@ -22,6 +22,10 @@ pub struct RecipeSpec {
     /// Safe for `repair auto` (applied when diagnosis suggests it).
     #[serde(default)]
     pub auto: bool,
+    /// Deletes what undo cannot bring back: applied only with
+    /// `--param confirm=true`, also by `repair auto` and the wizard.
+    #[serde(default)]
+    pub irreversible: bool,
     /// Order among recipes applied together (lower first).
     #[serde(default = "default_order")]
     pub order: u32,
@@ -164,6 +168,15 @@ pub enum StepSpec {
     /// Put the target's signed shim, MokManager and GRUB back on the EFI
     /// System Partition (`EFI/<distro>/` and the removable `EFI/BOOT/`).
     ReinstallBootLoader {},
+    /// Enable a login on a serial port: the `getty.target` wants link of
+    /// `serial-getty@PORT.service` (what `systemctl enable` creates).
+    EnableSerialGetty { port: String },
+    /// Ask for a full SELinux relabel on the next boot (`/.autorelabel`);
+    /// refused on a target without SELinux.
+    RequestRelabel {},
+    /// Delete regenerable files (archived journals, package caches, rotated
+    /// logs) on the target's nearly full filesystems; not undoable.
+    FreeSpace {},
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -203,6 +216,10 @@ pub enum VerifySpec {
     /// Every boot file the bootloader action puts on the ESP equals the
     /// target's signed package file.
     BootLoaderInstalled {},
+    SerialGettyEnabled {
+        port: String,
+    },
+    RelabelRequested {},
 }
 
 impl StepSpec {
@@ -225,6 +242,9 @@ impl StepSpec {
             StepSpec::LvmDevices { .. } => "lvm-devices",
             StepSpec::NvmeReady { .. } => "nvme-ready",
             StepSpec::ReinstallBootLoader {} => "reinstall-boot-loader",
+            StepSpec::EnableSerialGetty { .. } => "enable-serial-getty",
+            StepSpec::RequestRelabel {} => "request-relabel",
+            StepSpec::FreeSpace {} => "free-space",
         }
     }
 
@@ -242,6 +262,7 @@ impl StepSpec {
             }
             StepSpec::LvmDevices { all } => vec![all],
             StepSpec::BlacklistModule { module } => vec![module],
+            StepSpec::EnableSerialGetty { port } => vec![port],
             StepSpec::SetSysctl { key, value } => vec![key, value],
             StepSpec::AuditSysctl {
                 key,
@@ -261,7 +282,9 @@ impl StepSpec {
             | StepSpec::FixMounts {}
             | StepSpec::RequireKdump { .. }
             | StepSpec::ReinstallBootLoader {}
-            | StepSpec::EnableKdumpService {} => {
+            | StepSpec::EnableKdumpService {}
+            | StepSpec::RequestRelabel {}
+            | StepSpec::FreeSpace {} => {
                 vec![]
             }
         }
@@ -283,6 +306,8 @@ impl VerifySpec {
             VerifySpec::KdumpServiceEnabled {} => "kdump-service-enabled",
             VerifySpec::NvmeReady {} => "nvme-ready",
             VerifySpec::BootLoaderInstalled {} => "boot-loader-installed",
+            VerifySpec::SerialGettyEnabled { .. } => "serial-getty-enabled",
+            VerifySpec::RelabelRequested {} => "relabel-requested",
         }
     }
 
@@ -298,11 +323,13 @@ impl VerifySpec {
             VerifySpec::KdumpOptionIs {
                 directive, value, ..
             } => vec![directive, value],
+            VerifySpec::SerialGettyEnabled { port } => vec![port],
             VerifySpec::RootResolves {}
             | VerifySpec::FstabResolves {}
             | VerifySpec::KdumpServiceEnabled {}
             | VerifySpec::NvmeReady {}
-            | VerifySpec::BootLoaderInstalled {} => vec![],
+            | VerifySpec::BootLoaderInstalled {}
+            | VerifySpec::RelabelRequested {} => vec![],
         }
     }
 }

@@ -113,6 +113,9 @@ pub(crate) fn render_diagnosis(diagnosis: &vmrescue::diagnose::Diagnosis, style:
                 suggestion.why
             );
         }
+        if let Some(step) = &finding.next_step {
+            let _ = writeln!(out, "  next: {step}");
+        }
         out.push('\n');
     }
     out

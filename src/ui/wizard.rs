@@ -336,6 +336,12 @@ impl Wizard<'_> {
         choices.push(MenuChoice::Bundle);
         items.push("unmount and exit".into());
         choices.push(MenuChoice::Quit);
+        // Problems no recipe repairs: say what to do by hand.
+        for finding in &diagnosis.findings {
+            if let Some(step) = &finding.next_step {
+                eprintln!("{}: {step}", finding.id);
+            }
+        }
         let default = if suggested.is_empty() {
             items.len() - 1
         } else {

@@ -49,6 +49,20 @@ pub(super) fn handle(
         | Kind::InvalidOpcode
         | Kind::SoftLockup
         | Kind::HungTask => header_with_params(engine, boot, kind, line),
+        Kind::DependencyFailed
+        | Kind::DeviceTimeout
+        | Kind::MountFailed
+        | Kind::EmergencyMode
+        | Kind::FsckFailed
+        | Kind::XfsCorruption
+        | Kind::MkinitcpioNotFound
+        | Kind::GrubError
+        | Kind::GrubRescue
+        | Kind::UefiBoot
+        | Kind::NoBootable
+        | Kind::SecureBoot
+        | Kind::SelinuxPolicy
+        | Kind::NoSpace => super::stages::stage_line(engine, boot, kind, line),
         Kind::OomPanic
         | Kind::OomDeadlock
         | Kind::NmiNotContinuing
