@@ -144,10 +144,12 @@ const NO_RECIPE: &[(&str, &str, &str)] = &[
         "grub-kernel-missing",
         "vmrescue repair older-kernel",
     ),
+    // bootloader fits a Debian-family disk with its ESP mounted; on this
+    // RHEL tree it does not, and the next step says what to do instead.
     (
         "uefi-qemu-arm-bdsdxe-not-found.log",
         "uefi-boot-failed",
-        "EFI system partition",
+        "reinstall the shim-x64",
     ),
     (
         "secureboot-shim-0x1a-security-violation.log",

@@ -16,6 +16,7 @@ use super::{Catalog, Recipe};
 use crate::attach::Target;
 use crate::diagnose::{Diagnosis, Finding, Severity};
 use crate::error::{ExitCode, Failure};
+use crate::rootfs::RootDir;
 
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
 
@@ -162,6 +163,35 @@ pub fn nothing_fits(diagnosis: &Diagnosis) -> Option<String> {
     ))
 }
 
+/// The suggested recipes that can be planned on this target; each one
+/// that refuses (a BIOS disk for `bootloader`, a directory for
+/// `lvm-devices`) does not fit, and its reason is returned instead.
+fn drop_refused<'a>(
+    chosen: Vec<(&'a Recipe, BTreeMap<String, String>)>,
+    root: &RootDir,
+    facts: &Facts,
+    hints: &ParamHints,
+    target: &Target,
+) -> Result<(Vec<(&'a Recipe, BTreeMap<String, String>)>, Vec<String>)> {
+    let mut fitting = Vec::new();
+    let mut refusals = Vec::new();
+    for (recipe, params) in chosen {
+        let planned =
+            engine::resolve_params(recipe, &params, root, facts, hints).and_then(|resolved| {
+                engine::plan(recipe, &resolved, root, facts, Some(target.layout()))
+            });
+        match planned {
+            Ok(_) => fitting.push((recipe, params)),
+            Err(err) if matches!(err.downcast_ref::<Failure>(), Some(Failure::Refused(_))) => {
+                tracing::warn!("repair auto leaves out {}: {err:#}", recipe.spec.id);
+                refusals.push(format!("{} does not fit: {err:#}", recipe.spec.id));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok((fitting, refusals))
+}
+
 /// A recipe whose changes undo cannot restore runs only with
 /// `--param confirm=true`, whoever asks (a person, `repair auto`, a fleet).
 fn refuse_unconfirmed(
@@ -231,10 +261,20 @@ pub fn run_with_progress(
     let selected: Vec<(&Recipe, BTreeMap<String, String>)> = if request.recipe == "auto" {
         let diagnosis =
             diagnosis.ok_or_else(|| Failure::Usage("repair auto needs a diagnosis".into()))?;
-        let mut chosen = auto_recipes(catalog, diagnosis);
+        let (mut chosen, refusals) = drop_refused(
+            auto_recipes(catalog, diagnosis),
+            &root,
+            &facts,
+            &hints,
+            target,
+        )?;
         if chosen.is_empty() {
             if let Some(refusal) = nothing_fits(diagnosis) {
-                return Err(Failure::Refused(refusal).into());
+                let refused = refusals
+                    .iter()
+                    .map(|r| format!("; {r}"))
+                    .collect::<String>();
+                return Err(Failure::Refused(format!("{refusal}{refused}")).into());
             }
         }
         for (_, params) in &mut chosen {
