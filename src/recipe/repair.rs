@@ -163,16 +163,19 @@ pub fn nothing_fits(diagnosis: &Diagnosis) -> Option<String> {
     ))
 }
 
+/// A recipe chosen to run, with the parameters it was given.
+type Chosen<'a> = (&'a Recipe, BTreeMap<String, String>);
+
 /// The suggested recipes that can be planned on this target; each one
 /// that refuses (a BIOS disk for `bootloader`, a directory for
 /// `lvm-devices`) does not fit, and its reason is returned instead.
 fn drop_refused<'a>(
-    chosen: Vec<(&'a Recipe, BTreeMap<String, String>)>,
+    chosen: Vec<Chosen<'a>>,
     root: &RootDir,
     facts: &Facts,
     hints: &ParamHints,
     target: &Target,
-) -> Result<(Vec<(&'a Recipe, BTreeMap<String, String>)>, Vec<String>)> {
+) -> Result<(Vec<Chosen<'a>>, Vec<String>)> {
     let mut fitting = Vec::new();
     let mut refusals = Vec::new();
     for (recipe, params) in chosen {
