@@ -51,6 +51,10 @@ pub enum FailureKind {
     EmergencyMode,
     /// The boot loader gave up ("grub rescue>", "No bootable device").
     Bootloader,
+    /// Secure Boot refused a boot loader or kernel: the firmware or shim
+    /// ("Security Violation", "Verification failed: (0x1A)") or GRUB
+    /// ("bad shim signature").
+    SecureBoot,
     /// Nothing decisive within the time limit.
     Timeout,
     /// QEMU ended (reboot under -no-reboot, triple fault) before userspace.
@@ -64,6 +68,7 @@ impl FailureKind {
             FailureKind::InitramfsShell => "initramfs emergency shell",
             FailureKind::EmergencyMode => "systemd emergency mode",
             FailureKind::Bootloader => "boot loader error",
+            FailureKind::SecureBoot => "Secure Boot verification failed",
             FailureKind::Timeout => "timeout",
             FailureKind::Exited => "VM stopped",
         }
@@ -196,6 +201,20 @@ const BOOTLOADER: &[&str] = &[
     "Boot failed: could not read the boot disk",
 ];
 
+/// The firmware, shim or GRUB refusing an image under Secure Boot: shim's
+/// `Verification failed: (0x1A) Security Violation` and `Failed to load
+/// image: Security Violation`, OVMF's `BdsDxe: failed to load Boot0001 …:
+/// Security Violation`, GRUB's `error: bad shim signature.`
+const SECURE_BOOT: &[&str] = &[
+    "Security Violation",
+    "Verification failed: (0x1A)",
+    "bad shim signature",
+];
+
+/// What to run when Secure Boot refused the boot: put the target's own
+/// signed shim and GRUB back in the ESP and on the removable path.
+pub const SECURE_BOOT_RECIPE: &str = "bootloader";
+
 fn any(line: &str, needles: &[&str]) -> bool {
     needles.iter().any(|n| line.contains(n))
 }
@@ -308,6 +327,9 @@ impl StageTracker {
             } else {
                 FailureKind::InitramfsShell
             });
+        }
+        if any(line, SECURE_BOOT) {
+            return Some(FailureKind::SecureBoot);
         }
         if any(line, BOOTLOADER) {
             return Some(FailureKind::Bootloader);
