@@ -292,6 +292,34 @@ grub,4,Free Software Foundation,grub,2.06,https://www.gnu.org/software/grub/\n";
     }
 
     #[test]
+    fn the_esp_is_read_from_the_partition_without_mounting() {
+        let path = format!(
+            "{}/tests/fixtures/esp/removable-shim.fat",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let size = std::fs::metadata(&path).unwrap().len();
+        let esp = EspLocation {
+            number: 1,
+            start: 0,
+            size,
+        };
+        let mut files = scan_esp(Path::new(&path), &esp).unwrap();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        assert_eq!(
+            files,
+            [
+                file("EFI/BOOT/BOOTX64.EFI", true),
+                file("EFI/BOOT/grubx64.efi", false),
+                file("EFI/debian/grubx64.efi", false),
+            ]
+        );
+        assert_eq!(
+            shim_evidence(&files).as_deref(),
+            Some("the ESP's removable boot loader EFI/BOOT/BOOTX64.EFI is a shim")
+        );
+    }
+
+    #[test]
     fn the_kernel_confirms_secure_boot() {
         let log = "[    0.000000] Linux version 6.12\r\n\u{1b}[0m[    0.000000] secureboot: Secure boot enabled\r\n";
         assert_eq!(
