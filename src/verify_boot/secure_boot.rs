@@ -56,19 +56,29 @@ pub struct SecureBootReport {
     pub kernel_line: Option<String>,
 }
 
-/// Console lines of a Linux kernel that found Secure Boot enforced.
+/// Console lines of a Linux kernel that found Secure Boot enforced, the
+/// most telling first (as Debian 12's 6.12 kernel prints them:
+/// `secureboot: Secure boot enabled`, `Kernel is locked down from EFI
+/// Secure Boot; see man kernel_lockdown.7`, and its EFI stub's `EFI stub:
+/// UEFI Secure Boot is enabled.`).
 pub const KERNEL_CONFIRMS: &[&str] = &[
     "Secure boot enabled",
-    "Kernel is locked down from EFI Secure Boot mode",
+    "Kernel is locked down from EFI Secure Boot",
+    "EFI stub: UEFI Secure Boot is enabled",
 ];
 
-/// The first console line of the log confirming Secure Boot.
+/// The console line confirming Secure Boot, by the order of [`KERNEL_CONFIRMS`].
 pub fn kernel_confirmation(console: &str) -> Option<String> {
-    console
+    let lines: Vec<String> = console
         .split(['\n', '\r'])
         .map(super::stage::clean_line)
-        .find(|line| KERNEL_CONFIRMS.iter().any(|n| line.contains(n)))
-        .map(|line| line.trim().to_string())
+        .collect();
+    KERNEL_CONFIRMS.iter().find_map(|needle| {
+        lines
+            .iter()
+            .find(|line| line.contains(needle))
+            .map(|line| line.trim().to_string())
+    })
 }
 
 /// One file on the ESP, as the heuristic sees it.
@@ -317,6 +327,24 @@ grub,4,Free Software Foundation,grub,2.06,https://www.gnu.org/software/grub/\n";
             shim_evidence(&files).as_deref(),
             Some("the ESP's removable boot loader EFI/BOOT/BOOTX64.EFI is a shim")
         );
+    }
+
+    #[test]
+    fn a_real_secure_boot_console_confirms_it() {
+        let path = format!(
+            "{}/tests/fixtures/boot-logs/debian12-uefi-shim-secureboot-ok.log",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let console = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
+        assert_eq!(
+            kernel_confirmation(&console).as_deref(),
+            Some("[    0.000000] secureboot: Secure boot enabled")
+        );
+        // Without the secureboot line the lockdown line, then the EFI stub's, say it.
+        let no_secureboot_line = console.replace("secureboot: Secure boot enabled", "");
+        assert!(kernel_confirmation(&no_secureboot_line)
+            .unwrap()
+            .contains("Kernel is locked down from EFI Secure Boot"));
     }
 
     #[test]
