@@ -837,6 +837,121 @@ mod tests {
         );
     }
 
+    fn setup(direct: bool) -> BootSetup {
+        BootSetup {
+            info: bootinfo::BootInfo {
+                bootloader: Some(Bootloader::Grub),
+                ..Default::default()
+            },
+            direct,
+            choice: ControllerChoice {
+                controller: Controller::VirtioBlk,
+                add_drivers: false,
+                note: None,
+            },
+            extra: None,
+        }
+    }
+
+    /// A GPT disk whose ESP is the FAT fixture with a removable shim.
+    fn shim_disk() -> (PathBuf, target_disk::PartitionTable) {
+        let path = PathBuf::from(format!(
+            "{}/tests/fixtures/esp/removable-shim.fat",
+            env!("CARGO_MANIFEST_DIR")
+        ));
+        let size = std::fs::metadata(&path).unwrap().len();
+        let table = target_disk::PartitionTable {
+            label: Some("gpt".into()),
+            has_esp: true,
+            has_bios_boot: false,
+            esp: Some(target_disk::EspLocation {
+                number: 1,
+                start: 0,
+                size,
+            }),
+        };
+        (path, table)
+    }
+
+    #[test]
+    fn a_shim_on_the_esp_means_an_enforced_secure_boot() {
+        let (disk, table) = shim_disk();
+        let mut notes = vec![];
+        let plan = secure_boot_plan(
+            SecureBootChoice::Auto,
+            &disk,
+            &table,
+            &setup(false),
+            &mut notes,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(plan.enforce);
+        assert!(plan.reason.contains("BOOTX64.EFI is a shim"), "{plan:?}");
+        let off = secure_boot_plan(
+            SecureBootChoice::Off,
+            &disk,
+            &table,
+            &setup(false),
+            &mut notes,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!off.enforce && off.reason.starts_with("--secure-boot off ("));
+        // A direct kernel boot cannot enforce it: said in a note, not silently.
+        let direct = secure_boot_plan(
+            SecureBootChoice::Auto,
+            &disk,
+            &table,
+            &setup(true),
+            &mut notes,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!direct.enforce);
+        assert!(
+            notes.iter().any(|n| n.contains("does not enforce it")),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn secure_boot_on_that_cannot_be_honoured_is_exit_4() {
+        let (disk, table) = shim_disk();
+        let err = secure_boot_plan(
+            SecureBootChoice::On,
+            &disk,
+            &table,
+            &setup(true),
+            &mut vec![],
+        )
+        .unwrap_err();
+        assert_eq!(crate::exit_code_for(&err), ExitCode::Unsupported);
+        assert!(format!("{err:#}").contains("--via grub"), "{err:#}");
+        let mbr = target_disk::PartitionTable {
+            label: Some("dos".into()),
+            ..Default::default()
+        };
+        let err = secure_boot_plan(
+            SecureBootChoice::On,
+            &disk,
+            &mbr,
+            &setup(false),
+            &mut vec![],
+        )
+        .unwrap_err();
+        assert_eq!(crate::exit_code_for(&err), ExitCode::Unsupported);
+        // A BIOS disk without a shim: the question does not arise.
+        let none = secure_boot_plan(
+            SecureBootChoice::Auto,
+            &disk,
+            &mbr,
+            &setup(false),
+            &mut vec![],
+        );
+        assert!(none.unwrap().is_none());
+    }
+
     #[test]
     fn verdict_names_stage_accelerator_controller_and_log() {
         let report = VerifyReport {

@@ -122,7 +122,11 @@ const OVMF_SECBOOT_PAIRS: &[(&str, &str)] = &[
 /// The Secure Boot firmware, or exit 4: a disk that expects Secure Boot is
 /// never booted without it behind the caller's back.
 pub fn find_ovmf_secboot() -> Result<Ovmf> {
-    OVMF_SECBOOT_PAIRS
+    find_secboot_in(OVMF_SECBOOT_PAIRS)
+}
+
+fn find_secboot_in(pairs: &[(&str, &str)]) -> Result<Ovmf> {
+    pairs
         .iter()
         .map(|(code, vars)| (Path::new(code), Path::new(vars)))
         .find(|(code, vars)| code.is_file() && vars.is_file())
@@ -729,6 +733,14 @@ mod tests {
             line.starts_with("-machine pc ") && !line.contains("smm"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn no_secure_boot_firmware_is_exit_4() {
+        let err = find_secboot_in(&[("/nonexistent/CODE.secboot.fd", "/nonexistent/VARS.ms.fd")])
+            .unwrap_err();
+        assert_eq!(crate::exit_code_for(&err), crate::ExitCode::Unsupported);
+        assert!(format!("{err:#}").contains("--secure-boot off"), "{err:#}");
     }
 
     #[test]
