@@ -725,7 +725,7 @@ fn tail_lines(log: &Path, n: usize) -> Result<Vec<String>> {
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<String> = text
         .split(['\n', '\r'])
-        .map(stage::clean_line)
+        .map(|l| stage::readable_line(&stage::clean_line(l)))
         .filter(|l| !l.trim().is_empty())
         .collect();
     Ok(lines[lines.len().saturating_sub(n)..].to_vec())

@@ -251,11 +251,11 @@ pub fn clean_line(raw: &str) -> String {
 /// Lines longer than this are full-screen drawings (shim's error box).
 const SCREEN_LINE: usize = 240;
 
-/// A mark's text: the line, or for a full-screen drawing (shim's
+/// A console line as a report shows it: the line, or for a full-screen drawing (shim's
 /// `Verification failed` box is one 4 KB console line of CP437 frame
 /// bytes) just its plain ASCII words: frame bytes decode to stray
 /// non-ASCII characters, so a word with any of them is frame.
-fn mark_text(line: &str) -> String {
+pub fn readable_line(line: &str) -> String {
     if line.chars().count() <= SCREEN_LINE {
         return line.to_string();
     }
@@ -327,7 +327,7 @@ impl StageTracker {
     fn mark(&self, line: &str) -> Mark {
         Mark {
             line_number: self.line_number,
-            text: mark_text(line),
+            text: readable_line(line),
         }
     }
 
