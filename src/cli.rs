@@ -431,6 +431,29 @@ pub(crate) struct BootCheckArgs {
     /// Accelerator: KVM only when a short probe boot shows it works.
     #[arg(long, value_enum, env = "VMRESCUE_ACCEL", default_value_t = vmrescue::verify_boot::qemu::AccelChoice::Auto, help_heading = "Boot check")]
     pub(crate) accel: vmrescue::verify_boot::qemu::AccelChoice,
+    /// Boot under enforced Secure Boot (OVMF's Secure Boot build, Microsoft's keys): auto when the
+    /// ESP holds a shim (shim*.efi, or a removable BOOTX64.EFI that is a shim); on: always (exit 4
+    /// when it cannot be done here); off: never.
+    #[arg(long, value_enum, default_value_t = SecureBootArg::Auto, help_heading = "Boot check")]
+    pub(crate) secure_boot: SecureBootArg,
+}
+
+/// `--secure-boot`: the library's [`SecureBootChoice`](vmrescue::verify_boot::secure_boot::SecureBootChoice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SecureBootArg {
+    Auto,
+    On,
+    Off,
+}
+
+impl From<SecureBootArg> for vmrescue::verify_boot::secure_boot::SecureBootChoice {
+    fn from(arg: SecureBootArg) -> Self {
+        match arg {
+            SecureBootArg::Auto => Self::Auto,
+            SecureBootArg::On => Self::On,
+            SecureBootArg::Off => Self::Off,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

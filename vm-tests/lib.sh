@@ -57,16 +57,28 @@ step_done() {
 # Prints a short sha256 over the given files' contents and extra strings, so an
 # image is rebuilt whenever its builder script, this library or a package list
 # changes. Usage: inputs_hash FILE... -- STRING...
+# A file's sections between `# >>> variant NAME` and `# <<< variant NAME`
+# lines count only when VMT_HASH_VARIANT is NAME: a variant added to a
+# builder that way changes no other variant's key (no rebuild of theirs).
 inputs_hash() {
   {
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do
       printf 'file %s\n' "$(basename "$1")"
-      cat "$1"
+      variant_sections_only "$1"
       shift
     done
     [ $# -gt 0 ] && shift
     printf 'string %s\n' "$@"
   } | sha256sum | cut -c1-16
+}
+
+# Prints FILE without the `# >>> variant NAME` … `# <<< variant NAME`
+# sections of variants other than VMT_HASH_VARIANT.
+variant_sections_only() {
+  awk -v keep="${VMT_HASH_VARIANT:-}" '
+    /^# >>> variant / && $4 != keep { skip = 1 }
+    !skip { print }
+    /^# <<< variant / && $4 != keep { skip = 0 }' "$1"
 }
 
 # Runs debootstrap with a per-builder .deb cache so rebuilds download nothing.
@@ -360,9 +372,12 @@ boot_until() {
 }
 
 # Sets DISK_BOOT_ARGS to boot the raw DISK without modifying it (snapshot=on)
-# with FIRMWARE bios (SeaBIOS) or uefi (OVMF, with a fresh copy of its
-# variable store at VARS_COPY), on a virtio disk, or on an NVMe controller
-# (namespace nvme0n1, as on NVMe-only VM sizes) with VMT_CONTROLLER=nvme.
+# with FIRMWARE bios (SeaBIOS), uefi (OVMF, with a fresh copy of its
+# variable store at VARS_COPY) or uefi-secboot (OVMF's Secure Boot build
+# with Microsoft's keys enrolled in the VARS_COPY, enforced: q35 with SMM
+# and the flash locked to SMM, as Secure Boot requires), on a virtio disk,
+# or on an NVMe controller (namespace nvme0n1, as on NVMe-only VM sizes)
+# with VMT_CONTROLLER=nvme.
 DISK_BOOT_ARGS=()
 disk_boot_args() {
   local disk=$1 firmware=$2 vars_copy=$3
@@ -379,6 +394,14 @@ disk_boot_args() {
       cp /usr/share/OVMF/OVMF_VARS_4M.fd "$vars_copy"
       DISK_BOOT_ARGS=(-drive "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
         -drive "if=pflash,format=raw,file=$vars_copy" "${DISK_BOOT_ARGS[@]}")
+      ;;
+    uefi-secboot)
+      [ -r /usr/share/OVMF/OVMF_CODE_4M.secboot.fd ] && [ -r /usr/share/OVMF/OVMF_VARS_4M.ms.fd ] ||
+        die "OVMF's Secure Boot build is not installed (scripts/install-deps --vm)"
+      cp /usr/share/OVMF/OVMF_VARS_4M.ms.fd "$vars_copy"
+      DISK_BOOT_ARGS=(-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on
+        -drive "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+        -drive "if=pflash,format=raw,unit=1,file=$vars_copy" "${DISK_BOOT_ARGS[@]}")
       ;;
     *) die "unknown firmware $firmware" ;;
   esac

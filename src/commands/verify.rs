@@ -29,6 +29,7 @@ pub(crate) fn options(
         add_drivers: check.add_drivers,
         controller: check.controller,
         accel: check.accel,
+        secure_boot: check.secure_boot.into(),
         run_id: session.run_id.clone(),
         mount_base: target.mount_base.clone(),
     }

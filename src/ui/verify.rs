@@ -1,5 +1,6 @@
 //! The text form of a `verify` (boot test) report.
 
+use vmrescue::verify_boot::secure_boot::{SecureBootMode, SecureBootReport};
 use vmrescue::verify_boot::VerifyReport;
 use vmrescue::ExitCode;
 
@@ -19,6 +20,9 @@ pub(crate) fn render_verify(report: &VerifyReport, style: Style) -> String {
         "accelerator: {} ({})",
         report.accelerator, report.accelerator_reason
     );
+    if let Some(secure) = &report.secure_boot {
+        let _ = writeln!(out, "{}", secure_boot_line(secure));
+    }
     if !report.ok {
         let _ = writeln!(out, "last {} console lines:", report.last_lines.len());
         for line in &report.last_lines {
@@ -62,6 +66,20 @@ pub(crate) fn render_verify(report: &VerifyReport, style: Style) -> String {
     out
 }
 
+/// `secure boot: enforced (why; the kernel: "…Secure boot enabled")`.
+fn secure_boot_line(secure: &SecureBootReport) -> String {
+    let mode = match secure.mode {
+        SecureBootMode::Enforced => "enforced",
+        SecureBootMode::Off => "off",
+    };
+    let kernel = secure
+        .kernel_line
+        .as_deref()
+        .map(|line| format!("; the kernel: {line:?}"))
+        .unwrap_or_default();
+    format!("secure boot: {mode} ({}{kernel})", secure.reason)
+}
+
 /// The Run Command form: on failure what failed and what to run next, then
 /// the verdict.
 pub(crate) fn runcommand(report: &VerifyReport) -> Vec<(Level, String)> {
@@ -84,6 +102,9 @@ pub(crate) fn runcommand(report: &VerifyReport) -> Vec<(Level, String)> {
             let line = format!("boot diagnosis: {} ({}){next}", finding.title, finding.id);
             lines.push((Level::Info, line));
         }
+    }
+    if let Some(secure) = &report.secure_boot {
+        lines.push((Level::Info, secure_boot_line(secure)));
     }
     let level = if report.ok { Level::Info } else { Level::Error };
     lines.push((level, report.verdict()));

@@ -133,6 +133,7 @@ impl Wizard<'_> {
             add_drivers: false,
             controller: None,
             accel: crate::cli::accel_from_env(),
+            secure_boot: vmrescue::verify_boot::secure_boot::SecureBootChoice::Auto,
             run_id: self.run_id.clone(),
             mount_base: self.mount_base.clone(),
         };

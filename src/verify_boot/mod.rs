@@ -10,10 +10,12 @@
 //! | [`initramfs`] | reading and writing `newc` cpio archives, storage drivers |
 //! | [`qemu`] | QEMU/OVMF, the accelerator probe, the command line, watching the console |
 //! | [`stage`] | pure: console lines → boot stage and failure, when to stop |
+//! | [`secure_boot`] | does the ESP hold a shim (the target expects Secure Boot), did the kernel see it enforced |
 
 pub mod bootinfo;
 pub mod initramfs;
 pub mod qemu;
+pub mod secure_boot;
 pub mod stage;
 pub mod target_disk;
 
@@ -29,6 +31,7 @@ use crate::error::{ExitCode, Failure};
 use crate::inspect::boot_default::Bootloader;
 use initramfs::{Controller, DriverSupport};
 use qemu::{AccelChoice, Boot, DirectBoot, VmSpec};
+use secure_boot::{SecureBootChoice, SecureBootMode, SecureBootReport};
 use stage::{FailureKind, FailureMark, Limits, Outcome, Stage};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -60,6 +63,9 @@ pub struct VerifyOptions {
     pub add_drivers: bool,
     pub controller: Option<Controller>,
     pub accel: AccelChoice,
+    /// Boot under enforced Secure Boot: when the ESP holds a shim (auto),
+    /// always (refused, exit 4, when it cannot be done), or never.
+    pub secure_boot: SecureBootChoice,
     pub run_id: String,
     pub mount_base: PathBuf,
 }
@@ -88,6 +94,9 @@ pub struct VerifyReport {
     pub controller: Controller,
     pub via: Via,
     pub firmware: Option<Firmware>,
+    /// Secure Boot for a boot through UEFI firmware (None for BIOS without a
+    /// shim on the ESP).
+    pub secure_boot: Option<SecureBootReport>,
     pub disk: PathBuf,
     pub kernel_version: Option<String>,
     pub command_line: Option<String>,
@@ -134,8 +143,15 @@ impl VerifyReport {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
-            match self.firmware {
-                Some(Firmware::Uefi) => " (UEFI)",
+            match (self.firmware, &self.secure_boot) {
+                (
+                    Some(Firmware::Uefi),
+                    Some(SecureBootReport {
+                        mode: SecureBootMode::Enforced,
+                        ..
+                    }),
+                ) => " (UEFI, Secure Boot enforced)",
+                (Some(Firmware::Uefi), _) => " (UEFI)",
                 _ => "",
             },
             self.console_log.display()
@@ -300,8 +316,10 @@ pub fn verify_boot(spec: &crate::attach::TargetSpec, opts: &VerifyOptions) -> Re
     let table = target_disk::partition_table(&disk.path)?;
     let (work, _cleanup) = work_dir()?;
     let setup = read_setup(&disk, opts, work.path())?;
-    let notes = setup_notes(&setup, opts);
-    let (boot, firmware, cmdline) = boot_method(&setup, &table, work.path())?;
+    let mut notes = setup_notes(&setup, opts);
+    let secure = secure_boot_plan(opts.secure_boot, &disk.path, &table, &setup, &mut notes)?;
+    let enforce = secure.as_ref().is_some_and(|p| p.enforce);
+    let (boot, firmware, cmdline) = boot_method(&setup, &table, enforce, work.path())?;
     let accel = qemu::choose_accel(
         opts.accel,
         &qemu,
@@ -332,6 +350,7 @@ pub fn verify_boot(spec: &crate::attach::TargetSpec, opts: &VerifyOptions) -> Re
         controller: setup.choice.controller,
         via: if setup.direct { Via::Kernel } else { Via::Grub },
         firmware,
+        secure_boot: None,
         disk: disk.path.clone(),
         kernel_version: setup.info.kernel_version.clone(),
         command_line: cmdline,
@@ -353,8 +372,114 @@ pub fn verify_boot(spec: &crate::attach::TargetSpec, opts: &VerifyOptions) -> Re
         report.last_lines = tail_lines(&console_log, TAIL_LINES)?;
         classify_into(&mut report, &console_log)?;
     }
+    report.secure_boot = secure.map(|plan| secure_boot_report(plan, &console_log, &mut report));
     report.exit_code = report.exit_code().code();
     Ok(report)
+}
+
+/// Whether the boot runs under enforced Secure Boot, and why.
+#[derive(Debug, Clone)]
+struct SecureBootPlan {
+    enforce: bool,
+    reason: String,
+}
+
+/// Decides Secure Boot for this boot (None: a BIOS boot of a disk without
+/// a shim, where the question does not arise). `--secure-boot on` that
+/// cannot be honoured is refused (exit 4): the proof is made the way the
+/// VM boots, or not at all.
+fn secure_boot_plan(
+    choice: SecureBootChoice,
+    disk: &Path,
+    table: &target_disk::PartitionTable,
+    setup: &BootSetup,
+    notes: &mut Vec<String>,
+) -> Result<Option<SecureBootPlan>> {
+    let uefi = !setup.direct && firmware_for(table, &setup.info) == Firmware::Uefi;
+    let evidence = match &table.esp {
+        Some(esp) => match secure_boot::scan_esp(disk, esp) {
+            Ok(files) => secure_boot::shim_evidence(&files),
+            Err(err) => {
+                notes.push(format!("no shim looked for: {err:#}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let why_not = if setup.direct {
+        "a direct kernel boot bypasses the firmware (boot it with --via grub)"
+    } else {
+        "the disk boots through BIOS here"
+    };
+    let with_evidence = |what: &str| match &evidence {
+        Some(e) => format!("{what} ({e})"),
+        None => what.to_string(),
+    };
+    let plan = |enforce, reason| Ok(Some(SecureBootPlan { enforce, reason }));
+    match choice {
+        SecureBootChoice::On if !uefi => Err(Failure::Unsupported(format!(
+            "--secure-boot on: {why_not}, so Secure Boot cannot be enforced: this proof cannot be made here"
+        ))
+        .into()),
+        SecureBootChoice::On => plan(true, with_evidence("--secure-boot on")),
+        SecureBootChoice::Off if uefi || evidence.is_some() => {
+            plan(false, with_evidence("--secure-boot off"))
+        }
+        SecureBootChoice::Auto => match &evidence {
+            Some(e) if uefi => plan(true, e.clone()),
+            Some(e) => {
+                notes.push(format!(
+                    "{e}: the VM expects Secure Boot, but {why_not}, so this boot does not enforce it"
+                ));
+                plan(false, format!("{e}, but {why_not}"))
+            }
+            None if uefi => plan(false, "no shim on the ESP".to_string()),
+            None => Ok(None),
+        },
+        SecureBootChoice::Off => Ok(None),
+    }
+}
+
+/// The report's Secure Boot part: the kernel's own confirmation from the
+/// console, and after a refused image the next step (recipe `bootloader`).
+fn secure_boot_report(
+    plan: SecureBootPlan,
+    console_log: &Path,
+    report: &mut VerifyReport,
+) -> SecureBootReport {
+    let refused = report
+        .failure
+        .as_ref()
+        .is_some_and(|f| f.kind == FailureKind::SecureBoot);
+    if refused {
+        report.suggested_recipe = Some(stage::SECURE_BOOT_RECIPE.to_string());
+        report.suggested_params.clear();
+        report.notes.push(format!(
+            "Secure Boot refused an unsigned or revoked boot loader or kernel: recipe `{}` puts the target's own signed shim and GRUB back in the ESP and on the removable path",
+            stage::SECURE_BOOT_RECIPE
+        ));
+    }
+    let kernel_line = if plan.enforce {
+        let console = std::fs::read(console_log).unwrap_or_default();
+        secure_boot::kernel_confirmation(&String::from_utf8_lossy(&console))
+    } else {
+        None
+    };
+    if plan.enforce && report.ok && kernel_line.is_none() {
+        report.notes.push(format!(
+            "the firmware enforced Secure Boot, but the kernel did not say so on the console (no {:?})",
+            secure_boot::KERNEL_CONFIRMS
+        ));
+    }
+    SecureBootReport {
+        mode: if plan.enforce {
+            SecureBootMode::Enforced
+        } else {
+            SecureBootMode::Off
+        },
+        reason: plan.reason,
+        kernel_line,
+    }
 }
 
 /// What the target's files decide about the boot, read before it is booted.
@@ -481,6 +606,7 @@ fn setup_notes(setup: &BootSetup, opts: &VerifyOptions) -> Vec<String> {
 fn boot_method(
     setup: &BootSetup,
     table: &target_disk::PartitionTable,
+    secure: bool,
     work: &Path,
 ) -> Result<(Boot, Option<Firmware>, Option<String>)> {
     let info = &setup.info;
@@ -509,7 +635,11 @@ fn boot_method(
     match firmware_for(table, info) {
         Firmware::Bios => Ok((Boot::Bios, Some(Firmware::Bios), info.cmdline.clone())),
         Firmware::Uefi => {
-            let ovmf = qemu::find_ovmf()?;
+            let ovmf = if secure {
+                qemu::find_ovmf_secboot()?
+            } else {
+                qemu::find_ovmf()?
+            };
             // OVMF writes its variables: a copy, so the host's stays clean.
             let vars_copy = work.join("OVMF_VARS.fd");
             std::fs::copy(&ovmf.vars, &vars_copy).with_context(|| {
@@ -518,6 +648,7 @@ fn boot_method(
             let boot = Boot::Uefi {
                 code: ovmf.code,
                 vars_copy,
+                secure,
             };
             Ok((boot, Some(Firmware::Uefi), info.cmdline.clone()))
         }
@@ -594,7 +725,7 @@ fn tail_lines(log: &Path, n: usize) -> Result<Vec<String>> {
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<String> = text
         .split(['\n', '\r'])
-        .map(stage::clean_line)
+        .map(|l| stage::readable_line(&stage::clean_line(l)))
         .filter(|l| !l.trim().is_empty())
         .collect();
     Ok(lines[lines.len().saturating_sub(n)..].to_vec())
@@ -680,11 +811,13 @@ mod tests {
             label: Some("dos".into()),
             has_esp: false,
             has_bios_boot: false,
+            esp: None,
         };
         let gpt_esp = target_disk::PartitionTable {
             label: Some("gpt".into()),
             has_esp: true,
             has_bios_boot: false,
+            esp: None,
         };
         let hybrid = target_disk::PartitionTable {
             has_bios_boot: true,
@@ -702,6 +835,121 @@ mod tests {
             firmware_for(&hybrid, &bootinfo::BootInfo::default()),
             Firmware::Uefi
         );
+    }
+
+    fn setup(direct: bool) -> BootSetup {
+        BootSetup {
+            info: bootinfo::BootInfo {
+                bootloader: Some(Bootloader::Grub),
+                ..Default::default()
+            },
+            direct,
+            choice: ControllerChoice {
+                controller: Controller::VirtioBlk,
+                add_drivers: false,
+                note: None,
+            },
+            extra: None,
+        }
+    }
+
+    /// A GPT disk whose ESP is the FAT fixture with a removable shim.
+    fn shim_disk() -> (PathBuf, target_disk::PartitionTable) {
+        let path = PathBuf::from(format!(
+            "{}/tests/fixtures/esp/removable-shim.fat",
+            env!("CARGO_MANIFEST_DIR")
+        ));
+        let size = std::fs::metadata(&path).unwrap().len();
+        let table = target_disk::PartitionTable {
+            label: Some("gpt".into()),
+            has_esp: true,
+            has_bios_boot: false,
+            esp: Some(target_disk::EspLocation {
+                number: 1,
+                start: 0,
+                size,
+            }),
+        };
+        (path, table)
+    }
+
+    #[test]
+    fn a_shim_on_the_esp_means_an_enforced_secure_boot() {
+        let (disk, table) = shim_disk();
+        let mut notes = vec![];
+        let plan = secure_boot_plan(
+            SecureBootChoice::Auto,
+            &disk,
+            &table,
+            &setup(false),
+            &mut notes,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(plan.enforce);
+        assert!(plan.reason.contains("BOOTX64.EFI is a shim"), "{plan:?}");
+        let off = secure_boot_plan(
+            SecureBootChoice::Off,
+            &disk,
+            &table,
+            &setup(false),
+            &mut notes,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!off.enforce && off.reason.starts_with("--secure-boot off ("));
+        // A direct kernel boot cannot enforce it: said in a note, not silently.
+        let direct = secure_boot_plan(
+            SecureBootChoice::Auto,
+            &disk,
+            &table,
+            &setup(true),
+            &mut notes,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!direct.enforce);
+        assert!(
+            notes.iter().any(|n| n.contains("does not enforce it")),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn secure_boot_on_that_cannot_be_honoured_is_exit_4() {
+        let (disk, table) = shim_disk();
+        let err = secure_boot_plan(
+            SecureBootChoice::On,
+            &disk,
+            &table,
+            &setup(true),
+            &mut vec![],
+        )
+        .unwrap_err();
+        assert_eq!(crate::exit_code_for(&err), ExitCode::Unsupported);
+        assert!(format!("{err:#}").contains("--via grub"), "{err:#}");
+        let mbr = target_disk::PartitionTable {
+            label: Some("dos".into()),
+            ..Default::default()
+        };
+        let err = secure_boot_plan(
+            SecureBootChoice::On,
+            &disk,
+            &mbr,
+            &setup(false),
+            &mut vec![],
+        )
+        .unwrap_err();
+        assert_eq!(crate::exit_code_for(&err), ExitCode::Unsupported);
+        // A BIOS disk without a shim: the question does not arise.
+        let none = secure_boot_plan(
+            SecureBootChoice::Auto,
+            &disk,
+            &mbr,
+            &setup(false),
+            &mut vec![],
+        );
+        assert!(none.unwrap().is_none());
     }
 
     #[test]
@@ -725,6 +973,7 @@ mod tests {
             controller: Controller::VirtioBlk,
             via: Via::Grub,
             firmware: Some(Firmware::Bios),
+            secure_boot: None,
             disk: "/var/tmp/x.raw".into(),
             kernel_version: None,
             command_line: None,

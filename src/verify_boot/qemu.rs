@@ -97,6 +97,55 @@ pub fn find_ovmf() -> Result<Ovmf> {
         })
 }
 
+/// Secure Boot OVMF builds (code that enforces it when the variables hold
+/// keys) with a variable store that has Microsoft's UEFI CA enrolled, which
+/// signs every distribution's shim: Debian/Ubuntu, Fedora/RHEL, SUSE.
+const OVMF_SECBOOT_PAIRS: &[(&str, &str)] = &[
+    (
+        "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd",
+        "/usr/share/OVMF/OVMF_VARS_4M.ms.fd",
+    ),
+    (
+        "/usr/share/OVMF/OVMF_CODE.secboot.fd",
+        "/usr/share/OVMF/OVMF_VARS.ms.fd",
+    ),
+    (
+        "/usr/share/edk2/ovmf/OVMF_CODE.secboot.fd",
+        "/usr/share/edk2/ovmf/OVMF_VARS.secboot.fd",
+    ),
+    (
+        "/usr/share/qemu/ovmf-x86_64-smm-ms-code.bin",
+        "/usr/share/qemu/ovmf-x86_64-smm-ms-vars.bin",
+    ),
+];
+
+/// The Secure Boot firmware, or exit 4: a disk that expects Secure Boot is
+/// never booted without it behind the caller's back.
+pub fn find_ovmf_secboot() -> Result<Ovmf> {
+    find_secboot_in(OVMF_SECBOOT_PAIRS)
+}
+
+fn find_secboot_in(pairs: &[(&str, &str)]) -> Result<Ovmf> {
+    pairs
+        .iter()
+        .map(|(code, vars)| (Path::new(code), Path::new(vars)))
+        .find(|(code, vars)| code.is_file() && vars.is_file())
+        .map(|(code, vars)| Ovmf {
+            code: code.to_path_buf(),
+            vars: vars.to_path_buf(),
+        })
+        .ok_or_else(|| {
+            Failure::Unsupported(
+                "the target expects Secure Boot but no Secure Boot OVMF build with Microsoft's keys is installed here \
+                 (looked for OVMF_CODE*.secboot.fd with OVMF_VARS*.ms.fd in /usr/share/OVMF, /usr/share/edk2/ovmf, \
+                 /usr/share/qemu): `apt install ovmf`, `dnf install edk2-ovmf` or `zypper install qemu-ovmf-x86_64` — \
+                 or boot it without Secure Boot with --secure-boot off"
+                    .into(),
+            )
+            .into()
+        })
+}
+
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize, schemars::JsonSchema,
 )]
@@ -299,10 +348,12 @@ pub struct DirectBoot {
 pub enum Boot {
     /// The disk's own boot loader through SeaBIOS.
     Bios,
-    /// The disk's own boot loader through OVMF, with a private copy of the variables.
+    /// The disk's own boot loader through OVMF, with a private copy of the
+    /// variables; `secure`: the Secure Boot build, enforcing.
     Uefi {
         code: PathBuf,
         vars_copy: PathBuf,
+        secure: bool,
     },
     Direct(DirectBoot),
 }
@@ -324,12 +375,20 @@ pub struct VmSpec {
 pub fn qemu_args(spec: &VmSpec, accel: &Accel) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
-    let machine = if spec.controller == Controller::Ahci {
+    let secure = matches!(spec.boot, Boot::Uefi { secure: true, .. });
+    // OVMF's Secure Boot build needs SMM (q35), and the variable flash
+    // writable only from SMM, or the guest could change the keys.
+    let machine = if secure {
+        "q35,smm=on"
+    } else if spec.controller == Controller::Ahci {
         "q35"
     } else {
         "pc"
     };
     push(&["-machine", machine]);
+    if secure {
+        push(&["-global", "driver=cfi.pflash01,property=secure,value=on"]);
+    }
     let accel_args: Vec<&str> = accel.args.iter().map(String::as_str).collect();
     push(&accel_args);
     let memory = spec.memory_mib.to_string();
@@ -365,7 +424,9 @@ pub fn qemu_args(spec: &VmSpec, accel: &Accel) -> Vec<OsString> {
     }
     match &spec.boot {
         Boot::Bios => {}
-        Boot::Uefi { code, vars_copy } => {
+        Boot::Uefi {
+            code, vars_copy, ..
+        } => {
             let code = format!(
                 "if=pflash,format=raw,unit=0,readonly=on,file={}",
                 escape_option(&code.display().to_string())
@@ -660,6 +721,7 @@ mod tests {
         let boot = Boot::Uefi {
             code: "/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
             vars_copy: "/tmp/x/vars.fd".into(),
+            secure: false,
         };
         let line = joined(&qemu_args(&spec(Controller::Nvme, boot), &Accel::tcg("")));
         assert!(line.contains(
@@ -667,6 +729,40 @@ mod tests {
         ));
         assert!(line.contains("if=pflash,format=raw,unit=1,file=/tmp/x/vars.fd"));
         assert!(line.contains("nvme,drive=target"));
+        assert!(
+            line.starts_with("-machine pc ") && !line.contains("smm"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn no_secure_boot_firmware_is_exit_4() {
+        let err = find_secboot_in(&[("/nonexistent/CODE.secboot.fd", "/nonexistent/VARS.ms.fd")])
+            .unwrap_err();
+        assert_eq!(crate::exit_code_for(&err), crate::ExitCode::Unsupported);
+        assert!(format!("{err:#}").contains("--secure-boot off"), "{err:#}");
+    }
+
+    #[test]
+    fn secure_boot_uses_q35_with_smm_and_a_secure_flash() {
+        let boot = Boot::Uefi {
+            code: "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd".into(),
+            vars_copy: "/tmp/x/vars.fd".into(),
+            secure: true,
+        };
+        let line = joined(&qemu_args(
+            &spec(Controller::VirtioBlk, boot),
+            &Accel::tcg(""),
+        ));
+        assert!(
+            line.starts_with(
+                "-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on -accel tcg"
+            ),
+            "{line}"
+        );
+        assert!(line.contains(
+            "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+        ));
     }
 
     #[test]

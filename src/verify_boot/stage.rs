@@ -51,6 +51,10 @@ pub enum FailureKind {
     EmergencyMode,
     /// The boot loader gave up ("grub rescue>", "No bootable device").
     Bootloader,
+    /// Secure Boot refused a boot loader or kernel: the firmware or shim
+    /// ("Security Violation", "Verification failed: (0x1A)") or GRUB
+    /// ("bad shim signature").
+    SecureBoot,
     /// Nothing decisive within the time limit.
     Timeout,
     /// QEMU ended (reboot under -no-reboot, triple fault) before userspace.
@@ -64,6 +68,7 @@ impl FailureKind {
             FailureKind::InitramfsShell => "initramfs emergency shell",
             FailureKind::EmergencyMode => "systemd emergency mode",
             FailureKind::Bootloader => "boot loader error",
+            FailureKind::SecureBoot => "Secure Boot verification failed",
             FailureKind::Timeout => "timeout",
             FailureKind::Exited => "VM stopped",
         }
@@ -196,6 +201,20 @@ const BOOTLOADER: &[&str] = &[
     "Boot failed: could not read the boot disk",
 ];
 
+/// The firmware, shim or GRUB refusing an image under Secure Boot: shim's
+/// `Verification failed: (0x1A) Security Violation` and `Failed to load
+/// image: Security Violation`, OVMF's `BdsDxe: failed to load Boot0001 …:
+/// Security Violation`, GRUB's `error: bad shim signature.`
+const SECURE_BOOT: &[&str] = &[
+    "Security Violation",
+    "Verification failed: (0x1A)",
+    "bad shim signature",
+];
+
+/// What to run when Secure Boot refused the boot: put the target's own
+/// signed shim and GRUB back in the ESP and on the removable path.
+pub const SECURE_BOOT_RECIPE: &str = "bootloader";
+
 fn any(line: &str, needles: &[&str]) -> bool {
     needles.iter().any(|n| line.contains(n))
 }
@@ -227,6 +246,23 @@ pub fn clean_line(raw: &str) -> String {
         }
     }
     out
+}
+
+/// Lines longer than this are full-screen drawings (shim's error box).
+const SCREEN_LINE: usize = 240;
+
+/// A console line as a report shows it: the line, or for a full-screen drawing (shim's
+/// `Verification failed` box is one 4 KB console line of CP437 frame
+/// bytes) just its plain ASCII words: frame bytes decode to stray
+/// non-ASCII characters, so a word with any of them is frame.
+pub fn readable_line(line: &str) -> String {
+    if line.chars().count() <= SCREEN_LINE {
+        return line.to_string();
+    }
+    line.split_whitespace()
+        .filter(|word| word.chars().all(|c| c.is_ascii_graphic()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl StageTracker {
@@ -291,7 +327,7 @@ impl StageTracker {
     fn mark(&self, line: &str) -> Mark {
         Mark {
             line_number: self.line_number,
-            text: line.to_string(),
+            text: readable_line(line),
         }
     }
 
@@ -308,6 +344,9 @@ impl StageTracker {
             } else {
                 FailureKind::InitramfsShell
             });
+        }
+        if any(line, SECURE_BOOT) {
+            return Some(FailureKind::SecureBoot);
         }
         if any(line, BOOTLOADER) {
             return Some(FailureKind::Bootloader);
@@ -462,7 +501,9 @@ mod tests {
             "{}/tests/fixtures/boot-logs/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+        // Consoles carry undecodable bytes (CP437 frames): read them as the watcher does.
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     #[test]
@@ -505,6 +546,42 @@ mod tests {
                 Stage::Userspace,
                 Stage::Login
             ]
+        );
+    }
+
+    #[test]
+    fn a_secure_boot_boot_through_shim_reaches_the_marker() {
+        let tracker = track(&fixture("debian12-uefi-shim-secureboot-ok.log"));
+        assert_eq!(tracker.stage(), Stage::Login, "{:?}", tracker.stage_mark());
+        assert!(tracker.failure().is_none(), "{:?}", tracker.failure());
+    }
+
+    #[test]
+    fn an_unsigned_grub_under_secure_boot_is_a_secure_boot_failure() {
+        let tracker = track(&fixture(
+            "debian12-uefi-shim-unsigned-grub-security-violation.log",
+        ));
+        assert_eq!(tracker.stage(), Stage::Firmware);
+        let failure = tracker.failure().unwrap();
+        assert_eq!(failure.kind, FailureKind::SecureBoot);
+        assert_eq!(
+            failure.mark.text,
+            "ERROR Verification failed: (0x1A) Security Violation OK"
+        );
+        assert_eq!(failure.mark.line_number, 3);
+    }
+
+    #[test]
+    fn secure_boot_refusals_of_firmware_and_grub() {
+        let firmware = track(
+            "BdsDxe: failed to load Boot0001 \"UEFI Misc Device\" from PciRoot(0x0)/Pci(0x2,0x0): Security Violation",
+        );
+        assert_eq!(firmware.failure().unwrap().kind, FailureKind::SecureBoot);
+        let grub = track("Loading Linux 6.1.0-28-amd64 ...\nerror: bad shim signature.\n");
+        assert_eq!(grub.failure().unwrap().kind, FailureKind::SecureBoot);
+        assert_eq!(
+            grub.failure().unwrap().kind.label(),
+            "Secure Boot verification failed"
         );
     }
 

@@ -205,6 +205,31 @@ pub struct PartitionTable {
     pub has_esp: bool,
     /// A GPT "BIOS boot" partition (GRUB's core image for BIOS).
     pub has_bios_boot: bool,
+    /// Where the (first) EFI System Partition lies on the disk.
+    pub esp: Option<EspLocation>,
+}
+
+/// An EFI System Partition's place on the disk, in bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct EspLocation {
+    /// The partition number (`1` for `/dev/sda1`).
+    pub number: u32,
+    pub start: u64,
+    pub size: u64,
+}
+
+/// The partition number at the end of an sfdisk node name
+/// (`disk.raw1`, `/dev/nvme0n1p1`).
+fn partition_number(node: &str) -> Option<u32> {
+    let digits: String = node
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    digits.parse().ok()
 }
 
 const ESP_GUID: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
@@ -215,19 +240,29 @@ pub fn parse_sfdisk(json: &str) -> Result<PartitionTable> {
     let value: serde_json::Value = serde_json::from_str(json).context("parsing sfdisk --json")?;
     let table = &value["partitiontable"];
     let label = table["label"].as_str().map(str::to_string);
-    let types: Vec<String> = table["partitions"]
-        .as_array()
-        .map(|parts| {
-            parts
-                .iter()
-                .filter_map(|p| p["type"].as_str().map(|t| t.to_ascii_uppercase()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let parts = table["partitions"].as_array().cloned().unwrap_or_default();
+    let type_of = |p: &serde_json::Value| p["type"].as_str().map(|t| t.to_ascii_uppercase());
+    let is_esp = |t: &str| t == ESP_GUID || t == "EF";
+    // sfdisk counts in sectors of the table's sector size (512 unless it says).
+    let sector = table["sectorsize"].as_u64().unwrap_or(512);
+    let esp = parts
+        .iter()
+        .find(|p| type_of(p).is_some_and(|t| is_esp(&t)))
+        .and_then(|p| {
+            Some(EspLocation {
+                number: partition_number(p["node"].as_str()?)?,
+                start: p["start"].as_u64()?.checked_mul(sector)?,
+                size: p["size"].as_u64()?.checked_mul(sector)?,
+            })
+        });
     Ok(PartitionTable {
         label,
-        has_esp: types.iter().any(|t| t == ESP_GUID || t == "EF"),
-        has_bios_boot: types.iter().any(|t| t == BIOS_BOOT_GUID),
+        has_esp: parts.iter().filter_map(type_of).any(|t| is_esp(&t)),
+        has_bios_boot: parts
+            .iter()
+            .filter_map(type_of)
+            .any(|t| t == BIOS_BOOT_GUID),
+        esp,
     })
 }
 
@@ -258,6 +293,14 @@ mod tests {
         let table = parse_sfdisk(json).unwrap();
         assert_eq!(table.label.as_deref(), Some("gpt"));
         assert!(table.has_esp && !table.has_bios_boot);
+        assert_eq!(
+            table.esp,
+            Some(EspLocation {
+                number: 1,
+                start: 2048 * 512,
+                size: 1048576 * 512
+            })
+        );
     }
 
     #[test]
