@@ -214,6 +214,66 @@ fn refuse_unconfirmed(
     .into())
 }
 
+/// The recipes a request runs: the one it names, or for `auto` those the
+/// diagnosis suggests that fit this target (exit 5 with each finding's
+/// next step when none does).
+fn select<'a>(
+    catalog: &'a Catalog,
+    request: &RepairRequest,
+    diagnosis: Option<&Diagnosis>,
+    root: &RootDir,
+    facts: &Facts,
+    hints: &ParamHints,
+    target: &Target,
+) -> Result<Vec<Chosen<'a>>> {
+    if request.recipe != "auto" {
+        return Ok(vec![(
+            catalog.get(&request.recipe)?,
+            request.params.clone(),
+        )]);
+    }
+    let diagnosis =
+        diagnosis.ok_or_else(|| Failure::Usage("repair auto needs a diagnosis".into()))?;
+    let (mut chosen, refusals) =
+        drop_refused(auto_recipes(catalog, diagnosis), root, facts, hints, target)?;
+    if chosen.is_empty() {
+        if let Some(refusal) = nothing_fits(diagnosis) {
+            let refused: String = refusals.iter().map(|r| format!("; {r}")).collect();
+            return Err(Failure::Refused(format!("{refusal}{refused}")).into());
+        }
+    }
+    for (_, params) in &mut chosen {
+        params.extend(request.params.clone());
+    }
+    Ok(chosen)
+}
+
+/// The recipe's own checks, then those every run gets: no rescue-VM name
+/// left by a generator, and on LVM a devices file that lists the disk.
+fn verify_outcome(
+    outcome: &mut RecipeOutcome,
+    recipe: &Recipe,
+    params: &BTreeMap<String, String>,
+    root: &RootDir,
+    facts: &Facts,
+    target: &Target,
+) -> Result<()> {
+    outcome.verify = engine::verify(recipe, params, root, Some(target.layout()))?;
+    if let Some(applied) = &outcome.applied {
+        let names = RescueNames::from_layout(Some(target.layout()));
+        outcome
+            .verify
+            .push(leaks::check(root, &names, &applied.changed)?);
+    }
+    outcome
+        .verify
+        .extend(engine::lvm_devices_check(root, facts, target.layout())?);
+    if outcome.verify.iter().any(|c| !c.ok) {
+        outcome.status = RecipeStatus::VerifyFailed;
+    }
+    Ok(())
+}
+
 /// Where a repair run is, for a front end's progress display.
 #[derive(Debug, Clone, Copy)]
 pub enum Progress<'a> {
@@ -261,32 +321,7 @@ pub fn run_with_progress(
     let root = target.rootdir()?;
     let facts = Facts::gather(&root)?;
     let hints = hints_from(diagnosis);
-    let selected: Vec<(&Recipe, BTreeMap<String, String>)> = if request.recipe == "auto" {
-        let diagnosis =
-            diagnosis.ok_or_else(|| Failure::Usage("repair auto needs a diagnosis".into()))?;
-        let (mut chosen, refusals) = drop_refused(
-            auto_recipes(catalog, diagnosis),
-            &root,
-            &facts,
-            &hints,
-            target,
-        )?;
-        if chosen.is_empty() {
-            if let Some(refusal) = nothing_fits(diagnosis) {
-                let refused = refusals
-                    .iter()
-                    .map(|r| format!("; {r}"))
-                    .collect::<String>();
-                return Err(Failure::Refused(format!("{refusal}{refused}")).into());
-            }
-        }
-        for (_, params) in &mut chosen {
-            params.extend(request.params.clone());
-        }
-        chosen
-    } else {
-        vec![(catalog.get(&request.recipe)?, request.params.clone())]
-    };
+    let selected = select(catalog, request, diagnosis, &root, &facts, &hints, target)?;
     let mut outcomes = Vec::new();
     for (index, (recipe, given)) in selected.iter().enumerate() {
         let params = engine::resolve_params(recipe, given, &root, &facts, &hints)?;
@@ -332,19 +367,7 @@ pub fn run_with_progress(
             progress(Progress::Verifying {
                 recipe: &recipe.spec.id,
             });
-            outcome.verify = engine::verify(recipe, &params, &root, Some(target.layout()))?;
-            if let Some(applied) = &outcome.applied {
-                let names = RescueNames::from_layout(Some(target.layout()));
-                outcome
-                    .verify
-                    .push(leaks::check(&root, &names, &applied.changed)?);
-            }
-            outcome
-                .verify
-                .extend(engine::lvm_devices_check(&root, &facts, target.layout())?);
-            if outcome.verify.iter().any(|c| !c.ok) {
-                outcome.status = RecipeStatus::VerifyFailed;
-            }
+            verify_outcome(&mut outcome, recipe, &params, &root, &facts, target)?;
         }
         outcomes.push(outcome);
     }
