@@ -21,6 +21,10 @@ use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
 /// configuration is small, and a hostile disk must not exhaust memory.
 pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
 
+/// The cap for [`RootDir::read_boot_image`]: a generic dracut initramfs
+/// with two kernels' firmware passes 32 MiB; none comes near this.
+pub const MAX_BOOT_IMAGE_BYTES: u64 = 512 * 1024 * 1024;
+
 /// A directory treated as `/` of the target OS.
 #[derive(Debug)]
 pub struct RootDir {
@@ -90,6 +94,11 @@ impl RootDir {
     /// Reads a whole file (at most [`MAX_FILE_BYTES`]).
     pub fn read(&self, target_path: impl AsRef<Path>) -> Result<Vec<u8>> {
         self.read_limited(target_path, MAX_FILE_BYTES)
+    }
+
+    /// Reads a whole kernel or initramfs image (at most [`MAX_BOOT_IMAGE_BYTES`]).
+    pub fn read_boot_image(&self, target_path: impl AsRef<Path>) -> Result<Vec<u8>> {
+        self.read_limited(target_path, MAX_BOOT_IMAGE_BYTES)
     }
 
     /// Reads a whole file, refusing files over `limit` bytes.

@@ -67,7 +67,7 @@ pub fn stale_in_initramfs(
     if !root.is_file(image) {
         return Ok(None);
     }
-    let bytes = root.read(image)?;
+    let bytes = root.read_boot_image(image)?;
     // An unreadable image cannot hold a stale copy LVM would read; that it
     // does not boot at all is another check's finding.
     let (devices, conf) = match initramfs_copy(&bytes) {

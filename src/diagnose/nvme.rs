@@ -69,7 +69,7 @@ pub fn initramfs_has_nvme(root: &RootDir, image: &Path, version: &str) -> Result
     if !root.is_file(image) {
         return Ok(None);
     }
-    let bytes = root.read(image)?;
+    let bytes = root.read_boot_image(image)?;
     // An empty or unreadable image is another finding's business
     // (`offline-initramfs-missing`, a boot that panics): say nothing here.
     let members = match initramfs::list(&bytes) {

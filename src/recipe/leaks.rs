@@ -326,7 +326,7 @@ pub fn check(root: &RootDir, names: &RescueNames, changed: &[PathBuf]) -> Result
         }
     }
     for image in changed.iter().filter(|p| is_initramfs(p)) {
-        let Ok(bytes) = root.read(image) else {
+        let Ok(bytes) = root.read_boot_image(image) else {
             continue;
         };
         let traces = initramfs_traces(names, &bytes)
