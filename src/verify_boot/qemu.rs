@@ -77,8 +77,9 @@ const OVMF_PAIRS: &[(&str, &str)] = &[
     ),
 ];
 
-pub fn find_ovmf() -> Result<Ovmf> {
-    OVMF_PAIRS
+/// The first (code, vars) pair whose two files are installed.
+fn first_installed(pairs: &[(&str, &str)]) -> Option<Ovmf> {
+    pairs
         .iter()
         .map(|(code, vars)| (Path::new(code), Path::new(vars)))
         .find(|(code, vars)| code.is_file() && vars.is_file())
@@ -86,6 +87,10 @@ pub fn find_ovmf() -> Result<Ovmf> {
             code: code.to_path_buf(),
             vars: vars.to_path_buf(),
         })
+}
+
+pub fn find_ovmf() -> Result<Ovmf> {
+    first_installed(OVMF_PAIRS)
         .ok_or_else(|| {
             Failure::Unsupported(
                 "the target boots with UEFI but no OVMF firmware is installed here (looked in /usr/share/OVMF, \
@@ -126,14 +131,7 @@ pub fn find_ovmf_secboot() -> Result<Ovmf> {
 }
 
 fn find_secboot_in(pairs: &[(&str, &str)]) -> Result<Ovmf> {
-    pairs
-        .iter()
-        .map(|(code, vars)| (Path::new(code), Path::new(vars)))
-        .find(|(code, vars)| code.is_file() && vars.is_file())
-        .map(|(code, vars)| Ovmf {
-            code: code.to_path_buf(),
-            vars: vars.to_path_buf(),
-        })
+    first_installed(pairs)
         .ok_or_else(|| {
             Failure::Unsupported(
                 "the target expects Secure Boot but no Secure Boot OVMF build with Microsoft's keys is installed here \
