@@ -130,9 +130,9 @@ fn mounted_esp(layout: &Layout) -> Result<PathBuf> {
         .map(|m| PathBuf::from(&m.mount_point))
         .ok_or_else(|| {
             Failure::Refused(
-                "no EFI System Partition is mounted at /boot/efi: a BIOS target (boot code repair is not \
-                 implemented: grub-install --target=i386-pc in a chroot), an fstab line that does not find the ESP \
-                 (repair fix-mounts first), or a rescue VM without vfat"
+                "no EFI System Partition is mounted at /boot/efi: a BIOS target (this recipe does not write BIOS \
+                 boot code: run the target's grub-install --target=i386-pc DISK in `vmrescue chroot --rw`), an \
+                 fstab line that does not find the ESP (repair fix-mounts first), or a rescue VM without vfat"
                     .into(),
             )
             .into()
