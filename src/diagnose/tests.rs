@@ -460,6 +460,19 @@ fn several_sources_continue_boot_numbering() {
     assert_eq!(d.findings[1].evidence[0].source, "a.log");
 }
 
+/// A folder of tests/fixtures.
+fn fixture_dir(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A corpus folder's INDEX.toml (provenance and expected findings).
+fn read_index<T: serde::de::DeserializeOwned>(dir: &std::path::Path) -> T {
+    let text = std::fs::read_to_string(dir.join("INDEX.toml")).unwrap();
+    toml::from_str(&text).unwrap()
+}
+
 mod corpus {
     use super::*;
     use serde::Deserialize;
@@ -489,12 +502,11 @@ mod corpus {
     }
 
     fn dir() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/panics")
+        super::fixture_dir("panics")
     }
 
     fn index() -> Index {
-        let text = std::fs::read_to_string(dir().join("INDEX.toml")).unwrap();
-        toml::from_str(&text).unwrap()
+        super::read_index(&dir())
     }
 
     /// Why a corpus log was misclassified, or None when it was right.
@@ -734,12 +746,11 @@ mod boot_failures {
     }
 
     fn dir() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/boot-failures")
+        super::fixture_dir("boot-failures")
     }
 
     fn index() -> Index {
-        let text = std::fs::read_to_string(dir().join("INDEX.toml")).unwrap();
-        toml::from_str(&text).unwrap()
+        super::read_index(&dir())
     }
 
     fn judge(entry: &Entry, diagnosis: &Diagnosis) -> Option<String> {
