@@ -94,6 +94,17 @@ fn assert_nokmem_in_bls(image: &TestImage) {
     });
 }
 
+/// The payload's last entry says the disk was repaired and verified.
+fn assert_repaired_and_verified(tail: &str) {
+    let entries = entries(tail);
+    assert!(
+        entries
+            .last()
+            .is_some_and(|e| e.contains("result: repaired and verified")),
+        "{entries:#?}"
+    );
+}
+
 fn entries(tail: &str) -> Vec<String> {
     let re = regex::Regex::new(
         r"\[(Output|Info|Warning|Error|Debug) \d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2}\]",
@@ -348,14 +359,7 @@ fn a_fresh_repair_vm_downloads_verifies_and_repairs() {
     assert!(result.success, "{}", result.tail);
     assert!(result.tail.contains("downloading"), "{}", result.tail);
     assert!(scratch.path().join("bin/vmrescue").is_file());
-    let entries = entries(&result.tail);
-    assert!(
-        entries
-            .last()
-            .unwrap()
-            .contains("result: repaired and verified"),
-        "{entries:#?}"
-    );
+    assert_repaired_and_verified(&result.tail);
 }
 
 #[test]
@@ -392,14 +396,7 @@ fn a_payload_carrying_a_panic_log_applies_the_recipe_it_points_to() {
         "{}",
         result.tail
     );
-    let entries = entries(&result.tail);
-    assert!(
-        entries
-            .last()
-            .unwrap()
-            .contains("result: repaired and verified"),
-        "{entries:#?}"
-    );
+    assert_repaired_and_verified(&result.tail);
     assert_nokmem_in_bls(&image);
 }
 
@@ -603,14 +600,7 @@ fn the_release_binary_payload_downloads_itself_and_repairs() {
     assert!(result.tail.contains("downloading"), "{}", result.tail);
     // What ran is the published file, byte for byte.
     assert_eq!(sha256sum(&scratch.path().join("bin/vmrescue")), release.sum);
-    let entries = entries(&result.tail);
-    assert!(
-        entries
-            .last()
-            .unwrap()
-            .contains("result: repaired and verified"),
-        "{entries:#?}"
-    );
+    assert_repaired_and_verified(&result.tail);
     assert_nokmem_in_bls(&image);
 }
 
@@ -715,14 +705,7 @@ fn the_payload_finds_the_bare_nvme_namespace_after_the_os_disk_and_repairs_it() 
     let _serial = serial();
     let (result, dev) = payload_finds_the_disk("nvme-bare", "bash", &["cgroup-nokmem"]);
     assert_chosen(&result, &dev);
-    assert!(
-        entries(&result.tail)
-            .last()
-            .unwrap()
-            .contains("result: repaired and verified"),
-        "{}",
-        result.tail
-    );
+    assert_repaired_and_verified(&result.tail);
 }
 
 /// `lsblk` and `blkid` stand-ins on PATH: the NVMe repair VM of

@@ -84,6 +84,15 @@ fn scan_chunk(
     Ok(newlines)
 }
 
+/// How many ASCII digits end `bytes`.
+fn trailing_digits(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count()
+}
+
 /// Whether a chunk holds a message of the booted OS: a printk timestamp
 /// (`[    1.234567]`), a syslog `kernel:` line, a process's `name[pid]: `
 /// or systemd's `[  OK  ]`. Firmware and boot-loader chatter has none of
@@ -94,24 +103,17 @@ pub fn has_kernel_line(chunk: &[u8]) -> bool {
     {
         return true;
     }
+    // `name[1234]: `: digits right after a `[`.
     let process = memchr::memmem::find_iter(chunk, b"]: ").any(|end| {
         let before = &chunk[..end];
-        let digits = before
-            .iter()
-            .rev()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
+        let digits = trailing_digits(before);
         digits > 0 && before.len() > digits && before[before.len() - digits - 1] == b'['
     });
+    // `[    1.234567]`: six digits after a `.`.
     process
         || memchr::memchr_iter(b']', chunk).any(|end| {
             let before = &chunk[..end];
-            let digits = before
-                .iter()
-                .rev()
-                .take_while(|b| b.is_ascii_digit())
-                .count();
-            digits == 6 && before.len() > 7 && before[before.len() - 7] == b'.'
+            trailing_digits(before) == 6 && before.len() > 7 && before[before.len() - 7] == b'.'
         })
 }
 
