@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::facts::Family;
-use super::plan::{ActionContext, Planned, PlannedChange, Workspace};
 use crate::attach::Layout;
+use crate::recipe::facts::Family;
+use crate::recipe::plan::{ActionContext, Planned, PlannedChange, Workspace};
 use crate::error::Failure;
 use crate::rootfs::RootDir;
 
@@ -76,20 +76,15 @@ pub fn esp_files(root: &RootDir, esp: &Path, vendor: &str) -> Result<Vec<EspFile
     ))
 }
 
-/// Plans the ESP's boot files. Refuses what it cannot do right: a BIOS
-/// target, RHEL's layout (its packages keep their files on the ESP only),
-/// an ESP that is not mounted.
-pub fn reinstall_boot_loader(
+/// Plans the signed shim and GRUB on the ESP mounted at `esp`. Refuses
+/// RHEL's layout (its packages keep their files on the ESP only).
+pub fn plan(
     ws: &mut Workspace,
     ctx: &ActionContext,
+    layout: &Layout,
+    esp: &Path,
     planned: &mut Planned,
 ) -> Result<()> {
-    let layout = ctx.layout.ok_or_else(|| {
-        Failure::Refused(
-            "bootloader writes the EFI System Partition: name the disk (--disk or --image)".into(),
-        )
-    })?;
-    let esp = mounted_esp(layout)?;
     if ctx.facts.family != Family::Debian {
         return Err(Failure::Refused(format!(
             "bootloader restores shim and GRUB from Debian-family packages only; on {} their files live on the ESP \
@@ -99,7 +94,7 @@ pub fn reinstall_boot_loader(
         .into());
     }
     let vendor = ctx.facts.os_id.clone();
-    let files = esp_files(ws.root(), &esp, &vendor)?;
+    let files = esp_files(ws.root(), esp, &vendor)?;
     for file in &files {
         plan_copy(ws, planned, file)?;
     }
@@ -118,25 +113,6 @@ pub fn reinstall_boot_loader(
             .into(),
     );
     Ok(())
-}
-
-/// The ESP's mount point in the target (`/boot/efi` or `/efi`), when
-/// vmrescue mounted it.
-fn mounted_esp(layout: &Layout) -> Result<PathBuf> {
-    layout
-        .mounts
-        .iter()
-        .find(|m| (m.mount_point == "/boot/efi" || m.mount_point == "/efi") && m.fstype == "vfat")
-        .map(|m| PathBuf::from(&m.mount_point))
-        .ok_or_else(|| {
-            Failure::Refused(
-                "no EFI System Partition is mounted at /boot/efi: a BIOS target (this recipe does not write BIOS \
-                 boot code: run the target's grub-install --target=i386-pc DISK in `vmrescue chroot --rw`), an \
-                 fstab line that does not find the ESP (repair fix-mounts first), or a rescue VM without vfat"
-                    .into(),
-            )
-            .into()
-        })
 }
 
 fn plan_copy(ws: &Workspace, planned: &mut Planned, file: &EspFile) -> Result<()> {
@@ -180,17 +156,10 @@ fn grub_stub(layout: &Layout) -> Result<String> {
     ))
 }
 
-/// The `bootloader-installed` check: every ESP file equals its package file.
-pub fn check_installed(
-    root: &RootDir,
-    layout: Option<&Layout>,
-    vendor: &str,
-) -> Result<(bool, String)> {
-    let Some(layout) = layout else {
-        return Ok((false, "no disk: the ESP was not checked".into()));
-    };
-    let esp = mounted_esp(layout)?;
-    let files = esp_files(root, &esp, vendor)?;
+/// The `bootloader-installed` check for shim: every ESP file equals its
+/// package file.
+pub fn check_installed(root: &RootDir, esp: &Path, vendor: &str) -> Result<(bool, String)> {
+    let files = esp_files(root, esp, vendor)?;
     let mut wrong = Vec::new();
     for file in &files {
         let same = root.is_file(&file.to) && root.read(&file.to)? == root.read(&file.from)?;
