@@ -116,6 +116,11 @@ impl Target {
         &self.layout.root
     }
 
+    /// The target disk's device, when a disk (not a directory) is mounted.
+    pub fn disk(&self) -> Option<&Path> {
+        self.layout.disk.as_deref().map(Path::new)
+    }
+
     pub fn rootdir(&self) -> Result<RootDir> {
         RootDir::open(&self.layout.root)
     }

@@ -46,7 +46,7 @@ pub(crate) fn run(session: &Session, args: &UndoArgs) -> Result<ExitCode> {
         }
         target.make_writable()?;
     }
-    let undo = vmrescue::journal::undo(target.root(), Some(&run.run_id))?;
+    let undo = vmrescue::journal::undo(target.root(), Some(&run.run_id), target.disk())?;
     target.release()?;
     let text = if undo.already_undone {
         format!("run {} was already undone: nothing changed\n", undo.run_id)

@@ -11,6 +11,7 @@
 //! a crash leaves each file either old or new. [`undo`] restores in reverse
 //! order and works after a crash mid-run.
 
+mod disk;
 mod fsops;
 
 use std::fs::File;
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::failpoint;
 use crate::rootfs::RootDir;
+pub use disk::{read_region, DiskRegion, TargetDisk};
 pub use fsops::FileMeta;
 
 /// The real path of `path` inside the target, symlinks followed without
@@ -82,6 +84,16 @@ enum Record {
     },
     Done {
         seq: u32,
+    },
+    /// A byte range of the target disk (boot code) about to be written;
+    /// its old bytes are in `backups/<seq>`.
+    DiskIntent {
+        seq: u32,
+        /// The partition table identifier undo must find on the disk.
+        disk_id: String,
+        /// The device it was at, for reports (loop numbers change).
+        device: PathBuf,
+        region: DiskRegion,
     },
     Command {
         argv: String,
@@ -360,6 +372,53 @@ impl Journal {
         Ok(())
     }
 
+    /// Backs up byte ranges of the target disk a command is about to write
+    /// (the boot code grub-install puts outside any filesystem).
+    pub fn before_disk_write(&mut self, disk: &TargetDisk, regions: &[DiskRegion]) -> Result<()> {
+        for region in regions {
+            let bytes = disk::read_region(&disk.device, region)?;
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.append(&Record::DiskIntent {
+                seq,
+                disk_id: disk.id.clone(),
+                device: disk.device.clone(),
+                region: region.clone(),
+            })?;
+            fsops::atomic_write("backup", &self.root, &self.backup_name(seq), &bytes, None, 0o600)
+                .with_context(|| format!("backing up {} into the journal", region.describe()))?;
+            self.append(&Record::Done { seq })?;
+        }
+        Ok(())
+    }
+
+    /// Records a disk region the command changed, for the report.
+    pub fn note_disk_changed(&mut self, disk: &TargetDisk, region: &DiskRegion) {
+        self.changed.push(disk.label(region));
+    }
+
+    /// Records a file or directory a command created (undo removes it).
+    /// Directories must come before what they hold.
+    pub fn note_created(&mut self, path: &Path, dir: bool) -> Result<()> {
+        let resolved = fsops::resolve(&self.root, path)?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let op = if dir { Op::CreateDir } else { Op::Create };
+        self.append(&Record::Intent {
+            seq,
+            op,
+            path: resolved.path.clone(),
+            requested: None,
+            existed: false,
+            meta: None,
+        })?;
+        self.append(&Record::Done { seq })?;
+        if !dir {
+            self.changed.push(resolved.path);
+        }
+        Ok(())
+    }
+
     /// Records that a watched file was changed by the command.
     pub fn note_changed(&mut self, path: &Path) -> Result<()> {
         let resolved = fsops::resolve(&self.root, path)?;
@@ -447,6 +506,13 @@ pub fn history(target_root: &Path) -> Result<Vec<RunSummary>> {
                     summary.time = time;
                 }
                 Record::Intent { path, op, .. } if op != Op::CreateDir => summary.files.push(path),
+                Record::DiskIntent { device, region, .. } => summary.files.push(
+                    TargetDisk {
+                        device,
+                        id: String::new(),
+                    }
+                    .label(&region),
+                ),
                 Record::Finish { outcome } => summary.outcome = Some(outcome),
                 Record::Undone { .. } => summary.undone = true,
                 _ => {}
@@ -459,7 +525,11 @@ pub fn history(target_root: &Path) -> Result<Vec<RunSummary>> {
 
 /// Restores what a run changed (the newest run not yet undone when `run_id`
 /// is `None`), in reverse order. Undoing an undone run changes nothing.
-pub fn undo(target_root: &Path, run_id: Option<&str>) -> Result<UndoReport> {
+///
+/// A run that wrote boot code outside the filesystems needs `disk`, the
+/// target disk's device now: its partition table identifier must be the
+/// one journaled, so the bytes go back onto that disk and no other.
+pub fn undo(target_root: &Path, run_id: Option<&str>, disk: Option<&Path>) -> Result<UndoReport> {
     let root = RootDir::open(target_root)?;
     let run_id = match run_id {
         Some(id) => id.to_string(),
@@ -486,9 +556,9 @@ pub fn undo(target_root: &Path, run_id: Option<&str>) -> Result<UndoReport> {
         return Ok(report);
     }
     let dir = Path::new(JOURNAL_DIR).join(&run_id);
-    let intents: Vec<_> = records
-        .iter()
-        .filter_map(|r| match r {
+    let mut disk_checked = None;
+    for record in records.iter().rev() {
+        match record {
             Record::Intent {
                 seq,
                 op,
@@ -496,46 +566,32 @@ pub fn undo(target_root: &Path, run_id: Option<&str>) -> Result<UndoReport> {
                 existed,
                 meta,
                 ..
-            } => Some((*seq, *op, path.clone(), *existed, meta.clone())),
-            _ => None,
-        })
-        .collect();
-    for (seq, op, path, existed, meta) in intents.into_iter().rev() {
-        let backup = dir.join("backups").join(seq.to_string());
-        let have_backup = root.is_file(&backup);
-        match op {
-            Op::CreateDir => {
-                fsops::rmdir_if_empty(&root, &path)?;
+            } => {
+                let backup = dir.join("backups").join(seq.to_string());
+                undo_file(&root, &backup, *op, path, *existed, meta.as_ref(), &mut report)?;
             }
-            // Deleted for the space it took; nothing kept to restore.
-            Op::Discard => {}
-            Op::Create | Op::Symlink => {
-                if fsops::unlink_if_exists(&root, &path)? {
-                    report.removed.push(path);
+            Record::DiskIntent {
+                seq,
+                disk_id,
+                region,
+                ..
+            } => {
+                let backup = dir.join("backups").join(seq.to_string());
+                // No backup means the crash came before the disk was touched.
+                if !root.is_file(&backup) {
+                    continue;
+                }
+                let target = match &disk_checked {
+                    Some(target) => target,
+                    None => disk_checked.insert(disk_for_undo(disk, disk_id)?),
+                };
+                let bytes = fsops::read_all(&root, &backup)?;
+                if disk::read_region(&target.device, region)? != bytes {
+                    disk::write_region(&target.device, region, &bytes)?;
+                    report.restored.push(target.label(region));
                 }
             }
-            Op::CommandRewrite if !existed => {
-                if fsops::unlink_if_exists(&root, &path)? {
-                    report.removed.push(path);
-                }
-            }
-            Op::Replace | Op::Remove | Op::Quarantine | Op::CommandRewrite => {
-                // No backup means the crash came before the original was touched.
-                if have_backup {
-                    let contents = fsops::read_all(&root, &backup)?;
-                    // A watched file the command left alone needs no restoring.
-                    if op == Op::CommandRewrite
-                        && fsops::read_all(&root, &path).ok().as_deref() == Some(&contents[..])
-                    {
-                        continue;
-                    }
-                    fsops::atomic_write("undo", &root, &path, &contents, meta.as_ref(), 0o644)
-                        .with_context(|| {
-                            format!("restoring {}", root.display_path(&path).display())
-                        })?;
-                    report.restored.push(path);
-                }
-            }
+            _ => {}
         }
     }
     let manifest_fd: OwnedFd = root
@@ -557,6 +613,67 @@ pub fn undo(target_root: &Path, run_id: Option<&str>) -> Result<UndoReport> {
         .context("marking the run undone")?;
     let _ = manifest.as_raw_fd();
     Ok(report)
+}
+
+/// Puts one journaled file change back.
+fn undo_file(
+    root: &RootDir,
+    backup: &Path,
+    op: Op,
+    path: &Path,
+    existed: bool,
+    meta: Option<&FileMeta>,
+    report: &mut UndoReport,
+) -> Result<()> {
+    match op {
+        Op::CreateDir => fsops::rmdir_if_empty(root, path)?,
+        // Deleted for the space it took; nothing kept to restore.
+        Op::Discard => {}
+        Op::Create | Op::Symlink => {
+            if fsops::unlink_if_exists(root, path)? {
+                report.removed.push(path.to_path_buf());
+            }
+        }
+        Op::CommandRewrite if !existed => {
+            if fsops::unlink_if_exists(root, path)? {
+                report.removed.push(path.to_path_buf());
+            }
+        }
+        Op::Replace | Op::Remove | Op::Quarantine | Op::CommandRewrite => {
+            // No backup means the crash came before the original was touched.
+            if !root.is_file(backup) {
+                return Ok(());
+            }
+            let contents = fsops::read_all(root, backup)?;
+            // A watched file the command left alone needs no restoring.
+            if op == Op::CommandRewrite
+                && fsops::read_all(root, path).ok().as_deref() == Some(&contents[..])
+            {
+                return Ok(());
+            }
+            fsops::atomic_write("undo", root, path, &contents, meta, 0o644)
+                .with_context(|| format!("restoring {}", root.display_path(path).display()))?;
+            report.restored.push(path.to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+/// The disk a run's boot code goes back to: the one named now, if its
+/// partition table identifier is the journaled one.
+fn disk_for_undo(disk: Option<&Path>, journaled_id: &str) -> Result<TargetDisk> {
+    let device = disk.context(
+        "this run wrote the disk's boot code: undo it with the disk attached (--disk or --image), not a --root directory",
+    )?;
+    let now = TargetDisk::probe(device)?;
+    if now.id != journaled_id {
+        anyhow::bail!(
+            "{} has partition table {} but the run wrote the boot code of {journaled_id}: not writing another disk's boot code",
+            device.display(),
+            now.id
+        );
+    }
+    Ok(now)
 }
 
 #[cfg(test)]

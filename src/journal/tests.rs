@@ -85,7 +85,7 @@ fn write_then_undo_restores_bytes_owner_mode_and_xattrs() {
         );
     }
 
-    let report = undo(dir.path(), None).unwrap();
+    let report = undo(dir.path(), None, None).unwrap();
     assert_eq!(report.restored, vec![PathBuf::from("/etc/default/grub")]);
     assert_eq!(std::fs::read_to_string(&grub).unwrap(), "GRUB_TIMEOUT=5\n");
     let restored = std::fs::metadata(&grub).unwrap();
@@ -100,7 +100,7 @@ fn write_then_undo_restores_bytes_owner_mode_and_xattrs() {
         );
     }
     assert!(
-        undo(dir.path(), Some("run-1")).unwrap().already_undone,
+        undo(dir.path(), Some("run-1"), None).unwrap().already_undone,
         "undo twice is harmless"
     );
 }
@@ -152,7 +152,7 @@ fn absolute_symlink_to_a_host_path_is_written_inside_the_target() {
         "the link is kept"
     );
 
-    undo(dir.path(), None).unwrap();
+    undo(dir.path(), None, None).unwrap();
     assert!(!inside.exists());
     assert_eq!(std::fs::read_to_string(&decoy).unwrap(), "host secret\n");
 }
@@ -209,7 +209,7 @@ fn created_files_and_directories_are_removed_by_undo() {
             & 0o777,
         0o644
     );
-    let report = undo(dir.path(), None).unwrap();
+    let report = undo(dir.path(), None, None).unwrap();
     assert_eq!(report.removed.len(), 2);
     assert!(!dir.path().join("etc/modprobe.d").exists());
     assert!(!dir.path().join("etc/systemd").exists());
@@ -253,7 +253,7 @@ fn quarantine_and_command_rewrites_are_restored() {
     .unwrap();
     journal.finish("applied").unwrap();
 
-    undo(dir.path(), None).unwrap();
+    undo(dir.path(), None, None).unwrap();
     assert_eq!(
         std::fs::read(ko_dir.join("eudp.ko")).unwrap(),
         b"\x7fELF module"
@@ -278,7 +278,7 @@ fn history_lists_runs_with_their_files_and_state() {
         .write_file(Path::new("/etc/default/grub"), b"B\n", 0o644)
         .unwrap();
     second.finish("applied").unwrap();
-    undo(dir.path(), None).unwrap();
+    undo(dir.path(), None, None).unwrap();
     let runs = history(dir.path()).unwrap();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0].recipe, "cgroup-nokmem");
@@ -340,7 +340,7 @@ fn kill_at_every_step_leaves_old_or_new_and_undo_restores() {
         let grub = dir.path().join("etc/default/grub");
         let now = std::fs::read_to_string(&grub).unwrap();
         assert!(now == old || now == new, "{failpoint}: torn file {now:?}");
-        undo(dir.path(), None).unwrap();
+        undo(dir.path(), None, None).unwrap();
         assert_eq!(
             std::fs::read_to_string(&grub).unwrap(),
             old,
@@ -435,4 +435,73 @@ fn full_and_read_only_targets_fail_cleanly_with_the_original_intact() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// A 4 MiB image partitioned by sfdisk from `dir/layout`, as blkid sees a disk.
+fn mbr_image(dir: &Path, name: &str) -> PathBuf {
+    let image = dir.join(name);
+    std::fs::write(&image, vec![0u8; 4 << 20]).unwrap();
+    let status = std::process::Command::new("sfdisk")
+        .args(["-q", image.to_str().unwrap()])
+        .stdin(std::fs::File::open(dir.join("layout")).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    image
+}
+
+#[test]
+fn disk_regions_go_back_byte_for_byte_onto_the_journaled_disk_only() {
+    let dir = target();
+    let disks = tempfile::tempdir().unwrap();
+    std::fs::write(
+        disks.path().join("layout"),
+        "label: dos\nlabel-id: 0x1234abcd\nstart=2048, type=83\n",
+    )
+    .unwrap();
+    let image = mbr_image(disks.path(), "disk.img");
+    let mut before = std::fs::read(&image).unwrap();
+    before[..440].copy_from_slice(&[0xEB; 440]);
+    before[512..4096].fill(0x5A);
+    std::fs::write(&image, &before).unwrap();
+    let disk = TargetDisk::probe(&image).unwrap();
+    assert_eq!(disk.id, "1234abcd");
+    let regions = [
+        DiskRegion {
+            offset: 0,
+            length: 440,
+            what: "the MBR boot code".into(),
+        },
+        DiskRegion {
+            offset: 512,
+            length: (1 << 20) - 512,
+            what: "the gap before the first partition".into(),
+        },
+    ];
+    let mut journal = Journal::begin(dir.path(), "run-disk", "bootloader").unwrap();
+    journal.before_disk_write(&disk, &regions).unwrap();
+    // What grub-install would do: new boot code and core.img.
+    let mut after = before.clone();
+    after[..440].fill(0x11);
+    after[512..70_000].fill(0x22);
+    std::fs::write(&image, &after).unwrap();
+    journal.finish("applied").unwrap();
+    let runs = history(dir.path()).unwrap();
+    assert!(runs[0].files[0].to_string_lossy().contains("bytes 0..440"));
+
+    // Another disk (same size, another signature) is refused.
+    std::fs::write(
+        disks.path().join("layout"),
+        "label: dos\nlabel-id: 0x99999999\nstart=2048, type=83\n",
+    )
+    .unwrap();
+    let other = mbr_image(disks.path(), "other.img");
+    let err = undo(dir.path(), None, Some(&other)).unwrap_err();
+    assert!(err.to_string().contains("not writing another disk"), "{err:#}");
+    let err = undo(dir.path(), None, None).unwrap_err();
+    assert!(err.to_string().contains("--disk"), "{err:#}");
+
+    let report = undo(dir.path(), None, Some(&image)).unwrap();
+    assert_eq!(report.restored.len(), 2, "{report:?}");
+    assert!(std::fs::read(&image).unwrap() == before, "byte for byte");
 }

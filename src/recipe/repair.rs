@@ -387,7 +387,7 @@ pub fn run_with_progress(
 /// its sandbox, a write error) is undone at once, so the target is left as
 /// it was found; `vmrescue undo` stays the way out if that fails too.
 fn roll_back(target: &crate::attach::Target, run_id: &str, err: anyhow::Error) -> anyhow::Error {
-    match crate::journal::undo(target.root(), Some(run_id)) {
+    match crate::journal::undo(target.root(), Some(run_id), target.disk()) {
         Ok(report) => err.context(format!(
             "run {run_id} failed and was undone ({} files restored, {} removed)",
             report.restored.len(),

@@ -606,7 +606,7 @@ impl Wizard<'_> {
             return Ok(false);
         }
         target.make_writable()?;
-        let report = vmrescue::journal::undo(target.root(), Some(&run.run_id))?;
+        let report = vmrescue::journal::undo(target.root(), Some(&run.run_id), target.disk())?;
         eprintln!(
             "undid run {}: restored {} file(s), removed {} created file(s)",
             report.run_id,
