@@ -52,7 +52,7 @@ impl TargetDisk {
         let id = probe
             .as_ref()
             .and_then(|p| p.get("PTUUID"))
-            .filter(|id| !id.is_empty() && id.trim_start_matches('0').len() > 0)
+            .filter(|id| !id.trim_start_matches('0').is_empty())
             .with_context(|| {
                 format!(
                     "{name} has no partition table identifier (PTUUID): its boot code cannot be journaled safely"
@@ -135,7 +135,10 @@ mod tests {
         let now = std::fs::read(&disk).unwrap();
         assert_eq!(now[512..1536], original[512..1536]);
         assert!(now[0..512].iter().all(|&b| b == 0), "outside the region");
-        assert!(now[1536..2048].iter().all(|&b| b == 0), "outside the region");
+        assert!(
+            now[1536..2048].iter().all(|&b| b == 0),
+            "outside the region"
+        );
         let err = write_region(&disk, &region, &saved[..10]).unwrap_err();
         assert!(err.to_string().contains("not 1024"), "{err}");
         let huge = DiskRegion {

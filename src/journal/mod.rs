@@ -385,8 +385,15 @@ impl Journal {
                 device: disk.device.clone(),
                 region: region.clone(),
             })?;
-            fsops::atomic_write("backup", &self.root, &self.backup_name(seq), &bytes, None, 0o600)
-                .with_context(|| format!("backing up {} into the journal", region.describe()))?;
+            fsops::atomic_write(
+                "backup",
+                &self.root,
+                &self.backup_name(seq),
+                &bytes,
+                None,
+                0o600,
+            )
+            .with_context(|| format!("backing up {} into the journal", region.describe()))?;
             self.append(&Record::Done { seq })?;
         }
         Ok(())
@@ -568,7 +575,15 @@ pub fn undo(target_root: &Path, run_id: Option<&str>, disk: Option<&Path>) -> Re
                 ..
             } => {
                 let backup = dir.join("backups").join(seq.to_string());
-                undo_file(&root, &backup, *op, path, *existed, meta.as_ref(), &mut report)?;
+                undo_file(
+                    &root,
+                    &backup,
+                    *op,
+                    path,
+                    *existed,
+                    meta.as_ref(),
+                    &mut report,
+                )?;
             }
             Record::DiskIntent {
                 seq,

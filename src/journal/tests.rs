@@ -100,7 +100,9 @@ fn write_then_undo_restores_bytes_owner_mode_and_xattrs() {
         );
     }
     assert!(
-        undo(dir.path(), Some("run-1"), None).unwrap().already_undone,
+        undo(dir.path(), Some("run-1"), None)
+            .unwrap()
+            .already_undone,
         "undo twice is harmless"
     );
 }
@@ -497,7 +499,10 @@ fn disk_regions_go_back_byte_for_byte_onto_the_journaled_disk_only() {
     .unwrap();
     let other = mbr_image(disks.path(), "other.img");
     let err = undo(dir.path(), None, Some(&other)).unwrap_err();
-    assert!(err.to_string().contains("not writing another disk"), "{err:#}");
+    assert!(
+        err.to_string().contains("not writing another disk"),
+        "{err:#}"
+    );
     let err = undo(dir.path(), None, None).unwrap_err();
     assert!(err.to_string().contains("--disk"), "{err:#}");
 

@@ -437,6 +437,24 @@ fn apply_changes(
                 run_command(argv, rewrites, target, &root, journal, ran)?;
                 ran.commands.push(argv.join(" "));
             }
+            PlannedChange::InstallBootLoader {
+                argv,
+                env,
+                trees,
+                disk,
+                ..
+            } => {
+                super::bootloader::installer::run(
+                    argv,
+                    env,
+                    trees,
+                    disk.as_ref(),
+                    target,
+                    &root,
+                    journal,
+                )?;
+                ran.commands.push(argv.join(" "));
+            }
         }
     }
     Ok(())
@@ -672,7 +690,7 @@ fn run_check(
         VerifySpec::KdumpServiceEnabled {} => super::kdump::check_service(root, facts)?,
         VerifySpec::NvmeReady {} => nvme_ready(root)?,
         VerifySpec::BootLoaderInstalled {} => {
-            super::bootloader::check_installed(root, layout, &facts.os_id)?
+            super::bootloader::check_installed(root, layout, facts)?
         }
         VerifySpec::SerialGettyEnabled { port } => {
             super::serial_console::check_getty(root, &s(port)?)

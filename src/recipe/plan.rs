@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::facts::Facts;
 use crate::attach::Layout;
+use crate::journal::DiskRegion;
 use crate::rootfs::RootDir;
 
 /// What the actions read besides the files.
@@ -44,9 +45,12 @@ impl Planned {
                 .iter()
                 .rposition(|c| c.touched_paths().contains(path))
                 .filter(|&index| {
-                    !self.changes[index + 1..]
-                        .iter()
-                        .any(|c| matches!(c, PlannedChange::Command { .. }))
+                    !self.changes[index + 1..].iter().any(|c| {
+                        matches!(
+                            c,
+                            PlannedChange::Command { .. } | PlannedChange::InstallBootLoader { .. }
+                        )
+                    })
                 });
             if let Some(PlannedChange::Write {
                 after: earlier_after,
@@ -168,6 +172,20 @@ pub enum PlannedChange {
         target: PathBuf,
         why: String,
     },
+    /// Run the target's own boot loader installer (grub-install,
+    /// bootctl) in the sandbox. Every file below `trees` is backed up
+    /// first and what it creates there is recorded; the byte ranges of the
+    /// target disk in `disk` (boot code outside any filesystem) are
+    /// journaled too, so undo puts all of it back.
+    InstallBootLoader {
+        argv: Vec<String>,
+        /// Environment the installer needs (`SYSTEMD_RELAX_ESP_CHECKS`).
+        env: Vec<(String, String)>,
+        trees: Vec<PathBuf>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        disk: Option<DiskWrite>,
+        why: String,
+    },
     /// Run one of the target's own programs in a chroot.
     Command {
         argv: Vec<String>,
@@ -212,6 +230,25 @@ impl PlannedChange {
             PlannedChange::Command { argv, why, .. } => {
                 format!("# {why}\nchroot$ {}\n", argv.join(" "))
             }
+            PlannedChange::InstallBootLoader {
+                argv,
+                trees,
+                disk,
+                why,
+                ..
+            } => {
+                let mut out = format!("# {why}\nsandbox$ {}\n", argv.join(" "));
+                for tree in trees {
+                    out += &format!("  journals every file below {}\n", tree.display());
+                }
+                for region in disk
+                    .iter()
+                    .flat_map(|d| d.regions.iter().map(move |r| (d, r)))
+                {
+                    out += &format!("  journals {} {}\n", region.0.device, region.1.describe());
+                }
+                out
+            }
             PlannedChange::Discard { path, bytes, why } => {
                 format!(
                     "# {why}\ndelete {} ({}, not restorable by undo)\n",
@@ -252,7 +289,9 @@ impl PlannedChange {
                 format!("{verb} {}", path.display())
             }
             PlannedChange::Quarantine { path, .. } => format!("quarantine {}", path.display()),
-            PlannedChange::Command { argv, .. } => format!("run {}", argv.join(" ")),
+            PlannedChange::Command { argv, .. } | PlannedChange::InstallBootLoader { argv, .. } => {
+                format!("run {}", argv.join(" "))
+            }
             PlannedChange::Symlink { path, .. } => format!("link {}", path.display()),
             PlannedChange::Copy { path, from, .. } => {
                 format!("copy {} to {}", from.display(), path.display())
@@ -271,8 +310,16 @@ impl PlannedChange {
                 vec![path.clone()]
             }
             PlannedChange::Command { rewrites, .. } => rewrites.clone(),
+            PlannedChange::InstallBootLoader { trees, .. } => trees.clone(),
         }
     }
+}
+
+/// The target disk's byte ranges a boot loader installer writes.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct DiskWrite {
+    pub device: String,
+    pub regions: Vec<DiskRegion>,
 }
 
 /// One audited sysctl: what it does, its effective value, and what the plan sets.

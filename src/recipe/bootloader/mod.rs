@@ -1,13 +1,18 @@
 //! The `bootloader` action: puts back what runs before the kernel, from the
 //! target's own installed packages (nothing comes from the rescue VM):
 //! - UEFI with shim and GRUB ([`shim`]): the signed files copied to the ESP;
-//! - BIOS with GRUB ([`bios`], when added): the target's grub-install in the
-//!   sandbox, the disk's boot code and embedding area journaled.
+//! - UEFI with systemd-boot ([`systemd_boot`]): the target's bootctl;
+//! - BIOS with GRUB ([`bios`]): the target's grub-install onto the target
+//!   disk, its boot code journaled ([`installer`]);
+//! - a missing or empty grub.cfg: the target's grub-mkconfig.
 //!
-//! The firmware kinds are independent: an Azure Gen1/Gen2 hybrid image has
-//! both a BIOS boot partition and an ESP, and gets both.
+//! The firmware kinds are independent: an Azure image made for Gen1 and
+//! Gen2 has both a BIOS boot partition and an ESP, and gets both.
 
+mod bios;
+pub(crate) mod installer;
 mod shim;
+mod systemd_boot;
 
 pub use shim::{esp_files, EspFile};
 
@@ -15,9 +20,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::plan::{ActionContext, Planned, Workspace};
+use super::facts::{Facts, Family};
+use super::plan::{ActionContext, Planned, PlannedChange, Workspace};
 use crate::attach::Layout;
 use crate::error::Failure;
+use crate::inspect::grub_cfg::GrubCfg;
 use crate::rootfs::RootDir;
 
 /// Plans every boot loader the target has. Refuses what it cannot do
@@ -32,25 +39,96 @@ pub fn reinstall_boot_loader(
             "bootloader writes the boot loader of a disk: name the disk (--disk or --image)".into(),
         )
     })?;
-    let esp = mounted_esp(layout).ok_or_else(|| {
-        Failure::Refused(
-            "no EFI System Partition is mounted at /boot/efi: a BIOS target (this recipe does not write BIOS \
-             boot code: run the target's grub-install --target=i386-pc DISK in `vmrescue chroot --rw`), an \
-             fstab line that does not find the ESP (repair fix-mounts first), or a rescue VM without vfat"
+    let mut grub = false;
+    let esp = mounted_esp(layout);
+    if let Some(esp) = &esp {
+        let conf = ctx.facts.systemd_boot_conf.as_deref();
+        if systemd_boot::in_use(ws.root(), esp, conf)
+            && systemd_boot::installed(ws.root()).is_some()
+        {
+            systemd_boot::plan(esp, planned);
+        } else {
+            shim::plan(ws, ctx, layout, esp, planned)?;
+            grub = true;
+        }
+    }
+    if let Some((bios_grub, disk, regions)) = bios_target(ws.root(), layout)? {
+        bios::plan(ws.root(), &bios_grub, &disk, regions, planned)?;
+        grub = true;
+    }
+    if esp.is_none() && !grub {
+        return Err(Failure::Refused(
+            "no boot loader to put back: no EFI System Partition is mounted (an fstab line that does not find it: \
+             repair fix-mounts first; or a rescue VM without vfat) and the target has no GRUB for BIOS \
+             (/usr/lib/grub/i386-pc and grub-install) on a disk with room for it"
                 .into(),
         )
-    })?;
-    shim::plan(ws, ctx, layout, &esp, planned)
+        .into());
+    }
+    if grub {
+        regenerate_missing_grub_cfg(ws, ctx, planned)?;
+    }
+    Ok(())
 }
 
-/// The ESP's mount point in the target (`/boot/efi` or `/efi`), when
-/// vmrescue mounted it.
-fn mounted_esp(layout: &Layout) -> Option<PathBuf> {
-    layout
-        .mounts
+/// GRUB for BIOS, the target disk and its boot-code regions, when the
+/// target has GRUB for BIOS and the disk can boot it.
+fn bios_target(
+    root: &RootDir,
+    layout: &Layout,
+) -> Result<Option<(bios::BiosGrub, String, Vec<crate::journal::DiskRegion>)>> {
+    let (Some(grub), Some(disk)) = (bios::installed(root), layout.disk.as_ref()) else {
+        return Ok(None);
+    };
+    Ok(bios::boot_regions(layout, disk)?.map(|regions| (grub, disk.clone(), regions)))
+}
+
+/// A GRUB whose grub.cfg is missing, empty or has nothing to boot stops
+/// at its prompt: the target's own grub-mkconfig writes it again.
+fn regenerate_missing_grub_cfg(
+    ws: &mut Workspace,
+    ctx: &ActionContext,
+    planned: &mut Planned,
+) -> Result<()> {
+    let (generator, cfg) = match ctx.facts.family {
+        Family::Debian => ("grub-mkconfig", "/boot/grub/grub.cfg"),
+        _ => ("grub2-mkconfig", "/boot/grub2/grub.cfg"),
+    };
+    let text = ws.read(cfg)?.unwrap_or_default();
+    let parsed = GrubCfg::parse(&text);
+    if !parsed.linux_commands().is_empty() || parsed.uses_blscfg() {
+        return Ok(());
+    }
+    let found = ["/usr/sbin", "/sbin", "/usr/bin"]
         .iter()
-        .find(|m| (m.mount_point == "/boot/efi" || m.mount_point == "/efi") && m.fstype == "vfat")
-        .map(|m| PathBuf::from(&m.mount_point))
+        .any(|d| ws.exists(Path::new(d).join(generator)));
+    if !found {
+        return Err(Failure::Refused(format!(
+            "{cfg} has no boot entry and the target has no {generator} to write it"
+        ))
+        .into());
+    }
+    planned.changes.push(PlannedChange::Command {
+        argv: vec![generator.into(), "-o".into(), cfg.into()],
+        rewrites: vec![PathBuf::from(cfg)],
+        kernel: None,
+        why: format!(
+            "{cfg} is missing or has no boot entry: the target's own {generator} writes it"
+        ),
+    });
+    Ok(())
+}
+
+/// The ESP's mount point in the target (`/boot/efi`, `/efi`, or `/boot`
+/// for systemd-boot), when vmrescue mounted it.
+fn mounted_esp(layout: &Layout) -> Option<PathBuf> {
+    ["/boot/efi", "/efi", "/boot"].iter().find_map(|point| {
+        layout
+            .mounts
+            .iter()
+            .find(|m| m.mount_point == *point && m.fstype == "vfat")
+            .map(|m| PathBuf::from(&m.mount_point))
+    })
 }
 
 /// The `boot-loader-installed` check: each boot loader the plan would put
@@ -58,13 +136,32 @@ fn mounted_esp(layout: &Layout) -> Option<PathBuf> {
 pub fn check_installed(
     root: &RootDir,
     layout: Option<&Layout>,
-    vendor: &str,
+    facts: &Facts,
 ) -> Result<(bool, String)> {
     let Some(layout) = layout else {
         return Ok((false, "no disk: the boot loader was not checked".into()));
     };
-    let Some(esp) = mounted_esp(layout) else {
-        return Ok((false, "no EFI System Partition is mounted".into()));
-    };
-    shim::check_installed(root, Path::new(&esp), vendor)
+    let mut results = Vec::new();
+    if let Some(esp) = mounted_esp(layout) {
+        let conf = facts.systemd_boot_conf.as_deref();
+        results.push(
+            if systemd_boot::in_use(root, &esp, conf) && systemd_boot::installed(root).is_some() {
+                systemd_boot::check(root, &esp)?
+            } else {
+                shim::check_installed(root, &esp, &facts.os_id)?
+            },
+        );
+    }
+    if let Some((grub, disk, regions)) = bios_target(root, layout)? {
+        results.push(bios::check(root, &grub, &disk, &regions)?);
+    }
+    if results.is_empty() {
+        return Ok((
+            false,
+            "no EFI System Partition is mounted and no GRUB for BIOS was found".into(),
+        ));
+    }
+    let ok = results.iter().all(|(ok, _)| *ok);
+    let detail: Vec<String> = results.into_iter().map(|(_, d)| d).collect();
+    Ok((ok, detail.join("; ")))
 }
