@@ -640,6 +640,51 @@ fn links_to(dir: &Path, wanted: &[(PathBuf, u64)], depth: usize) -> Result<Vec<D
     Ok(found)
 }
 
+/// The `/dev/disk/by-uuid` and `by-partuuid` links udev makes, for the
+/// target's devices that have none: a host without udev (a container, this
+/// project's CI) would otherwise leave grub-mkconfig no UUID to name and it
+/// writes `root=/dev/loop0p1`. `devices` pairs a node's path (`/dev/loop0p1`)
+/// with its filesystem UUID and partition UUID, from blkid.
+pub fn with_identity_links(
+    entries: Vec<DevEntry>,
+    devices: &[(PathBuf, Option<String>, Option<String>)],
+) -> Vec<DevEntry> {
+    let mut extra = Vec::new();
+    for (node, uuid, partuuid) in devices {
+        let is_entry = entries
+            .iter()
+            .any(|e| e.path == *node && matches!(e.kind, DevKind::Node { .. }));
+        let Some(name) = node
+            .file_name()
+            .filter(|_| is_entry && node.parent() == Some(Path::new("/dev")))
+        else {
+            continue;
+        };
+        for (dir, value) in [("by-uuid", uuid), ("by-partuuid", partuuid)] {
+            let Some(value) = value
+                .as_deref()
+                .filter(|v| !v.is_empty() && !v.contains('/'))
+            else {
+                continue;
+            };
+            let path = Path::new("/dev/disk").join(dir).join(value);
+            if !entries
+                .iter()
+                .chain(&extra)
+                .any(|e: &DevEntry| e.path == path)
+            {
+                extra.push(DevEntry {
+                    path,
+                    kind: DevKind::Symlink(Path::new("../..").join(name)),
+                });
+            }
+        }
+    }
+    let mut all = entries;
+    all.extend(extra);
+    with_parents(all)
+}
+
 /// Adds the directories the entries need, parents before children.
 fn with_parents(entries: Vec<DevEntry>) -> Vec<DevEntry> {
     let mut dirs: Vec<PathBuf> = Vec::new();
@@ -875,6 +920,54 @@ mod tests {
                 r#"block/7:1 Symlink("../loop3p1")"#,
                 r#"disk/by-uuid/target-uuid Symlink("../../loop3p1")"#,
             ]
+        );
+    }
+
+    #[test]
+    fn identity_links_are_added_for_target_nodes_only_once() {
+        let node = |path: &str| DevEntry {
+            path: PathBuf::from(path),
+            kind: DevKind::Node {
+                mode: libc::S_IFBLK | 0o660,
+                rdev: 7,
+            },
+        };
+        let entries = vec![
+            node("/dev/loop0p1"),
+            link("/dev/disk/by-uuid/aaaa", "../../loop0p1"),
+        ];
+        let devices = vec![
+            (
+                PathBuf::from("/dev/loop0p1"),
+                Some("aaaa".to_string()),
+                Some("pp-01".to_string()),
+            ),
+            (PathBuf::from("/dev/sda1"), Some("host".to_string()), None),
+        ];
+        let out = with_identity_links(entries, &devices);
+        let links: Vec<_> = out
+            .iter()
+            .filter_map(|e| match &e.kind {
+                DevKind::Symlink(t) => Some(format!("{} -> {}", e.path.display(), t.display())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            links,
+            [
+                "/dev/disk/by-uuid/aaaa -> ../../loop0p1",
+                "/dev/disk/by-partuuid/pp-01 -> ../../loop0p1"
+            ],
+            "no second by-uuid link, none for a device outside the sandbox"
+        );
+        let dirs: Vec<_> = out
+            .iter()
+            .filter(|e| e.kind == DevKind::Dir)
+            .map(|e| e.path.display().to_string())
+            .collect();
+        assert_eq!(
+            dirs,
+            ["/dev/disk", "/dev/disk/by-uuid", "/dev/disk/by-partuuid"]
         );
     }
 

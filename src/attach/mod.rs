@@ -172,7 +172,20 @@ impl Target {
             Some(disk) => crate::sandbox::block_device_tree(Path::new(disk))?,
             None => crate::sandbox::devices_mounted_under(&self.layout.root),
         };
-        chroot_spec(&self.layout.root, &devices)
+        let mut spec = chroot_spec(&self.layout.root, &devices)?;
+        let identities: Vec<_> = self
+            .layout
+            .nodes
+            .iter()
+            .map(|n| (PathBuf::from(&n.device), n.uuid.clone(), n.partuuid.clone()))
+            .collect();
+        for mount in &mut spec.mounts {
+            if let ChrootMount::PrivateDev { entries, .. } = mount {
+                *entries =
+                    crate::sandbox::with_identity_links(std::mem::take(entries), &identities);
+            }
+        }
+        Ok(spec)
     }
 
     /// Unmounts now what this run mounted, reporting errors (drop does the
