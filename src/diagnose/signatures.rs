@@ -809,8 +809,8 @@ pub static FINDINGS: &[FindingInfo] = &[
         [("bootloader", "put the distribution's signed shim and GRUB back on the ESP")]),
     finding!("bootloader-damaged", Critical / Critical, 23, false,
         "GRUB cannot find its own files and stopped at the rescue prompt",
-        "GRUB's core image could not find the partition or filesystem that holds /boot/grub (its modules and grub.cfg): the partition was moved, resized or reformatted, or the boot code on the disk is from another installation.",
-        []),
+        "GRUB's core image could not find the partition or filesystem that holds /boot/grub (its modules and grub.cfg): the modules were half-deleted by a failed update, the partition was moved, resized or reformatted, or the boot code on the disk is from another installation.",
+        [("bootloader", "run the target's own grub-install onto the disk: boot code, core.img and modules from its packages, all journaled")]),
     finding!("grub-kernel-missing", Critical / Critical, 24, false,
         "The boot entry names a kernel file that does not exist",
         "GRUB could not find the kernel the default entry names (`file not found`, then `you need to load the kernel first`): the kernel was removed or /boot was rebuilt while grub.cfg kept the old entry.",
@@ -885,8 +885,8 @@ pub fn next_step(id: &str, params: &std::collections::BTreeMap<String, String>) 
         "filesystem-damaged" => format!(
             "no recipe: repair the filesystem offline with `vmrescue fsck --repair` (e2fsck -y / xfs_repair on every filesystem of the disk{device}); then boot again"
         ),
-        "bootloader-damaged" => "no recipe: reinstall the boot loader from the target's own packages (`vmrescue chroot --rw -- grub2-install /dev/sdX` or grub-install on Debian, then regenerate grub.cfg); on UEFI reinstall the grub2-efi/shim packages".into(),
-        "uefi-boot-failed" => "bootloader restores shim and GRUB from Debian-family packages; on RHEL reinstall the shim-x64 and grub2-efi-x64 packages in a chroot (their files live on the ESP only)".into(),
+        "bootloader-damaged" => "bootloader reinstalls GRUB for BIOS with the target's grub-install; when the partition holding /boot was moved or reformatted, fix-mounts and fix-root-fs first; a UEFI GRUB on RHEL needs its grub2-efi and shim packages reinstalled in a chroot".into(),
+        "uefi-boot-failed" => "bootloader restores shim and GRUB from Debian-family packages, or systemd-boot with the target's bootctl; on RHEL reinstall the shim-x64 and grub2-efi-x64 packages in a chroot (their files live on the ESP only)".into(),
         "secure-boot-refused" => "bootloader puts the distribution's signed shim and GRUB back; a self-built or unsigned kernel needs `older-kernel` (or its module signed), or turn Secure Boot off for the VM while you repair it".into(),
         "selinux-policy-failed" => "if relabeling is not enough, reinstall the selinux-policy package in a chroot, or boot once with enforcing=0 to repair it".into(),
         "initrd-root-not-found" => "if fix-root-fs and rebuild-initramfs find nothing to change on a RHEL 9 LVM root, check /etc/lvm/devices/system.devices against the disk's PV".into(),

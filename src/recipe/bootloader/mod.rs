@@ -43,9 +43,16 @@ pub fn reinstall_boot_loader(
     let esp = mounted_esp(layout);
     if let Some(esp) = &esp {
         let conf = ctx.facts.systemd_boot_conf.as_deref();
-        if systemd_boot::in_use(ws.root(), esp, conf)
-            && systemd_boot::installed(ws.root()).is_some()
-        {
+        if systemd_boot::in_use(ws.root(), esp, conf) {
+            if systemd_boot::installed(ws.root()).is_none() {
+                return Err(Failure::Refused(format!(
+                    "systemd-boot is the boot loader on the ESP at {} but the target has no bootctl and \
+                     systemd-boot image (/usr/bin/bootctl, /usr/lib/systemd/boot/efi/systemd-bootx64.efi: Debian's \
+                     systemd-boot package): install it in the target, then run bootloader again",
+                    esp.display()
+                ))
+                .into());
+            }
             systemd_boot::plan(esp, planned);
         } else {
             shim::plan(ws, ctx, layout, esp, planned)?;
@@ -144,13 +151,11 @@ pub fn check_installed(
     let mut results = Vec::new();
     if let Some(esp) = mounted_esp(layout) {
         let conf = facts.systemd_boot_conf.as_deref();
-        results.push(
-            if systemd_boot::in_use(root, &esp, conf) && systemd_boot::installed(root).is_some() {
-                systemd_boot::check(root, &esp)?
-            } else {
-                shim::check_installed(root, &esp, &facts.os_id)?
-            },
-        );
+        results.push(if systemd_boot::in_use(root, &esp, conf) {
+            systemd_boot::check(root, &esp)?
+        } else {
+            shim::check_installed(root, &esp, &facts.os_id)?
+        });
     }
     if let Some((grub, disk, regions)) = bios_target(root, layout)? {
         results.push(bios::check(root, &grub, &disk, &regions)?);
