@@ -103,7 +103,12 @@ fn regenerate_missing_grub_cfg(
     };
     let text = ws.read(cfg)?.unwrap_or_default();
     let parsed = GrubCfg::parse(&text);
-    if !parsed.linux_commands().is_empty() || parsed.uses_blscfg() {
+    // A file that chains to or sources another one is not ours to replace.
+    let chains = text.lines().any(|line| {
+        let word = line.split_whitespace().next().unwrap_or("");
+        word == "configfile" || word == "source"
+    });
+    if !parsed.linux_commands().is_empty() || parsed.uses_blscfg() || chains {
         return Ok(());
     }
     let found = ["/usr/sbin", "/sbin", "/usr/bin"]
@@ -169,4 +174,63 @@ pub fn check_installed(
     let ok = results.iter().all(|(ok, _)| *ok);
     let detail: Vec<String> = results.into_iter().map(|(_, d)| d).collect();
     Ok((ok, detail.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn debian(grub_cfg: Option<&str>) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |path: &str, text: &str| {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, text).unwrap();
+        };
+        put("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n");
+        put("usr/sbin/grub-mkconfig", "");
+        if let Some(text) = grub_cfg {
+            put("boot/grub/grub.cfg", text);
+        }
+        dir
+    }
+
+    fn regenerates(grub_cfg: Option<&str>) -> bool {
+        let dir = debian(grub_cfg);
+        let root = RootDir::open(dir.path()).unwrap();
+        let facts = Facts::gather(&root).unwrap();
+        let ctx = ActionContext {
+            facts: &facts,
+            layout: None,
+        };
+        let mut ws = Workspace::new(&root);
+        let mut planned = Planned::default();
+        regenerate_missing_grub_cfg(&mut ws, &ctx, &mut planned).unwrap();
+        match planned.changes.as_slice() {
+            [] => false,
+            [PlannedChange::Command { argv, .. }] => {
+                assert_eq!(argv, &["grub-mkconfig", "-o", "/boot/grub/grub.cfg"]);
+                true
+            }
+            other => panic!("unexpected plan {other:?}"),
+        }
+    }
+
+    #[test]
+    fn grub_mkconfig_writes_a_missing_or_empty_grub_cfg_only() {
+        assert!(regenerates(None), "missing");
+        assert!(regenerates(Some("")), "empty");
+        assert!(
+            regenerates(Some("set timeout=5\n### BEGIN /etc/grub.d/10_linux ###\n")),
+            "truncated"
+        );
+        let full = "menuentry 'Debian' {\n\tlinux /boot/vmlinuz-6.1.0-50-amd64 root=UUID=x ro\n}\n";
+        assert!(!regenerates(Some(full)));
+        assert!(
+            !regenerates(Some(
+                "search --fs-uuid x\nconfigfile ($root)/grub2/grub.cfg\n"
+            )),
+            "a stub"
+        );
+    }
 }
