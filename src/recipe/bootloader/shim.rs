@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::attach::Layout;
+use crate::error::Failure;
 use crate::recipe::facts::Family;
 use crate::recipe::plan::{ActionContext, Planned, PlannedChange, Workspace};
-use crate::error::Failure;
 use crate::rootfs::RootDir;
 
 /// Where the target's packages keep signed EFI binaries, per architecture:
