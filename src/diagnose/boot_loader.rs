@@ -202,15 +202,22 @@ fn bios_boot_code_finding(root: &RootDir, layout: &Layout, disk: &Path) -> Resul
     } else {
         "MBR (msdos) label"
     };
+    // An image is attached as a loop device: name the file the user gave.
+    let name = layout
+        .image
+        .as_deref()
+        .unwrap_or(disk)
+        .display()
+        .to_string();
     let mut f = finding(
         "offline-bios-boot-code-missing",
         Severity::Critical,
-        format!("{} has no GRUB boot code in its first sector", disk.display()),
+        format!("{name} has no GRUB boot code in its first sector"),
         "A BIOS (Generation 1) VM starts the code in the disk's first 440 bytes; GRUB's boot.img there loads \
          core.img. Without it the firmware finds no boot code and the console stays silent or prints \
          `Booting from Hard Disk...` and nothing more.",
         vec![evidence(
-            &disk.display().to_string(),
+            &name,
             0,
             format!(
                 "{label}, target has /usr/lib/grub/i386-pc; bytes 0-439 are {what}"
