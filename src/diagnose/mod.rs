@@ -12,6 +12,7 @@
 //! [`Finding`]s with the same types and merge them with [`Diagnosis::extend`].
 
 mod boot;
+pub mod boot_loader;
 mod findings;
 mod known_bugs;
 mod line;

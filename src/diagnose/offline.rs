@@ -25,7 +25,7 @@ const ESSENTIAL_DRIVERS: &[&str] = &[
     "sd_mod",
 ];
 
-fn finding(
+pub(super) fn finding(
     id: &str,
     severity: Severity,
     title: String,
@@ -46,7 +46,7 @@ fn finding(
     }
 }
 
-fn evidence(source: &str, line_number: u64, text: impl Into<String>) -> EvidenceLine {
+pub(super) fn evidence(source: &str, line_number: u64, text: impl Into<String>) -> EvidenceLine {
     EvidenceLine {
         source: source.to_string(),
         line_number,
@@ -54,7 +54,7 @@ fn evidence(source: &str, line_number: u64, text: impl Into<String>) -> Evidence
     }
 }
 
-fn suggest(recipe: &str, params: &[(&str, &str)], why: &str) -> RecipeSuggestion {
+pub(super) fn suggest(recipe: &str, params: &[(&str, &str)], why: &str) -> RecipeSuggestion {
     RecipeSuggestion {
         recipe: recipe.to_string(),
         params: params
@@ -77,6 +77,7 @@ pub fn offline_findings(
     findings.extend(layout.and_then(fstab_source_finding));
     if let Some(layout) = layout {
         findings.extend(lvm_devices_finding(root, snapshot, layout)?);
+        findings.extend(super::boot_loader::findings(root, layout)?);
     }
     findings.extend(nvme_finding(root, snapshot)?);
     findings.extend(init_finding(root));
