@@ -137,7 +137,8 @@ const NO_RECIPE: &[(&str, &str, &str)] = &[
     (
         "grub-supergrub-no-such-partition.log",
         "bootloader-damaged",
-        "reinstall the boot loader",
+        // bootloader is suggested but refuses a target without GRUB for BIOS.
+        "bootloader does not fit: no boot loader to put back",
     ),
     (
         "grub-fedup-upgrade-vmlinuz-not-found.log",
