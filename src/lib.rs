@@ -24,6 +24,8 @@ pub mod rootfs;
 pub mod runlog;
 pub mod sandbox;
 pub mod signals;
+#[cfg(test)]
+mod testutil;
 pub mod verify_boot;
 
 pub use error::{exit_code_for, ExitCode, Failure};

@@ -187,6 +187,14 @@ impl RootDir {
         Ok(fstat(fd.as_raw_fd())?)
     }
 
+    /// True when the target has `program` in one of the directories the
+    /// sandbox's PATH lists (symlinks followed inside the root).
+    pub fn has_program(&self, program: &str) -> bool {
+        ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+            .iter()
+            .any(|dir| self.is_file(Path::new(dir).join(program)))
+    }
+
     /// True when the path resolves to something inside the root.
     pub fn exists(&self, target_path: impl AsRef<Path>) -> bool {
         self.metadata(target_path).is_ok()

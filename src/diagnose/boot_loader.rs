@@ -274,16 +274,7 @@ fn grub_modules_finding(root: &RootDir) -> Result<Option<Finding>> {
 mod tests {
     use super::*;
     use crate::attach::MountedFs;
-
-    fn tree(files: &[(&str, &[u8])]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, bytes) in files {
-            let full = dir.path().join(path);
-            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            std::fs::write(full, bytes).unwrap();
-        }
-        dir
-    }
+    use crate::testutil::tree;
 
     fn layout(disk: Option<&Path>, nodes: Vec<DiskNode>, esp_fstype: &str) -> Layout {
         Layout {

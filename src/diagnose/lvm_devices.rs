@@ -133,17 +133,8 @@ pub fn describe(copy: &StaleCopy) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::tree;
     use crate::verify_boot::initramfs::{write_newc, CpioEntry};
-
-    fn tree(files: &[(&str, &[u8])]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, bytes) in files {
-            let full = dir.path().join(path);
-            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            std::fs::write(full, bytes).unwrap();
-        }
-        dir
-    }
 
     fn pvids(ids: &[&str]) -> BTreeSet<String> {
         ids.iter().map(|s| s.to_string()).collect()

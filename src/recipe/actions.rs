@@ -396,10 +396,7 @@ pub fn regenerate_grub_config(
         Family::Debian => "grub-mkconfig",
         _ => "grub2-mkconfig",
     };
-    let found = ["/usr/sbin", "/sbin", "/usr/bin"]
-        .iter()
-        .any(|d| ws.exists(Path::new(d).join(generator)));
-    if !found {
+    if !ws.root().has_program(generator) {
         return Err(Failure::Refused(format!(
             "the target has no {generator}: cannot regenerate grub.cfg"
         ))
@@ -846,10 +843,7 @@ pub fn rebuild_initramfs(
             ],
         };
         let tool = &argv[0];
-        if !["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-            .iter()
-            .any(|d| ws.exists(Path::new(d).join(tool)))
-        {
+        if !ws.root().has_program(tool) {
             return Err(Failure::Refused(format!(
                 "the target has no {tool}: cannot regenerate its initramfs"
             ))

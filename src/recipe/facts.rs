@@ -52,11 +52,7 @@ impl InitramfsGenerator {
     /// initramfs-tools on Debian/Ubuntu unless only dracut is installed;
     /// dracut everywhere else.
     fn detect(root: &RootDir, family: Family) -> Self {
-        let installed = |tool: &str| {
-            ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-                .iter()
-                .any(|dir| root.exists(Path::new(dir).join(tool)))
-        };
+        let installed = |tool: &str| root.has_program(tool);
         match family {
             Family::Debian if !installed("update-initramfs") && installed("dracut") => {
                 InitramfsGenerator::Dracut

@@ -43,11 +43,7 @@ pub fn installed(root: &RootDir) -> Option<BiosGrub> {
         ("grub2-install", "/boot/grub2"),
     ]
     .into_iter()
-    .find(|(tool, _)| {
-        ["/usr/sbin", "/sbin", "/usr/bin"]
-            .iter()
-            .any(|dir| root.is_file(Path::new(dir).join(tool)))
-    })
+    .find(|(tool, _)| root.has_program(tool))
     .map(|(installer, dir)| BiosGrub {
         installer,
         dir: PathBuf::from(dir),

@@ -16,7 +16,7 @@ mod systemd_boot;
 
 pub use shim::{esp_files, EspFile};
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 
@@ -111,10 +111,7 @@ fn regenerate_missing_grub_cfg(
     if !parsed.linux_commands().is_empty() || parsed.uses_blscfg() || chains {
         return Ok(());
     }
-    let found = ["/usr/sbin", "/sbin", "/usr/bin"]
-        .iter()
-        .any(|d| ws.exists(Path::new(d).join(generator)));
-    if !found {
+    if !ws.root().has_program(generator) {
         return Err(Failure::Refused(format!(
             "{cfg} has no boot entry and the target has no {generator} to write it"
         ))

@@ -119,16 +119,7 @@ pub fn check(root: &RootDir, esp: &Path) -> Result<(bool, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tree(files: &[(&str, &[u8])]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, bytes) in files {
-            let full = dir.path().join(path);
-            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            std::fs::write(full, bytes).unwrap();
-        }
-        dir
-    }
+    use crate::testutil::tree;
 
     #[test]
     fn the_signed_build_is_the_one_checked_on_both_esp_paths() {
