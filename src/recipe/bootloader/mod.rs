@@ -40,42 +40,73 @@ pub fn reinstall_boot_loader(
         )
     })?;
     let mut grub = false;
-    let esp = mounted_esp(layout);
-    if let Some(esp) = &esp {
-        let conf = ctx.facts.systemd_boot_conf.as_deref();
-        if systemd_boot::in_use(ws.root(), esp, conf) {
-            if systemd_boot::installed(ws.root()).is_none() {
-                return Err(Failure::Refused(format!(
-                    "systemd-boot is the boot loader on the ESP at {} but the target has no bootctl and \
-                     systemd-boot image (/usr/bin/bootctl, /usr/lib/systemd/boot/efi/systemd-bootx64.efi: Debian's \
-                     systemd-boot package): install it in the target, then run bootloader again",
-                    esp.display()
-                ))
-                .into());
+    let mut planned_any = false;
+    let mut esp_skipped = None;
+    if let Some(esp) = mounted_esp(layout) {
+        match esp_loader(ws.root(), ctx.facts, &esp) {
+            EspLoader::SystemdBoot => systemd_boot::plan(&esp, planned),
+            EspLoader::Shim => {
+                shim::plan(ws, ctx, layout, &esp, planned)?;
+                grub = true;
             }
-            systemd_boot::plan(esp, planned);
-        } else {
-            shim::plan(ws, ctx, layout, esp, planned)?;
-            grub = true;
+            EspLoader::Unavailable(why) => esp_skipped = Some(why),
         }
+        planned_any = esp_skipped.is_none();
     }
     if let Some((bios_grub, disk, regions)) = bios_target(ws.root(), layout)? {
         bios::plan(ws.root(), &bios_grub, &disk, regions, planned)?;
         grub = true;
+        planned_any = true;
     }
-    if esp.is_none() && !grub {
-        return Err(Failure::Refused(
-            "no boot loader to put back: no EFI System Partition is mounted (an fstab line that does not find it: \
-             repair fix-mounts first; or a rescue VM without vfat) and the target has no GRUB for BIOS \
-             (/usr/lib/grub/i386-pc and grub-install) on a disk with room for it"
-                .into(),
-        )
-        .into());
+    match (planned_any, esp_skipped) {
+        (false, why) => {
+            return Err(Failure::Refused(why.unwrap_or_else(|| {
+                "no boot loader to put back: no EFI System Partition is mounted (an fstab line that does not find \
+                 it: repair fix-mounts first; or a rescue VM without vfat) and the target has no GRUB for BIOS \
+                 (/usr/lib/grub/i386-pc and grub-install) on a disk with room for it"
+                    .into()
+            }))
+            .into())
+        }
+        (true, Some(why)) => planned
+            .notes
+            .push(format!("the EFI System Partition is left as it is: {why}")),
+        (true, None) => {}
     }
     if grub {
         regenerate_missing_grub_cfg(ws, ctx, planned)?;
     }
     Ok(())
+}
+
+/// The boot loader on a mounted ESP, as this recipe can put it back.
+enum EspLoader {
+    SystemdBoot,
+    Shim,
+    /// Not from here: why, for the plan or the refusal.
+    Unavailable(String),
+}
+
+fn esp_loader(root: &RootDir, facts: &Facts, esp: &std::path::Path) -> EspLoader {
+    if systemd_boot::in_use(root, esp, facts.systemd_boot_conf.as_deref()) {
+        if systemd_boot::installed(root).is_some() {
+            return EspLoader::SystemdBoot;
+        }
+        return EspLoader::Unavailable(format!(
+            "systemd-boot is the boot loader on the ESP at {} but the target has no bootctl and systemd-boot image \
+             (/usr/bin/bootctl, /usr/lib/systemd/boot/efi/systemd-bootx64.efi: Debian's systemd-boot package): \
+             install it in the target, then run bootloader again",
+            esp.display()
+        ));
+    }
+    if facts.family != Family::Debian {
+        return EspLoader::Unavailable(format!(
+            "bootloader restores shim and GRUB from Debian-family packages only; on {} their files live on the ESP \
+             alone: reinstall the shim and grub2-efi packages in a chroot with network access",
+            facts.os_id
+        ));
+    }
+    EspLoader::Shim
 }
 
 /// GRUB for BIOS, the target disk and its boot-code regions, when the
@@ -152,12 +183,11 @@ pub fn check_installed(
     };
     let mut results = Vec::new();
     if let Some(esp) = mounted_esp(layout) {
-        let conf = facts.systemd_boot_conf.as_deref();
-        results.push(if systemd_boot::in_use(root, &esp, conf) {
-            systemd_boot::check(root, &esp)?
-        } else {
-            shim::check_installed(root, &esp, &facts.os_id)?
-        });
+        match esp_loader(root, facts, &esp) {
+            EspLoader::SystemdBoot => results.push(systemd_boot::check(root, &esp)?),
+            EspLoader::Shim => results.push(shim::check_installed(root, &esp, &facts.os_id)?),
+            EspLoader::Unavailable(_) => {}
+        }
     }
     if let Some((grub, disk, regions)) = bios_target(root, layout)? {
         results.push(bios::check(root, &grub, &disk, &regions)?);
@@ -229,5 +259,31 @@ mod tests {
             )),
             "a stub"
         );
+    }
+
+    #[test]
+    fn the_esp_loader_is_systemd_boot_shim_or_not_from_here() {
+        let loader = |files: &[(&str, &[u8])], esp: &str| {
+            let dir = crate::testutil::tree(files);
+            let root = RootDir::open(dir.path()).unwrap();
+            let facts = Facts::gather(&root).unwrap();
+            match esp_loader(&root, &facts, std::path::Path::new(esp)) {
+                EspLoader::SystemdBoot => "systemd-boot".to_string(),
+                EspLoader::Shim => "shim".to_string(),
+                EspLoader::Unavailable(why) => why,
+            }
+        };
+        let debian: (&str, &[u8]) = ("etc/os-release", b"ID=debian\n");
+        let rhel: (&str, &[u8]) = ("etc/os-release", b"ID=rhel\nID_LIKE=\"fedora\"\n");
+        let conf: (&str, &[u8]) = ("boot/loader/loader.conf", b"timeout 1\n");
+        let bootctl: (&str, &[u8]) = ("usr/bin/bootctl", b"");
+        let image: (&str, &[u8]) = ("usr/lib/systemd/boot/efi/systemd-bootx64.efi", b"sd");
+        assert_eq!(
+            loader(&[debian, conf, bootctl, image], "/boot"),
+            "systemd-boot"
+        );
+        assert!(loader(&[debian, conf, image], "/boot").contains("no bootctl"));
+        assert_eq!(loader(&[debian], "/boot/efi"), "shim");
+        assert!(loader(&[rhel], "/boot/efi").contains("Debian-family packages only"));
     }
 }

@@ -13,7 +13,6 @@ use anyhow::Result;
 
 use crate::attach::Layout;
 use crate::error::Failure;
-use crate::recipe::facts::Family;
 use crate::recipe::plan::{ActionContext, Planned, PlannedChange, Workspace};
 use crate::rootfs::RootDir;
 
@@ -76,8 +75,8 @@ pub fn esp_files(root: &RootDir, esp: &Path, vendor: &str) -> Result<Vec<EspFile
     ))
 }
 
-/// Plans the signed shim and GRUB on the ESP mounted at `esp`. Refuses
-/// RHEL's layout (its packages keep their files on the ESP only).
+/// Plans the signed shim and GRUB of a Debian-family target on the ESP
+/// mounted at `esp`.
 pub fn plan(
     ws: &mut Workspace,
     ctx: &ActionContext,
@@ -85,14 +84,6 @@ pub fn plan(
     esp: &Path,
     planned: &mut Planned,
 ) -> Result<()> {
-    if ctx.facts.family != Family::Debian {
-        return Err(Failure::Refused(format!(
-            "bootloader restores shim and GRUB from Debian-family packages only; on {} their files live on the ESP \
-             alone: reinstall the shim and grub2-efi packages in a chroot with network access",
-            ctx.facts.os_id
-        ))
-        .into());
-    }
     let vendor = ctx.facts.os_id.clone();
     let files = esp_files(ws.root(), esp, &vendor)?;
     for file in &files {
