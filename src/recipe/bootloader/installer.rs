@@ -2,7 +2,9 @@
 //! in the sandbox, journaled: every file below the planned trees is backed
 //! up first, the disk's boot-code ranges too, and what the installer
 //! created is recorded after it ran, so undo leaves the trees and the
-//! ranges byte for byte as they were.
+//! ranges byte for byte as they were. Files it creates can only be named
+//! once it has run: a crash in between leaves them behind after undo, while
+//! everything it replaced is already in the journal.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
