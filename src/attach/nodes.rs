@@ -58,6 +58,12 @@ impl DiskNode {
         }
     }
 
+    /// A GPT "BIOS boot partition", where GRUB embeds core.img on GPT.
+    pub fn is_bios_boot(&self) -> bool {
+        self.kind == "part"
+            && self.parttype.as_deref() == Some("21686148-6449-6e6f-744e-656564454649")
+    }
+
     /// An EFI system partition by its type (GPT GUID or MBR `ef`).
     pub fn is_esp(&self) -> bool {
         matches!(

@@ -21,9 +21,6 @@ use crate::rootfs::{EntryKind, RootDir};
 /// Where an ESP is mounted: `/boot` only when it is vfat (systemd-boot).
 const ESP_MOUNT_POINTS: &[&str] = &["/boot/efi", "/efi", "/boot"];
 
-/// GPT type of a BIOS boot partition (GRUB's core.img on a GPT disk).
-const BIOS_BOOT_GUID: &str = "21686148-6449-6e6f-744e-656564454649";
-
 /// The boot code area of an MBR: the bytes before the disk signature.
 const BOOT_CODE_LEN: usize = 440;
 
@@ -188,7 +185,7 @@ fn bios_boot_code_finding(root: &RootDir, layout: &Layout, disk: &Path) -> Resul
             return Ok(None);
         }
     };
-    let bios_boot_partition = layout.nodes.iter().any(is_bios_boot_partition);
+    let bios_boot_partition = layout.nodes.iter().any(DiskNode::is_bios_boot);
     if !is_msdos_label(&sector) && !bios_boot_partition {
         return Ok(None);
     }
@@ -230,10 +227,6 @@ fn bios_boot_code_finding(root: &RootDir, layout: &Layout, disk: &Path) -> Resul
         "run the target's own grub-install for i386-pc on the disk (journaled boot code)",
     ));
     Ok(Some(f))
-}
-
-fn is_bios_boot_partition(node: &DiskNode) -> bool {
-    node.kind == "part" && node.parttype.as_deref() == Some(BIOS_BOOT_GUID)
 }
 
 /// GRUB's BIOS modules directory without `normal.mod`: GRUB stops at
@@ -391,7 +384,7 @@ mod tests {
             label: None,
             partuuid: None,
             partlabel: None,
-            parttype: Some(BIOS_BOOT_GUID.into()),
+            parttype: Some("21686148-6449-6e6f-744e-656564454649".into()),
         }
     }
 

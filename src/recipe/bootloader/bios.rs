@@ -17,8 +17,6 @@ use crate::rootfs::RootDir;
 
 /// Where the package keeps GRUB for BIOS (boot.img and the modules).
 const MODULES: &str = "/usr/lib/grub/i386-pc";
-/// GPT's "BIOS boot partition" type, where GRUB embeds core.img.
-const BIOS_BOOT_GUID: &str = "21686148-6e6f-744e-6565-64454649";
 /// The MBR's boot code: everything before the disk signature (0x1B8).
 const BOOT_CODE: u64 = 440;
 /// Below this, core.img (about 30 KiB with the usual modules) does not fit.
@@ -83,10 +81,7 @@ pub fn boot_regions(layout: &Layout, disk: &str) -> Result<Option<Vec<DiskRegion
             }
         }
         "gpt" => {
-            let Some(part) = parts
-                .iter()
-                .find(|n| n.parttype.as_deref() == Some(BIOS_BOOT_GUID))
-            else {
+            let Some(part) = parts.iter().find(|n| n.is_bios_boot()) else {
                 return Ok(None);
             };
             DiskRegion {
