@@ -81,6 +81,14 @@ enum Record {
         /// Did the path exist before? (`CommandRewrite` of a missing file.)
         existed: bool,
         meta: Option<FileMeta>,
+        /// Backed up in case the command touches it; it counts as changed
+        /// only once a `Changed` record says so.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        watched: bool,
+    },
+    /// A watched file the command did change.
+    Changed {
+        path: PathBuf,
     },
     Done {
         seq: u32,
@@ -196,6 +204,15 @@ impl Journal {
 
     /// Records the intent to change `path`, backing up its current version.
     fn intend(&mut self, op: Op, requested: &Path) -> Result<(u32, fsops::Resolved)> {
+        self.intend_as(op, requested, false)
+    }
+
+    fn intend_as(
+        &mut self,
+        op: Op,
+        requested: &Path,
+        watched: bool,
+    ) -> Result<(u32, fsops::Resolved)> {
         let resolved = fsops::resolve(&self.root, requested)?;
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -211,6 +228,7 @@ impl Journal {
             requested: (resolved.path != requested).then(|| requested.to_path_buf()),
             existed: resolved.exists,
             meta,
+            watched,
         })?;
         failpoint::hit("journal-after-intent");
         if resolved.exists && op != Op::CreateDir && op != Op::Discard {
@@ -366,7 +384,7 @@ impl Journal {
             self.changed.push(resolved.path);
         }
         for path in watched {
-            let (seq, _) = self.intend(Op::CommandRewrite, path)?;
+            let (seq, _) = self.intend_as(Op::CommandRewrite, path, true)?;
             self.append(&Record::Done { seq })?;
         }
         Ok(())
@@ -418,6 +436,7 @@ impl Journal {
             requested: None,
             existed: false,
             meta: None,
+            watched: false,
         })?;
         self.append(&Record::Done { seq })?;
         if !dir {
@@ -429,6 +448,9 @@ impl Journal {
     /// Records that a watched file was changed by the command.
     pub fn note_changed(&mut self, path: &Path) -> Result<()> {
         let resolved = fsops::resolve(&self.root, path)?;
+        self.append(&Record::Changed {
+            path: resolved.path.clone(),
+        })?;
         self.changed.push(resolved.path);
         Ok(())
     }
@@ -512,7 +534,10 @@ pub fn history(target_root: &Path) -> Result<Vec<RunSummary>> {
                     summary.recipe = recipe;
                     summary.time = time;
                 }
-                Record::Intent { path, op, .. } if op != Op::CreateDir => summary.files.push(path),
+                Record::Intent {
+                    path, op, watched, ..
+                } if op != Op::CreateDir && !watched => summary.files.push(path),
+                Record::Changed { path } => summary.files.push(path),
                 Record::DiskIntent { device, region, .. } => summary.files.push(
                     TargetDisk {
                         device,
