@@ -142,11 +142,14 @@ fn regenerate_missing_grub_cfg(
     if !parsed.linux_commands().is_empty() || parsed.uses_blscfg() || chains {
         return Ok(());
     }
+    // The boot loader itself is still worth putting back: say plainly that
+    // GRUB will stop at its prompt until grub.cfg is written.
     if !ws.root().has_program(generator) {
-        return Err(Failure::Refused(format!(
-            "{cfg} has no boot entry and the target has no {generator} to write it"
-        ))
-        .into());
+        planned.notes.push(format!(
+            "{cfg} is missing or has no boot entry and the target has no {generator} to write it: GRUB will stop \
+             at its prompt until it is written (install grub2-common in the target, then run bootloader again)"
+        ));
+        return Ok(());
     }
     planned.changes.push(PlannedChange::Command {
         argv: vec![generator.into(), "-o".into(), cfg.into()],
@@ -253,6 +256,22 @@ mod tests {
         );
         let full = "menuentry 'Debian' {\n\tlinux /boot/vmlinuz-6.1.0-50-amd64 root=UUID=x ro\n}\n";
         assert!(!regenerates(Some(full)));
+        // Without the generator: a note, and the boot loader is still planned.
+        let dir = crate::testutil::tree(&[("etc/os-release", b"ID=debian\n")]);
+        let root = RootDir::open(dir.path()).unwrap();
+        let facts = Facts::gather(&root).unwrap();
+        let ctx = ActionContext {
+            facts: &facts,
+            layout: None,
+        };
+        let mut planned = Planned::default();
+        regenerate_missing_grub_cfg(&mut Workspace::new(&root), &ctx, &mut planned).unwrap();
+        assert!(planned.changes.is_empty());
+        assert!(
+            planned.notes[0].contains("no grub-mkconfig"),
+            "{:?}",
+            planned.notes
+        );
         assert!(
             !regenerates(Some(
                 "search --fs-uuid x\nconfigfile ($root)/grub2/grub.cfg\n"
