@@ -391,8 +391,14 @@ impl Journal {
     }
 
     /// Backs up byte ranges of the target disk a command is about to write
-    /// (the boot code grub-install puts outside any filesystem).
-    pub fn before_disk_write(&mut self, disk: &TargetDisk, regions: &[DiskRegion]) -> Result<()> {
+    /// (the boot code grub-install puts outside any filesystem); returns
+    /// their bytes as backed up.
+    pub fn before_disk_write(
+        &mut self,
+        disk: &TargetDisk,
+        regions: &[DiskRegion],
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut saved = Vec::new();
         for region in regions {
             let bytes = disk::read_region(&disk.device, region)?;
             let seq = self.next_seq;
@@ -413,8 +419,9 @@ impl Journal {
             )
             .with_context(|| format!("backing up {} into the journal", region.describe()))?;
             self.append(&Record::Done { seq })?;
+            saved.push(bytes);
         }
-        Ok(())
+        Ok(saved)
     }
 
     /// Records a disk region the command changed, for the report.

@@ -119,12 +119,8 @@ fn journal_disk(write: &DiskWrite, target: &Target, journal: &mut Journal) -> Re
         );
     }
     let disk = TargetDisk::probe(device)?;
-    journal.before_disk_write(&disk, &write.regions)?;
-    let mut before = Vec::new();
-    for region in &write.regions {
-        before.push((region.clone(), crate::journal::read_region(device, region)?));
-    }
-    Ok((disk, before))
+    let saved = journal.before_disk_write(&disk, &write.regions)?;
+    Ok((disk, write.regions.iter().cloned().zip(saved).collect()))
 }
 
 /// After the installer: files it changed or removed count as changed
