@@ -595,7 +595,15 @@ pub fn undo(target_root: &Path, run_id: Option<&str>, disk: Option<&Path>) -> Re
         return Ok(report);
     }
     let dir = Path::new(JOURNAL_DIR).join(&run_id);
-    let mut disk_checked = None;
+    // The disk is checked before anything is put back: a wrong disk must
+    // leave the run whole, not half undone.
+    let mut disk_checked = match records.iter().find_map(|r| match r {
+        Record::DiskIntent { disk_id, .. } => Some(disk_id),
+        _ => None,
+    }) {
+        Some(disk_id) => Some(disk_for_undo(disk, disk_id)?),
+        None => None,
+    };
     for record in records.iter().rev() {
         match record {
             Record::Intent {

@@ -487,6 +487,11 @@ fn disk_regions_go_back_byte_for_byte_onto_the_journaled_disk_only() {
     after[..440].fill(0x11);
     after[512..70_000].fill(0x22);
     std::fs::write(&image, &after).unwrap();
+    std::fs::create_dir_all(dir.path().join("boot/grub")).unwrap();
+    std::fs::write(dir.path().join("boot/grub/core.img"), b"core").unwrap();
+    journal
+        .note_created(Path::new("/boot/grub/core.img"), false)
+        .unwrap();
     journal.finish("applied").unwrap();
     let runs = history(dir.path()).unwrap();
     assert!(runs[0].files[0].to_string_lossy().contains("bytes 0..440"));
@@ -503,10 +508,15 @@ fn disk_regions_go_back_byte_for_byte_onto_the_journaled_disk_only() {
         err.to_string().contains("not writing another disk"),
         "{err:#}"
     );
+    assert!(
+        dir.path().join("boot/grub/core.img").exists(),
+        "a refused undo changes nothing"
+    );
     let err = undo(dir.path(), None, None).unwrap_err();
     assert!(err.to_string().contains("--disk"), "{err:#}");
 
     let report = undo(dir.path(), None, Some(&image)).unwrap();
     assert_eq!(report.restored.len(), 2, "{report:?}");
+    assert!(!dir.path().join("boot/grub/core.img").exists());
     assert!(std::fs::read(&image).unwrap() == before, "byte for byte");
 }
