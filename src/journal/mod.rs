@@ -16,7 +16,7 @@ mod fsops;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -597,7 +597,7 @@ pub fn undo(target_root: &Path, run_id: Option<&str>, disk: Option<&Path>) -> Re
     let dir = Path::new(JOURNAL_DIR).join(&run_id);
     // The disk is checked before anything is put back: a wrong disk must
     // leave the run whole, not half undone.
-    let mut disk_checked = match records.iter().find_map(|r| match r {
+    let target_disk = match records.iter().find_map(|r| match r {
         Record::DiskIntent { disk_id, .. } => Some(disk_id),
         _ => None,
     }) {
@@ -625,30 +625,42 @@ pub fn undo(target_root: &Path, run_id: Option<&str>, disk: Option<&Path>) -> Re
                     &mut report,
                 )?;
             }
-            Record::DiskIntent {
-                seq,
-                disk_id,
-                region,
-                ..
-            } => {
+            Record::DiskIntent { seq, region, .. } => {
                 let backup = dir.join("backups").join(seq.to_string());
-                // No backup means the crash came before the disk was touched.
-                if !root.is_file(&backup) {
-                    continue;
-                }
-                let target = match &disk_checked {
-                    Some(target) => target,
-                    None => disk_checked.insert(disk_for_undo(disk, disk_id)?),
-                };
-                let bytes = fsops::read_all(&root, &backup)?;
-                if disk::read_region(&target.device, region)? != bytes {
-                    disk::write_region(&target.device, region, &bytes)?;
-                    report.restored.push(target.label(region));
+                // Found above whenever the run has a DiskIntent record.
+                if let Some(target) = &target_disk {
+                    undo_disk_region(&root, &backup, target, region, &mut report)?;
                 }
             }
             _ => {}
         }
     }
+    mark_undone(&root, &dir, &run_id, report.restored.len())?;
+    Ok(report)
+}
+
+/// Writes one journaled byte range back onto the (checked) target disk.
+fn undo_disk_region(
+    root: &RootDir,
+    backup: &Path,
+    target: &TargetDisk,
+    region: &DiskRegion,
+    report: &mut UndoReport,
+) -> Result<()> {
+    // No backup means the crash came before the disk was touched.
+    if !root.is_file(backup) {
+        return Ok(());
+    }
+    let bytes = fsops::read_all(root, backup)?;
+    if disk::read_region(&target.device, region)? != bytes {
+        disk::write_region(&target.device, region, &bytes)?;
+        report.restored.push(target.label(region));
+    }
+    Ok(())
+}
+
+/// Appends the `Undone` record to the run's manifest, flushed.
+fn mark_undone(root: &RootDir, dir: &Path, run_id: &str, restored: usize) -> Result<()> {
     let manifest_fd: OwnedFd = root
         .open_fd(
             dir.join(MANIFEST),
@@ -659,15 +671,13 @@ pub fn undo(target_root: &Path, run_id: Option<&str>, disk: Option<&Path>) -> Re
     let mut manifest = File::from(manifest_fd);
     let mut line = serde_json::to_vec(&Record::Undone {
         time: now(),
-        restored: report.restored.len(),
+        restored,
     })?;
     line.push(b'\n');
     manifest
         .write_all(&line)
         .and_then(|()| manifest.sync_all())
-        .context("marking the run undone")?;
-    let _ = manifest.as_raw_fd();
-    Ok(report)
+        .context("marking the run undone")
 }
 
 /// Puts one journaled file change back.
